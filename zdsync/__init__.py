@@ -1,0 +1,3 @@
+"""zdsync: keeps one Teamwork.com task per Zendesk ticket."""
+
+__version__ = "0.1.0"

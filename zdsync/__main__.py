@@ -1,0 +1,3 @@
+from zdsync.cli import main
+
+main()

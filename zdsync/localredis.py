@@ -1,0 +1,99 @@
+"""A private ``redis-server`` on a free port in a temporary folder.
+
+Used by ``zdsync demo`` when no Redis answers, and by the test suite, which must never
+touch anybody's data. Nothing is persisted: the folder is removed on ``stop()``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalRedis:
+    """One redis-server process (a master, a replica, or a sentinel)."""
+
+    def __init__(self, port: int | None = None, *, replica_of: tuple[str, int] | None = None,
+                 sentinel_for: tuple[str, str, int] | None = None) -> None:
+        self.port = port or free_port()
+        self.replica_of = replica_of
+        self.sentinel_for = sentinel_for  # (master name, host, port)
+        self.dir = Path(tempfile.mkdtemp(prefix="zdsync-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("redis-server") is not None
+
+    def start(self, timeout_seconds: float = 10.0) -> LocalRedis:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RedisUnavailable("redis-server is not on PATH")
+        conf = [
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", 'save ""',
+            "appendonly no", "protected-mode no", f"logfile {self.dir / 'redis.log'}",
+        ]
+        if self.replica_of:
+            conf.append(f"replicaof {self.replica_of[0]} {self.replica_of[1]}")
+        args = [exe, str(self.dir / "redis.conf")]
+        if self.sentinel_for:
+            name, host, mport = self.sentinel_for
+            conf += [
+                f"sentinel monitor {name} {host} {mport} 2",
+                f"sentinel down-after-milliseconds {name} 1000",
+                f"sentinel failover-timeout {name} 5000",
+                f"sentinel parallel-syncs {name} 1",
+            ]
+            args.append("--sentinel")
+        (self.dir / "redis.conf").write_text("\n".join(conf) + "\n")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RedisUnavailable(f"redis-server exited: {self.log_tail()}")
+            try:
+                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise RedisUnavailable(f"redis-server did not answer on port {self.port}")
+
+    def log_tail(self) -> str:
+        log = self.dir / "redis.log"
+        return log.read_text()[-2000:] if log.exists() else ""
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

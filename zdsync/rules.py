@@ -1,0 +1,293 @@
+"""The sync rules: ticket + stored record + agent mappings -> actions. Pure, no I/O.
+
+This is a desired-state comparison, not an event handler. ``desired_task`` says what
+Teamwork should hold for a ticket; ``plan`` compares that with what was last applied
+and returns only the differences. Replaying a ticket, or planning it twice, is harmless.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
+KNOWN_STATUSES = OPEN_STATUSES | {"solved", "closed", "deleted"}
+MERGE_TAG = "closed_by_merge"
+NO_SUBJECT = "(no subject)"
+
+
+class MalformedTicket(ValueError):
+    """A ticket object from Zendesk that zdsync cannot read. Affects that ticket only."""
+
+    def __init__(self, ticket_id: object, reason: str) -> None:
+        super().__init__(f"ticket {ticket_id}: {reason}")
+        self.ticket_id = ticket_id
+        self.reason = reason
+
+
+def _optional_int(data: Mapping[str, Any], key: str, ticket_id: object) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedTicket(ticket_id, f"{key} must be an integer or null, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The part of a Zendesk ticket the rules look at."""
+
+    id: int
+    status: str
+    subject: str | None = None
+    assignee_id: int | None = None
+    submitter_id: int | None = None
+    tags: tuple[str, ...] = ()
+    updated_at: str = ""
+    generated_timestamp: int = 0
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Ticket:
+        """Read a ticket object from the export, show-ticket or a stored record."""
+        if not isinstance(data, Mapping):
+            raise MalformedTicket("?", f"expected an object, got {type(data).__name__}")
+        tid = data.get("id")
+        if isinstance(tid, bool) or not isinstance(tid, int) or tid <= 0:
+            raise MalformedTicket(tid, "id must be a positive integer")
+        status = data.get("status")
+        if status not in KNOWN_STATUSES:
+            raise MalformedTicket(tid, f"unknown status {status!r}")
+        subject = data.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            raise MalformedTicket(tid, "subject must be a string or null")
+        tags = data.get("tags") or []
+        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+            raise MalformedTicket(tid, "tags must be a list of strings")
+        updated_at = data.get("updated_at") or ""
+        if not isinstance(updated_at, str):
+            raise MalformedTicket(tid, "updated_at must be a string")
+        generated = data.get("generated_timestamp") or 0
+        if isinstance(generated, bool) or not isinstance(generated, int):
+            raise MalformedTicket(tid, "generated_timestamp must be an integer")
+        return cls(
+            id=tid,
+            status=status,
+            subject=subject,
+            assignee_id=_optional_int(data, "assignee_id", tid),
+            submitter_id=_optional_int(data, "submitter_id", tid),
+            tags=tuple(tags),
+            updated_at=updated_at,
+            generated_timestamp=generated,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "subject": self.subject,
+            "assignee_id": self.assignee_id,
+            "submitter_id": self.submitter_id,
+            "tags": list(self.tags),
+            "updated_at": self.updated_at,
+            "generated_timestamp": self.generated_timestamp,
+        }
+
+    @property
+    def merged(self) -> bool:
+        return self.status == "closed" and MERGE_TAG in self.tags
+
+    @property
+    def version(self) -> tuple[int, str]:
+        """Orders snapshots of one ticket: ``generated_timestamp``, then ``updated_at``.
+
+        ``updated_at`` is ISO-8601 UTC with a fixed format, so string order is time order.
+        """
+        return (self.generated_timestamp, self.updated_at)
+
+
+class Presence(enum.Enum):
+    REQUIRED = "required"  # the task must exist
+    FORBIDDEN = "forbidden"  # no task may exist (delete one if there is)
+    IF_EXISTS = "if_exists"  # keep (completed) a task that exists, never create one
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What Teamwork should hold for one ticket."""
+
+    presence: Presence
+    title: str = ""
+    assignee: int | None = None  # Teamwork person id; None = "Anyone"
+    completed: bool = False
+
+
+def render_title(ticket: Ticket, template: str) -> str:
+    """Render the task title. A missing subject still yields a title carrying the id."""
+    subject = (ticket.subject or "").strip() or NO_SUBJECT
+    return template.format(id=ticket.id, subject=subject, status=ticket.status)
+
+
+def assignee_for(ticket: Ticket, mappings: Mapping[int, int]) -> int | None:
+    """The Teamwork person for a ticket.
+
+    An assigned ticket follows its assignee (unmapped -> "Anyone", never the submitter:
+    the ticket is somebody else's job). An unassigned ticket goes to the agent who opened it.
+    """
+    if ticket.assignee_id is not None:
+        return mappings.get(ticket.assignee_id)
+    if ticket.submitter_id is not None:
+        return mappings.get(ticket.submitter_id)
+    return None
+
+
+def desired_task(ticket: Ticket, mappings: Mapping[int, int], title_template: str) -> Desired:
+    if ticket.status == "deleted" or (ticket.status == "closed" and not ticket.merged):
+        return Desired(Presence.FORBIDDEN)
+    presence = Presence.IF_EXISTS if ticket.merged else Presence.REQUIRED
+    return Desired(
+        presence,
+        title=render_title(ticket, title_template),
+        assignee=assignee_for(ticket, mappings),
+        completed=ticket.status not in OPEN_STATUSES,
+    )
+
+
+def ticket_link(zendesk_url: str, ticket_id: int) -> str:
+    """The agent-UI link written into every task: also the marker used to find it again."""
+    return f"{zendesk_url.rstrip('/')}/agent/tickets/{ticket_id}"
+
+
+def task_description(zendesk_url: str, ticket_id: int) -> str:
+    return f"Zendesk ticket: {ticket_link(zendesk_url, ticket_id)}\n\nKept in sync by zdsync."
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The Teamwork task state zdsync last applied for a ticket."""
+
+    task_id: int | None = None
+    title: str | None = None
+    assignee: int | None = None
+    completed: bool = False
+
+
+@dataclass(frozen=True)
+class Record:
+    """Everything stored for one ticket: the newest snapshot seen and what was applied.
+
+    Keeping the snapshot makes every later decision (retries, mapping changes) a pure
+    function of the record and the mappings; no re-export is needed.
+    ``create_pending`` is the intent written before a create: while it is set, a task may
+    exist in Teamwork that the record does not know about yet.
+    """
+
+    ticket: Ticket
+    applied: Applied = field(default_factory=Applied)
+    create_pending: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.applied
+        return {
+            "ticket": self.ticket.to_json(),
+            "task_id": a.task_id,
+            "title": a.title,
+            "assignee": a.assignee,
+            "completed": a.completed,
+            "create_pending": self.create_pending,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        return cls(
+            ticket=Ticket.from_api(data["ticket"]),
+            applied=Applied(
+                task_id=data.get("task_id"),
+                title=data.get("title"),
+                assignee=data.get("assignee"),
+                completed=bool(data.get("completed")),
+            ),
+            create_pending=bool(data.get("create_pending")),
+        )
+
+
+class Kind(enum.Enum):
+    CREATE = "create"
+    RETITLE = "retitle"
+    REASSIGN = "reassign"
+    COMPLETE = "complete"
+    REOPEN = "reopen"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    title: str | None = None  # CREATE, RETITLE
+    assignee: int | None = None  # CREATE, REASSIGN
+
+    def __str__(self) -> str:
+        if self.kind is Kind.CREATE:
+            return f"create {self.title!r} for {_who(self.assignee)}"
+        if self.kind is Kind.RETITLE:
+            return f"retitle to {self.title!r}"
+        if self.kind is Kind.REASSIGN:
+            return f"reassign to {_who(self.assignee)}"
+        return self.kind.value
+
+
+def _who(person: int | None) -> str:
+    return "Anyone" if person is None else f"person {person}"
+
+
+def is_stale(ticket: Ticket, record: Record | None) -> bool:
+    """True when ``ticket`` is an older snapshot than the one already stored."""
+    return record is not None and ticket.version < record.ticket.version
+
+
+def plan(record: Record, mappings: Mapping[int, int], title_template: str) -> list[Action]:
+    """The actions that bring the task to the state the record's ticket implies.
+
+    ``record.applied`` is what Teamwork holds as far as zdsync knows. The caller resolves
+    a pending create (finds and adopts a task that may have landed) before planning.
+    """
+    want = desired_task(record.ticket, mappings, title_template)
+    have = record.applied
+    has_task = have.task_id is not None
+
+    if want.presence is Presence.FORBIDDEN:
+        return [Action(Kind.DELETE)] if has_task else []
+    if not has_task:
+        if want.presence is Presence.IF_EXISTS:
+            return []
+        actions = [Action(Kind.CREATE, title=want.title, assignee=want.assignee)]
+        if want.completed:
+            actions.append(Action(Kind.COMPLETE))
+        return actions
+    actions = []
+    if have.title != want.title:
+        actions.append(Action(Kind.RETITLE, title=want.title))
+    if have.assignee != want.assignee:
+        actions.append(Action(Kind.REASSIGN, assignee=want.assignee))
+    if want.completed and not have.completed:
+        actions.append(Action(Kind.COMPLETE))
+    elif not want.completed and have.completed:
+        actions.append(Action(Kind.REOPEN))
+    return actions
+
+
+def after(applied: Applied, action: Action, task_id: int | None = None) -> Applied:
+    """The applied state once ``action`` has succeeded (``task_id`` for a create)."""
+    if action.kind is Kind.CREATE:
+        return Applied(task_id=task_id, title=action.title, assignee=action.assignee)
+    if action.kind is Kind.RETITLE:
+        return replace(applied, title=action.title)
+    if action.kind is Kind.REASSIGN:
+        return replace(applied, assignee=action.assignee)
+    if action.kind is Kind.COMPLETE:
+        return replace(applied, completed=True)
+    if action.kind is Kind.REOPEN:
+        return replace(applied, completed=False)
+    return Applied()
