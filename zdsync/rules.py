@@ -243,8 +243,18 @@ def _who(person: int | None) -> str:
 
 
 def is_stale(ticket: Ticket, record: Record | None) -> bool:
-    """True when ``ticket`` is an older snapshot than the one already stored."""
-    return record is not None and ticket.version < record.ticket.version
+    """True when ``ticket`` is an older snapshot than the one already stored.
+
+    Export snapshots carry ``generated_timestamp``; a ticket read with show-ticket (the
+    webhook path) does not, so between such snapshots only ``updated_at`` is compared.
+    An equal version is not stale: replaying it is harmless and plans nothing new.
+    """
+    if record is None:
+        return False
+    old = record.ticket
+    if ticket.generated_timestamp and old.generated_timestamp:
+        return ticket.version < old.version
+    return ticket.updated_at < old.updated_at
 
 
 def plan(record: Record, mappings: Mapping[int, int], title_template: str) -> list[Action]:

@@ -1,0 +1,412 @@
+"""Settings: a TOML file, command-line options and environment variables.
+
+One naming rule binds the three: TOML ``[section] key`` <-> option ``--section-key`` <->
+environment ``SECTION_KEY``. Precedence, highest first: environment, command line, file,
+defaults. Every problem is collected and reported at once, with how to set the value,
+before anything touches the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from zdsync import defaults
+from zdsync.errors import ConfigError
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or errors."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its section, key, type, default and meaning."""
+
+    section: str
+    key: str
+    kind: str  # str | int | float | bool | secret | time | hosts | url
+    default: Any
+    help: str
+
+    @property
+    def toml(self) -> str:
+        return f"[{self.section}] {self.key}"
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.section}-{self.key}".replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return f"{self.section}_{self.key}".upper()
+
+    @property
+    def dest(self) -> str:
+        return f"{self.section}_{self.key}"
+
+    def how_to_set(self) -> str:
+        return f"set {self.toml} in the config file, {self.flag}, or {self.env}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("zendesk", "subdomain", "str", None, "Zendesk subdomain: acme for acme.zendesk.com."),
+    Option("zendesk", "email", "str", None, "E-mail of the Zendesk admin that owns the token."),
+    Option("zendesk", "api_token", "secret", None, "Zendesk API token (Basic {email}/token)."),
+    Option("zendesk", "url", "url", None,
+           "Base URL override; default https://{subdomain}.zendesk.com."),
+    Option("teamwork", "domain", "str", None, "Teamwork site: acme for acme.teamwork.com."),
+    Option("teamwork", "api_token", "secret", None, "Teamwork API token of the integration user."),
+    Option("teamwork", "project_id", "int", None, "Teamwork project that receives the tasks."),
+    Option("teamwork", "tasklist_id", "int", None,
+           "Task list for the tasks; when unset, the list named tasklist_name is used."),
+    Option("teamwork", "tasklist_name", "str", "Zendesk",
+           "Task list looked up (created if missing) when tasklist_id is unset."),
+    Option("teamwork", "url", "url", None,
+           "Base URL override; default https://{domain}.teamwork.com."),
+    Option("teamwork", "rate_limit", "float", defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE,
+           "Teamwork requests per minute zdsync paces itself to."),
+    Option("redis", "host", "str", "localhost", "Redis host (ignored with Sentinel)."),
+    Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel)."),
+    Option("redis", "db", "int", 0, "Redis database number."),
+    Option("redis", "password", "secret", None, "Redis password (data nodes and Sentinels)."),
+    Option("redis", "use_sentinel", "bool", False, "Find the master through Redis Sentinel."),
+    Option("redis", "sentinel_hosts", "hosts", None, "Sentinels as host:port,host:port."),
+    Option("redis", "sentinel_master", "str", "mymaster", "Master name known to the Sentinels."),
+    Option("redis", "key_prefix", "str", "zdsync:", "Prefix of every key zdsync writes."),
+    Option("sync", "start_time", "time", None,
+           "Where the very first export starts (ISO-8601 or epoch s); default: now, no backfill."),
+    Option("sync", "interval", "float", defaults.SYNC_INTERVAL_SECONDS,
+           "Seconds between two passes."),
+    Option("sync", "title_template", "str", "[ZD#{id}] {subject}",
+           "Task title; fields {id}, {subject}, {status}."),
+    Option("log", "level", "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Option("log", "format", "str", "text", "text, or json for one JSON object per line."),
+    Option("http", "host", "str", "0.0.0.0", "Address of the health, metrics and webhook server."),
+    Option("http", "port", "int", 8080, "Port of that server."),
+    Option("webhook", "secret", "secret", None,
+           "Zendesk webhook signing secret; the webhook endpoint is on only when set."),
+)
+
+BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected an integer, got {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    if "://" in text:
+        # Kubernetes service links inject e.g. REDIS_PORT=tcp://10.0.0.7:6379.
+        raise ValueError(
+            f"expected an integer, got {text!r} (a Kubernetes service link? "
+            "set enableServiceLinks: false on the pod, or set the value explicitly)"
+        )
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {raw!r}") from None
+
+
+def _parse_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a number, got {raw!r}")
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {raw!r}") from None
+
+
+def parse_time(raw: Any) -> int:
+    """ISO-8601 (naive means UTC) or epoch seconds -> epoch seconds."""
+    if isinstance(raw, dt.datetime):
+        value = raw
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        return int(raw)
+    else:
+        text = str(raw).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"expected ISO-8601 (2026-01-31T12:00:00Z) or epoch seconds, got {raw!r}"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp())
+
+
+def _parse_hosts(raw: Any) -> tuple[tuple[str, int], ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    hosts = []
+    for item in items:
+        host, sep, port = str(item).strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port,host:port, got {item!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    if not hosts:
+        raise ValueError("expected at least one host:port")
+    return tuple(hosts)
+
+
+def _parse_url(raw: Any) -> str:
+    text = str(raw).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL such as https://acme.example.com, got {raw!r}")
+    return text
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "str": lambda raw: str(raw).strip(),
+    "secret": lambda raw: Secret(str(raw).strip()),
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "time": parse_time,
+    "hosts": _parse_hosts,
+    "url": _parse_url,
+}
+
+
+# -- settings tree ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZendeskSettings:
+    subdomain: str | None = None
+    email: str | None = None
+    api_token: Secret | None = None
+    url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.url or f"https://{self.subdomain}.zendesk.com"
+
+
+@dataclass(frozen=True)
+class TeamworkSettings:
+    domain: str | None = None
+    api_token: Secret | None = None
+    project_id: int | None = None
+    tasklist_id: int | None = None
+    tasklist_name: str = "Zendesk"
+    url: str | None = None
+    rate_limit: float = defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE
+
+    @property
+    def base_url(self) -> str:
+        return self.url or f"https://{self.domain}.teamwork.com"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    host: str = "localhost"
+    port: int = 6379
+    db: int = 0
+    password: Secret | None = None
+    use_sentinel: bool = False
+    sentinel_hosts: tuple[tuple[str, int], ...] | None = None
+    sentinel_master: str = "mymaster"
+    key_prefix: str = "zdsync:"
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    start_time: int | None = None
+    interval: float = defaults.SYNC_INTERVAL_SECONDS
+    title_template: str = "[ZD#{id}] {subject}"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secret: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    zendesk: ZendeskSettings = field(default_factory=ZendeskSettings)
+    teamwork: TeamworkSettings = field(default_factory=TeamworkSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+
+
+SECTION_TYPES = {
+    "zendesk": ZendeskSettings, "teamwork": TeamworkSettings, "redis": RedisSettings,
+    "sync": SyncSettings, "log": LogSettings, "http": HttpSettings, "webhook": WebhookSettings,
+}
+
+
+def _read_file(path: str, problems: list[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(f"config file {path} does not exist (--config or ZDSYNC_CONFIG)")
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"config file {path} cannot be read: {exc}")
+        return {}
+    flat: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in SECTION_TYPES or not isinstance(values, dict):
+            problems.append(f"config file {path}: unknown section [{section}]")
+            continue
+        for key, value in values.items():
+            dest = f"{section}_{key}"
+            if dest not in BY_DEST:
+                problems.append(f"config file {path}: unknown setting {key!r} in [{section}]")
+            else:
+                flat[dest] = value
+    return flat
+
+
+def load(
+    config_path: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_services: bool = True,
+) -> Settings:
+    """Merge defaults, file, options and environment; validate; raise ConfigError.
+
+    ``options`` maps ``dest`` names (``zendesk_api_token``) to values; None means unset.
+    ``require_services`` demands the Zendesk and Teamwork settings a sync needs; commands
+    that only touch Redis pass False.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    config_path = environ.get("ZDSYNC_CONFIG") or config_path
+    raw: dict[str, tuple[Any, str]] = {}
+    if config_path:
+        for dest, value in _read_file(config_path, problems).items():
+            raw[dest] = (value, f"{BY_DEST[dest].toml} in {config_path}")
+    for dest, value in (options or {}).items():
+        if value is not None and dest in BY_DEST:
+            raw[dest] = (value, BY_DEST[dest].flag)
+    for opt in OPTIONS:
+        if opt.env in environ and environ[opt.env] != "":
+            raw[opt.dest] = (environ[opt.env], f"environment variable {opt.env}")
+
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTION_TYPES}
+    unparsed = set()
+    for dest, (value, source) in raw.items():
+        opt = BY_DEST[dest]
+        try:
+            values[opt.section][opt.key] = PARSERS[opt.kind](value)
+        except ValueError as exc:
+            unparsed.add(f"{opt.section}.{opt.key} ")
+            problems.append(f"{opt.section}.{opt.key} from {source}: {exc}")
+    settings = Settings(**{name: SECTION_TYPES[name](**vals) for name, vals in values.items()})
+    # A value that failed to parse is reported once, not again as "required".
+    problems += [p for p in _validate(settings, require_services)
+                 if not any(p.startswith(name) for name in unparsed)]
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _missing(dest: str) -> str:
+    opt = BY_DEST[dest]
+    return f"{opt.section}.{opt.key} is required: {opt.how_to_set()}"
+
+
+def _validate(s: Settings, require_services: bool) -> list[str]:
+    problems = []
+    if require_services:
+        if not s.zendesk.url and not s.zendesk.subdomain:
+            problems.append(_missing("zendesk_subdomain") + " (or zendesk.url)")
+        for dest, value in (("zendesk_email", s.zendesk.email),
+                            ("zendesk_api_token", s.zendesk.api_token),
+                            ("teamwork_api_token", s.teamwork.api_token),
+                            ("teamwork_project_id", s.teamwork.project_id)):
+            if not value:
+                problems.append(_missing(dest))
+        if not s.teamwork.url and not s.teamwork.domain:
+            problems.append(_missing("teamwork_domain") + " (or teamwork.url)")
+    if s.redis.use_sentinel and not s.redis.sentinel_hosts:
+        problems.append(_missing("redis_sentinel_hosts") + " when redis.use_sentinel is true")
+    if not 0 < s.redis.port < 65536:
+        problems.append(f"redis.port must be 1-65535: {BY_DEST['redis_port'].how_to_set()}")
+    if not 0 < s.http.port < 65536:
+        problems.append(f"http.port must be 1-65535: {BY_DEST['http_port'].how_to_set()}")
+    if s.sync.interval <= 0:
+        problems.append(f"sync.interval must be > 0: {BY_DEST['sync_interval'].how_to_set()}")
+    if s.teamwork.rate_limit <= 0:
+        problems.append(f"teamwork.rate_limit must be > 0: "
+                        f"{BY_DEST['teamwork_rate_limit'].how_to_set()}")
+    try:
+        s.sync.title_template.format(id=1, subject="s", status="open")
+        if "{id}" not in s.sync.title_template:
+            raise ValueError("it must contain {id}")
+    except (KeyError, IndexError, ValueError) as exc:
+        problems.append(f"sync.title_template is invalid ({exc}); fields are {{id}}, "
+                        f"{{subject}}, {{status}}: {BY_DEST['sync_title_template'].how_to_set()}")
+    if s.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR: "
+                        f"{BY_DEST['log_level'].how_to_set()}")
+    if s.log.format not in {"text", "json"}:
+        problems.append(f"log.format must be text or json: {BY_DEST['log_format'].how_to_set()}")
+    if not s.redis.key_prefix:
+        problems.append(f"redis.key_prefix must not be empty: "
+                        f"{BY_DEST['redis_key_prefix'].how_to_set()}")
+    return problems

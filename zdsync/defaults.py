@@ -1,0 +1,45 @@
+"""Every tunable in one place, with its unit in its name (the rq convention)."""
+
+# Scheduling
+SYNC_INTERVAL_SECONDS = 60
+"""Seconds between two passes of the poller."""
+
+MISFIRE_GRACE_SECONDS = 300
+"""How late a scheduled pass may still start; APScheduler's 1 s default drops late runs."""
+
+# Locks
+LOCK_TTL_SECONDS = 30
+"""Lifetime of the sync (leader) lock; renewed every third of it while held."""
+
+# HTTP clients
+HTTP_CONNECT_TIMEOUT_SECONDS = 5.0
+HTTP_READ_TIMEOUT_SECONDS = 30.0
+HTTP_MAX_ATTEMPTS = 5
+"""Attempts for one idempotent request before the error reaches the reconciler."""
+HTTP_BACKOFF_BASE_SECONDS = 0.5
+HTTP_BACKOFF_CAP_SECONDS = 30.0
+MAX_RATE_LIMIT_WAIT_SECONDS = 120.0
+"""Longest single wait for a rate limit inside a request; longer waits fail the call."""
+
+# Zendesk
+ZENDESK_PAGE_SIZE = 1000
+"""Tickets per export page (Zendesk's maximum)."""
+ZENDESK_MIN_PAGE_SIZE = 100
+"""Smallest page size reached when shrinking pages after 504s and timeouts."""
+ZENDESK_START_TIME_MARGIN_SECONDS = 90
+"""A first export never starts later than now minus this (Zendesk refuses the last minute)."""
+
+# Teamwork
+TEAMWORK_RATE_LIMIT_PER_MINUTE = 150
+TEAMWORK_LOCKOUT_SECONDS = 60.0
+"""Teamwork's documented lock-out after a 429 when no reset header says otherwise."""
+TEAMWORK_SEARCH_PAGE_SIZE = 100
+
+# Retries of failed tickets
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 3600.0
+"""A failing ticket is retried with exponential backoff from base to cap, forever."""
+
+# Bookkeeping
+HISTORY_LENGTH = 50
+"""Actions remembered per ticket for ``zdsync tickets show``."""

@@ -1,0 +1,52 @@
+"""Error types. Callers branch on *retryable* versus *permanent*, as kopf does."""
+
+from __future__ import annotations
+
+
+class ZdsyncError(Exception):
+    """Base of every error zdsync raises on purpose."""
+
+
+class ConfigError(ZdsyncError):
+    """Settings missing or malformed; carries every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+class ApiError(ZdsyncError):
+    """A call to Zendesk or Teamwork failed. Never carries credentials."""
+
+    retryable = False
+
+    def __init__(self, service: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.status = status
+
+
+class RetryableError(ApiError):
+    """Worth trying again later: 5xx, 429, timeouts, connection errors."""
+
+    retryable = True
+
+
+class PermanentError(ApiError):
+    """Trying again unchanged will not help: 4xx other than 404/429."""
+
+
+class NotFound(PermanentError):
+    """The object is gone (404)."""
+
+
+class AmbiguousWrite(RetryableError):
+    """A non-idempotent write may or may not have been applied (lost response)."""
+
+
+class LockHeld(ZdsyncError):
+    """Another process holds the sync lock."""
+
+
+class LockLost(ZdsyncError):
+    """This process held the sync lock and lost it; stop before the next ticket."""

@@ -1,0 +1,494 @@
+"""The reconciler: drives Teamwork toward the state each ticket implies.
+
+Level-triggered. Whatever brings a ticket id here (an export page, a retry, a mapping
+change, a webhook), the same steps run: load the stored record, take the newest snapshot,
+resolve a create whose outcome is unknown, ``rules.plan``, apply, store. Replays and
+retries are therefore harmless.
+
+Crash safety, step by step:
+
+- A create first stores the intent (``create_pending``) and only then calls Teamwork; the
+  task carries the ticket link in its description. If the response is lost, or the process
+  dies before the task id is stored, the next attempt finds the pending intent, searches
+  the task list for the link and adopts what landed (deleting any extra copies) instead of
+  creating again.
+- Other actions are idempotent "set to X" calls; a replay repeats them harmlessly, and a
+  404 means the task is gone: a ticket that still needs one gets a new task.
+- A page's records, retry-set entries and the advanced cursor are written in one
+  transaction after every ticket of the page was applied or queued for retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zdsync import defaults
+from zdsync.config import Settings
+from zdsync.errors import AmbiguousWrite, ApiError, NotFound, RetryableError
+from zdsync.metrics import Metrics
+from zdsync.rules import (
+    Action,
+    Applied,
+    Kind,
+    MalformedTicket,
+    Record,
+    Ticket,
+    after,
+    is_stale,
+    plan,
+    task_description,
+    ticket_link,
+)
+from zdsync.store import Store
+from zdsync.teamwork import Task, TeamworkClient
+from zdsync.zendesk import ZendeskClient
+
+log = logging.getLogger(__name__)
+
+COUNTED = {Kind.CREATE: "created", Kind.RETITLE: "updated", Kind.REASSIGN: "updated",
+           Kind.COMPLETE: "completed", Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
+
+
+class Stopped(Exception):
+    """The pass was asked to stop (shutdown or lost lock) between two tickets."""
+
+
+@dataclass
+class Summary:
+    seen: int = 0
+    created: int = 0
+    updated: int = 0
+    completed: int = 0
+    reopened: int = 0
+    deleted: int = 0
+    adopted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pages: int = 0
+    cursor_position: int | None = None
+    error: str | None = None  # a service stayed unreachable; the cursor kept its place
+    stopped: bool = False
+    planned: list[tuple[int, list[str]]] = field(default_factory=list)  # dry runs
+
+    def count(self, kind: Kind) -> None:
+        name = COUNTED[kind]
+        setattr(self, name, getattr(self, name) + 1)
+
+    def line(self) -> str:
+        position = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.cursor_position))
+                    if self.cursor_position else "none")
+        text = (f"tickets seen {self.seen}; tasks created {self.created}, updated "
+                f"{self.updated}, completed {self.completed}, reopened {self.reopened}, "
+                f"deleted {self.deleted}; skipped {self.skipped}; failed {self.failed}; "
+                f"cursor {position}")
+        if self.error:
+            text += f"; error: {self.error}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "planned"}
+
+
+@dataclass
+class Outcome:
+    record: Record
+    history: list[str]
+    error: str | None = None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        zendesk: ZendeskClient,
+        teamwork: TeamworkClient,
+        metrics: Metrics | None = None,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.zendesk = zendesk
+        self.teamwork = teamwork
+        self.metrics = metrics or Metrics()
+        self.should_stop = should_stop
+        self.clock = clock
+        self.template = settings.sync.title_template
+        self.unreadable: dict[int, str] = {}  # ticket id -> reason, for the batch in hand
+        self._tasklist_id = settings.teamwork.tasklist_id
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def tasklist_id(self) -> int:
+        """The configured task list, else the one named ``tasklist_name`` (created if
+        missing); the id found is remembered in Redis."""
+        if self._tasklist_id is not None:
+            return self._tasklist_id
+        tw = self.settings.teamwork
+        assert tw.project_id is not None
+        found = self.store.tasklist_id(tw.project_id, tw.tasklist_name)
+        if found is None:
+            matches = [int(t["id"]) for t in self.teamwork.tasklists(tw.project_id,
+                                                                      tw.tasklist_name)
+                       if (t.get("name") or "").strip() == tw.tasklist_name]
+            if matches:
+                found = min(matches)
+            else:
+                found = self.teamwork.create_tasklist(tw.project_id, tw.tasklist_name)
+                log.info("created task list %r (%s) in project %s", tw.tasklist_name, found,
+                         tw.project_id)
+            self.store.set_tasklist_id(tw.project_id, tw.tasklist_name, found)
+        self._tasklist_id = found
+        return found
+
+    def link(self, ticket_id: int) -> str:
+        return ticket_link(self.settings.zendesk.base_url, ticket_id)
+
+    # -- one pass ----------------------------------------------------------------------
+
+    def run_pass(self, *, dry_run: bool = False) -> Summary:
+        """Remapped agents' tickets, due retries, then the export from the saved cursor."""
+        summary = Summary()
+        started = time.monotonic()
+        try:
+            mappings = self.store.mappings()
+            if not dry_run:
+                self._remapped(mappings, summary)
+                self._retries(mappings, summary)
+            self._export(mappings, summary, dry_run)
+        except Stopped:
+            summary.stopped = True
+        except ApiError as exc:
+            summary.error = str(exc)
+            log.error("pass stopped early: %s", exc)
+        duration = time.monotonic() - started
+        if not dry_run:
+            self._finish(summary, duration)
+        return summary
+
+    def _finish(self, summary: Summary, duration: float) -> None:
+        result = ("error" if summary.error else "stopped" if summary.stopped
+                  else "partial" if summary.failed else "success")
+        self.metrics.passes.labels(result).inc()
+        self.metrics.pass_duration.observe(duration)
+        depth = self.store.retry_depth()
+        self.metrics.retry_depth.set(depth)
+        position = self.store.cursor().position
+        if position:
+            self.metrics.cursor_lag.set(max(0.0, self.clock() - position))
+        if result in ("success", "partial"):
+            self.metrics.last_success.set(self.clock())
+        self.store.save_last_pass({"at": self.clock(), "result": result,
+                                   "duration": round(duration, 3), "retry_depth": depth,
+                                   "summary": summary.line()})
+
+    def _check(self) -> None:
+        if self.should_stop():
+            raise Stopped()
+
+    def _export(self, mappings: dict[int, int], summary: Summary, dry_run: bool) -> None:
+        state = self.store.cursor()
+        start_time = None
+        if not state.cursor:
+            start_time = self._first_start_time(state.position, dry_run)
+        position = state.position
+        for page in self.zendesk.export(state.cursor, start_time):
+            summary.pages += 1
+            if page.too_recent:
+                log.info("export: nothing new yet (start time within the last minute)")
+                return
+            self.unreadable = {}
+            batch = self._apply(self._parse(page.tickets, summary), mappings, summary,
+                                dry_run, "export")
+            batch.refetch.update(self.unreadable)
+            if dry_run:
+                continue
+            if not batch.stopped:
+                position = self._page_position(page.tickets, page.end_of_stream) or position
+            # One transaction: the page's records and retries, then the cursor. A page cut
+            # short by a stop is committed without moving the cursor; it is read again.
+            self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
+                              history=batch.history, refetch=batch.refetch,
+                              cursor=None if batch.stopped else (page.after_cursor, position))
+            if batch.stopped:
+                raise Stopped()
+            summary.cursor_position = position
+            if position:
+                self.metrics.cursor_lag.set(max(0.0, self.clock() - position))
+
+    def _first_start_time(self, saved: int | None, dry_run: bool) -> int:
+        """Where the very first export starts. Chosen once and saved, so a first pass that
+        fails does not move the start forward and lose the changes in between."""
+        latest = int(self.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
+        start = min(saved or self.settings.sync.start_time or latest, latest)
+        if saved is None and not dry_run:
+            self.store.commit(cursor=(None, start))
+        return start
+
+    def _page_position(self, tickets: list[Any], end_of_stream: bool) -> int | None:
+        """Epoch seconds the export has reached: for ``zdsync cursor show`` and the lag."""
+        if end_of_stream:
+            return int(self.clock()) - 60  # caught up: Zendesk holds back the last minute
+        stamps = [t.get("generated_timestamp") for t in tickets if isinstance(t, dict)]
+        return max((s for s in stamps if isinstance(s, int)), default=None)
+
+    def _parse(self, raw_tickets: Iterable[Any], summary: Summary) -> list[Ticket]:
+        """Readable tickets, newest snapshot per id. A malformed one is logged with its id,
+        counted and skipped: it never blocks the others."""
+        tickets: dict[int, Ticket] = {}
+        for raw in raw_tickets:
+            summary.seen += 1
+            try:
+                ticket = Ticket.from_api(raw)
+            except MalformedTicket as exc:
+                log.error("ticket %s: skipped, malformed: %s", exc.ticket_id, exc.reason)
+                self.metrics.skipped.labels("malformed").inc()
+                summary.skipped += 1
+                if isinstance(exc.ticket_id, int) and exc.ticket_id > 0:
+                    self.unreadable[exc.ticket_id] = f"malformed: {exc.reason}"
+                continue
+            prior = tickets.get(ticket.id)
+            if prior is None or ticket.version >= prior.version:
+                tickets[ticket.id] = ticket
+        return list(tickets.values())
+
+    # -- a batch of tickets ------------------------------------------------------------
+
+    def _apply(self, tickets: Iterable[Ticket | Record], mappings: dict[int, int],
+               summary: Summary, dry_run: bool, source: str) -> Batch:
+        """Reconcile tickets (fresh snapshots, or stored records to re-plan). Reads the
+        stored records in one round trip; stops between two tickets when asked."""
+        items = list(tickets)
+        ids = [i.id if isinstance(i, Ticket) else i.ticket.id for i in items]
+        stored = self.store.records(ids)
+        batch = Batch()
+        for item in items:
+            if self.should_stop():
+                batch.stopped = True
+                break
+            if isinstance(item, Record):
+                record = stored.get(item.ticket.id, item)
+            else:
+                prior = stored.get(item.id)
+                if is_stale(item, prior):
+                    self.metrics.skipped.labels("stale").inc()
+                    summary.skipped += 1
+                    continue
+                record = replace(prior, ticket=item) if prior else Record(item)
+            outcome = self.reconcile(record, mappings, summary, dry_run)
+            self.metrics.tickets.labels(source, "failed" if outcome.error else "ok").inc()
+            batch.add(outcome)
+        return batch
+
+    def commit(self, batch: Batch) -> None:
+        self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
+                          history=batch.history, refetch=batch.refetch)
+
+    # -- retries, remapped agents, fresh reads -----------------------------------------
+
+    def _retries(self, mappings: dict[int, int], summary: Summary) -> None:
+        due = self.store.due_retries(self.clock())
+        if not due:
+            return
+        log.info("retrying %d ticket(s)", len(due))
+        records = self.store.records(t for t, refetch in due if not refetch)
+        # Tickets never stored, or unreadable when exported, are read afresh.
+        fresh = [t for t, refetch in due if refetch or t not in records]
+        batch = self._apply(records.values(), mappings, summary, False, "retry")
+        self.commit(batch)
+        if batch.stopped:
+            raise Stopped()
+        if fresh:
+            self.refresh(fresh, summary, source="retry", mappings=mappings)
+
+    def _remapped(self, mappings: dict[int, int], summary: Summary) -> None:
+        """Re-plan open tickets of agents whose mapping changed, from stored snapshots."""
+        agents = self.store.take_remapped()
+        if not agents:
+            return
+        try:
+            affected = [r for r in self.store.all_records()
+                        if r.ticket.status not in ("closed", "deleted")
+                        and (r.ticket.assignee_id in agents
+                             or (r.ticket.assignee_id is None
+                                 and r.ticket.submitter_id in agents))]
+            log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
+                     len(affected))
+            batch = self._apply(affected, mappings, summary, False, "remap")
+            self.commit(batch)
+            if batch.stopped:
+                raise Stopped()
+        except BaseException:
+            self.store.restore_remapped(agents)
+            raise
+
+    def refresh(self, ticket_ids: Iterable[int], summary: Summary | None = None, *,
+                source: str = "fetch", mappings: dict[int, int] | None = None) -> Summary:
+        """Read tickets afresh from Zendesk and reconcile them (webhooks, resync, tickets
+        that could not be read from the export). A 404 means deleted."""
+        summary = summary or Summary()
+        mappings = self.store.mappings() if mappings is None else mappings
+        ids = list(dict.fromkeys(ticket_ids))
+        stored = self.store.records(ids)
+        tickets: list[Ticket] = []
+        failed: dict[int, str] = {}
+        self.unreadable = {}
+        for tid in ids:
+            try:
+                raw = self.zendesk.ticket(tid)
+                if raw is None:
+                    prior = stored.get(tid)
+                    if prior is None:
+                        continue  # deleted before zdsync ever saw it: nothing to do
+                    raw = {**prior.ticket.to_json(), "status": "deleted",
+                           "updated_at": _iso(self.clock()), "generated_timestamp": 0}
+                tickets += self._parse([raw], summary)
+            except ApiError as exc:
+                log.warning("ticket %s: could not read it from Zendesk: %s", tid, exc)
+                failed[tid] = str(exc)
+        batch = self._apply(tickets, mappings, summary, False, source)
+        batch.refetch.update(failed)
+        batch.refetch.update(self.unreadable)
+        summary.failed += len(failed)
+        self.commit(batch)
+        return summary
+
+    # -- one ticket --------------------------------------------------------------------
+
+    def reconcile(self, record: Record, mappings: dict[int, int], summary: Summary,
+                  dry_run: bool = False) -> Outcome:
+        """Bring one ticket's task to the state its record implies. Never raises for an
+        API error: the error is returned and the record holds what was applied."""
+        tid = record.ticket.id
+        history: list[str] = []
+        try:
+            if record.create_pending and record.applied.task_id is None and not dry_run:
+                record = self._recover(record, history, summary)
+            for _ in range(2):  # a second round only when the task turned out to be gone
+                actions = plan(record, mappings, self.template)
+                if dry_run:
+                    if actions:
+                        summary.planned.append((tid, [str(a) for a in actions]))
+                        for action in actions:
+                            summary.count(action.kind)
+                    return Outcome(record, [])
+                try:
+                    for action in actions:
+                        record = self._execute(record, action, history, summary)
+                    break
+                except NotFound:
+                    log.warning("ticket %s: task %s is gone from Teamwork", tid,
+                                record.applied.task_id)
+                    history.append(f"task {record.applied.task_id} was gone from Teamwork")
+                    record = replace(record, applied=Applied())
+            return Outcome(record, history)
+        except ApiError as exc:
+            summary.failed += 1
+            log.error("ticket %s: failed, will retry: %s", tid, exc)
+            history.append(f"failed: {exc}")
+            return Outcome(record, history, error=str(exc))
+
+    def _execute(self, record: Record, action: Action, history: list[str],
+                 summary: Summary) -> Record:
+        tid = record.ticket.id
+        task_id = record.applied.task_id
+        kind = action.kind.value
+        try:
+            if action.kind is Kind.CREATE:
+                # The intent is durable before the request: a lost response cannot cause
+                # a duplicate, because the next attempt searches before creating.
+                record = replace(record, create_pending=True)
+                self.store.save_record(record)
+                task = self.teamwork.create_task(self.tasklist_id(), action.title or "",
+                                                 task_description(self.settings.zendesk
+                                                                  .base_url, tid),
+                                                 action.assignee)
+                task_id = task.id
+                record = replace(record, applied=after(record.applied, action, task.id),
+                                 create_pending=False)
+                self.store.save_record(record)
+            elif action.kind is Kind.DELETE:
+                assert task_id is not None
+                self.teamwork.delete_task(task_id)  # False (404) means already gone
+                record = replace(record, applied=after(record.applied, action))
+            else:
+                assert task_id is not None
+                if action.kind is Kind.RETITLE:
+                    self.teamwork.update_task(task_id, name=action.title)
+                elif action.kind is Kind.REASSIGN:
+                    self.teamwork.update_task(task_id, assignee=action.assignee)
+                elif action.kind is Kind.COMPLETE:
+                    self.teamwork.complete_task(task_id)
+                elif action.kind is Kind.REOPEN:
+                    self.teamwork.reopen_task(task_id)
+                record = replace(record, applied=after(record.applied, action))
+        except ApiError as exc:
+            outcome = "gone" if isinstance(exc, NotFound) else (
+                "retry" if isinstance(exc, RetryableError) else "error")
+            self.metrics.actions.labels(kind, outcome).inc()
+            log.warning("ticket %s task %s: %s failed (%s): %s", tid, task_id, action, outcome,
+                        exc)
+            if isinstance(exc, AmbiguousWrite) and action.kind is Kind.CREATE:
+                self.store.save_record(record)  # keep the intent: the next try searches
+            raise
+        self.metrics.actions.labels(kind, "ok").inc()
+        summary.count(action.kind)
+        log.info("ticket %s task %s: %s: ok", tid, task_id, action)
+        history.append(f"task {task_id}: {action}")
+        if action.kind is Kind.REASSIGN and action.assignee is None:
+            self.metrics.skipped.labels("no_mapping").inc()
+        return record
+
+    def _recover(self, record: Record, history: list[str], summary: Summary) -> Record:
+        """A create may have landed without its id being stored: adopt what is there."""
+        tid = record.ticket.id
+        found = sorted(self.teamwork.find_ticket_tasks(self.tasklist_id(), self.link(tid)),
+                       key=lambda t: t.id)
+        if not found:
+            log.info("ticket %s: an earlier create did not land; creating", tid)
+            return replace(record, create_pending=False)
+        keep, extras = found[0], found[1:]
+        for extra in extras:  # only possible if something else created copies: clean up
+            self.teamwork.delete_task(extra.id)
+            log.warning("ticket %s: deleted duplicate task %s (kept %s)", tid, extra.id, keep.id)
+            history.append(f"deleted duplicate task {extra.id}")
+        log.info("ticket %s task %s: adopted the task an earlier create left", tid, keep.id)
+        history.append(f"task {keep.id}: adopted after a lost create response")
+        summary.adopted += 1
+        return replace(record, applied=_applied(keep), create_pending=False)
+
+
+def _applied(task: Task) -> Applied:
+    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
+                   completed=task.completed)
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@dataclass
+class Batch:
+    """The outcomes of a batch of tickets, ready to be committed in one transaction."""
+
+    records: list[Record] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    succeeded: list[int] = field(default_factory=list)
+    history: dict[int, list[str]] = field(default_factory=dict)
+    refetch: dict[int, str] = field(default_factory=dict)  # to be read afresh on retry
+    stopped: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        tid = outcome.record.ticket.id
+        self.records.append(outcome.record)
+        self.history[tid] = outcome.history
+        if outcome.error:
+            self.failed[tid] = outcome.error
+        else:
+            self.succeeded.append(tid)

@@ -1,0 +1,218 @@
+"""Teamwork client: the calls listed under "What zdsync uses" in teamwork-api.md.
+
+v3 for create, update, delete, read and list; v1 for complete, uncomplete and task-list
+create (Teamwork's own SDK does the same). Requests are paced under the configured
+per-minute budget; 429 (and v1's "400 with x-ratelimit-remaining 0") hold every request
+until the window resets.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from zdsync import defaults
+from zdsync.config import TeamworkSettings
+from zdsync.errors import NotFound, RetryableError
+from zdsync.metrics import Metrics
+from zdsync.transport import Pacer, Sleep, Transport
+
+V3 = "/projects/api/v3"
+
+
+def ratelimit_wait_seconds(response: requests.Response, now: float | None = None) -> float | None:
+    """Seconds to wait when ``response`` is a throttling refusal, else None.
+
+    ``x-ratelimit-reset`` is read as an epoch when it looks like one (> 10^9), else as
+    seconds; without it Teamwork's documented 60 s lock-out applies.
+    """
+    remaining = response.headers.get("x-ratelimit-remaining")
+    throttled = response.status_code == 429 or (response.status_code == 400 and remaining == "0")
+    if not throttled:
+        return None
+    try:
+        reset = float(response.headers["x-ratelimit-reset"])
+    except (KeyError, ValueError):
+        return defaults.TEAMWORK_LOCKOUT_SECONDS
+    if reset > 1e9:
+        reset -= time.time() if now is None else now
+    return max(1.0, reset)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    name: str
+    description: str
+    assignees: tuple[int, ...]
+    status: str
+    tasklist_id: int | None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == "deleted"
+
+    @property
+    def assignee(self) -> int | None:
+        """The single person zdsync assigns, or None for "Anyone" (or several people)."""
+        return self.assignees[0] if len(self.assignees) == 1 else None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Task:
+        assignees = tuple(
+            int(a["id"]) for a in data.get("assignees") or []
+            if isinstance(a, dict) and a.get("type", "users") == "users"
+        )
+        return cls(
+            id=int(data["id"]),
+            name=data.get("name") or "",
+            description=data.get("description") or "",
+            assignees=assignees,
+            status=data.get("status") or "new",
+            tasklist_id=data.get("tasklistId"),
+        )
+
+
+def _assignees(person: int | None) -> dict[str, list[int]]:
+    """Assign one person, or "Anyone": every dimension an empty list (null keeps it)."""
+    return {"userIds": [person] if person is not None else [], "companyIds": [],
+            "teamIds": [], "jobRoleIds": []}
+
+
+class TeamworkClient:
+    def __init__(self, settings: TeamworkSettings, *, metrics: Metrics | None = None,
+                 sleep: Sleep = time.sleep, session: requests.Session | None = None) -> None:
+        assert settings.api_token is not None
+        self.base_url = settings.base_url
+        self.pacer = Pacer(settings.rate_limit)
+        self.http = Transport(
+            "teamwork", settings.base_url, (settings.api_token.reveal(), "X"),
+            throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,
+            sleep=sleep, session=session,
+        )
+
+    def __repr__(self) -> str:
+        return f"TeamworkClient({self.base_url!r})"
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def create_task(self, tasklist_id: int, name: str, description: str,
+                    assignee: int | None) -> Task:
+        """Create a task. Never repeated on an unknown outcome: raises AmbiguousWrite."""
+        body = {
+            "task": {"name": name, "description": description,
+                     "assignees": _assignees(assignee)},
+            "taskOptions": {"checkInvalidusers": True, "fireWebhook": False},
+        }
+        response = self.http.request("POST", f"{V3}/tasklists/{tasklist_id}/tasks.json",
+                                     json=body, idempotent=False)
+        try:
+            return Task.from_api(response.json()["task"])
+        except (ValueError, KeyError, TypeError):
+            raise RetryableError("teamwork", "create answered without task.id; it may have "
+                                 "been applied") from None
+
+    def update_task(self, task_id: int, *, name: str | None = None,
+                    assignee: int | type[Ellipsis] | None = ...) -> None:
+        """Rename and/or reassign; only the given fields are sent (setting is idempotent)."""
+        task: dict[str, Any] = {}
+        if name is not None:
+            task["name"] = name
+        if assignee is not ...:
+            task["assignees"] = _assignees(assignee)  # type: ignore[arg-type]
+        self.http.request("PATCH", f"{V3}/tasks/{task_id}.json",
+                          json={"task": task, "taskOptions": {"checkInvalidusers": True,
+                                                              "fireWebhook": False}})
+
+    def complete_task(self, task_id: int) -> None:
+        self.http.request("PUT", f"/tasks/{task_id}/complete.json")
+
+    def reopen_task(self, task_id: int) -> None:
+        self.http.request("PUT", f"/tasks/{task_id}/uncomplete.json")
+
+    def delete_task(self, task_id: int) -> bool:
+        """Delete; False when it was already gone (404)."""
+        try:
+            self.http.request("DELETE", f"{V3}/tasks/{task_id}.json")
+            return True
+        except NotFound:
+            return False
+
+    def get_task(self, task_id: int) -> Task | None:
+        """The task, or None when missing or deleted (both answers are documented)."""
+        try:
+            task = Task.from_api(self.http.request("GET", f"{V3}/tasks/{task_id}.json")
+                                 .json()["task"])
+        except NotFound:
+            return None
+        return None if task.deleted else task
+
+    def search_tasks(self, tasklist_id: int, term: str) -> Iterator[Task]:
+        """Live tasks of a list matching ``term`` (completed included), all pages."""
+        params = {"searchTerm": term, "includeCompletedTasks": "true",
+                  "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
+        for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
+            task = Task.from_api(item)
+            if not task.deleted:
+                yield task
+
+    def find_ticket_tasks(self, tasklist_id: int, link: str) -> list[Task]:
+        """Tasks carrying exactly this ticket link, however Teamwork's search tokenises it.
+
+        Searched by the ticket number alone (punctuation handling in ``searchTerm`` is
+        undocumented), then matched exactly on the link as a whole word.
+        """
+        ticket_number = link.rsplit("/", 1)[-1]
+        pattern = re.compile(re.escape(link) + r"(?!\d)")
+        return [t for t in self.search_tasks(tasklist_id, ticket_number)
+                if pattern.search(t.description)]
+
+    # -- task lists and people ---------------------------------------------------------
+
+    def tasklists(self, project_id: int, search: str | None = None) -> list[dict[str, Any]]:
+        params = {"searchTerm": search} if search else {}
+        return list(self._pages(f"{V3}/projects/{project_id}/tasklists.json", "tasklists",
+                                params))
+
+    def create_tasklist(self, project_id: int, name: str) -> int:
+        response = self.http.request("POST", f"/projects/{project_id}/tasklists.json",
+                                     json={"todo-list": {"name": name}}, idempotent=False)
+        return int(response.json()["TASKLISTID"])
+
+    def project(self, project_id: int) -> dict[str, Any] | None:
+        try:
+            return self.http.request("GET", f"{V3}/projects/{project_id}.json").json()["project"]
+        except NotFound:
+            return None
+
+    def person(self, person_id: int) -> dict[str, Any] | None:
+        try:
+            return self.http.request("GET", f"{V3}/people/{person_id}.json").json()["person"]
+        except NotFound:
+            return None
+
+    def people(self, project_id: int | None = None,
+               search: str | None = None) -> list[dict[str, Any]]:
+        path = f"{V3}/projects/{project_id}/people.json" if project_id else f"{V3}/people.json"
+        return list(self._pages(path, "people", {"searchTerm": search} if search else {}))
+
+    def me(self) -> dict[str, Any]:
+        return self.http.request("GET", f"{V3}/me.json").json()["person"]
+
+    def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            body = self.http.request("GET", path, params={**params, "page": page}).json()
+            yield from body.get(key) or []
+            if not ((body.get("meta") or {}).get("page") or {}).get("hasMore"):
+                return
+            page += 1

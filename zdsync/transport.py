@@ -1,0 +1,174 @@
+"""HTTP plumbing shared by the Zendesk and Teamwork clients.
+
+Timeouts on every request; 429 waits as long as the server asks; 5xx, timeouts and
+connection errors are retried with capped exponential backoff and full jitter, but only
+for idempotent requests. A non-idempotent write (a create) whose outcome is unknown raises
+``AmbiguousWrite`` instead of being repeated: the reconciler then looks for what landed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import requests
+import urllib3
+
+from zdsync import defaults
+from zdsync.errors import AmbiguousWrite, NotFound, PermanentError, RetryableError
+from zdsync.metrics import Metrics, status_class
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], None]
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng() * min(cap, base * (2**attempt))
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server (safe to repeat a write)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                               urllib3.exceptions.ConnectTimeoutError))
+
+
+class Pacer:
+    """Spaces requests evenly under a per-minute budget, and holds all of them during a
+    lock-out announced by the server. Thread-safe."""
+
+    def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic):
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Claim the next slot; return how long to wait before using it."""
+        with self._lock:
+            now = self.clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            return slot - now
+
+    def hold_until(self, seconds_from_now: float) -> None:
+        with self._lock:
+            self._next = max(self._next, self.clock() + seconds_from_now)
+
+
+class Transport:
+    """One API's session: base URL, auth, timeouts, retries, pacing and metrics.
+
+    ``throttle_wait(response)`` returns the seconds to wait when a response is a
+    rate-limit refusal, or None when it is not.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        auth: tuple[str, str],
+        *,
+        throttle_wait: Callable[[requests.Response], float | None],
+        metrics: Metrics | None = None,
+        pacer: Pacer | None = None,
+        sleep: Sleep = time.sleep,
+        rng: Callable[[], float] = random.random,
+        max_attempts: int = defaults.HTTP_MAX_ATTEMPTS,
+        timeout: tuple[float, float] = (defaults.HTTP_CONNECT_TIMEOUT_SECONDS,
+                                        defaults.HTTP_READ_TIMEOUT_SECONDS),
+        session: requests.Session | None = None,
+    ) -> None:
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.auth = auth
+        self.session.headers["User-Agent"] = "zdsync"
+        self.throttle_wait = throttle_wait
+        self.metrics = metrics or Metrics()
+        self.pacer = pacer or Pacer(None)
+        self.sleep = sleep
+        self.rng = rng
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+
+    def __repr__(self) -> str:  # never show the session (it holds the credentials)
+        return f"Transport({self.service!r}, {self.base_url!r})"
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.sleep(seconds)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+        accept: Collection[int] = (),
+    ) -> requests.Response:
+        """Send a request; return a 2xx response (or one whose status is in ``accept``).
+
+        Raises NotFound (404), PermanentError (other 4xx), RetryableError once attempts
+        run out, AmbiguousWrite when a non-idempotent request may have been applied.
+        """
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        what = f"{method} {path.split('?')[0]}"
+        attempt = 0
+        while True:
+            self._wait(self.pacer.reserve())
+            started = time.monotonic()
+            try:
+                response = self.session.request(method, url, params=params, json=json,
+                                                timeout=self.timeout)
+            except requests.RequestException as exc:
+                self.metrics.api_requests.labels(self.service, status_class(None)).inc()
+                if not idempotent and not _never_sent(exc):
+                    raise AmbiguousWrite(self.service, f"{what}: no response ({type(exc).__name__})"
+                                         "; it may have been applied") from None
+                problem = f"{what}: {type(exc).__name__}"
+                status = None
+            else:
+                self.metrics.api_latency.labels(self.service).observe(time.monotonic() - started)
+                status = response.status_code
+                self.metrics.api_requests.labels(self.service, status_class(status)).inc()
+                throttle = self.throttle_wait(response)
+                if throttle is not None:
+                    if throttle > defaults.MAX_RATE_LIMIT_WAIT_SECONDS:
+                        raise RetryableError(self.service, f"{what}: rate limited for "
+                                             f"{throttle:.0f} s", status)
+                    self.metrics.rate_limit_waits.labels(self.service).inc()
+                    self.metrics.rate_limit_wait_seconds.labels(self.service).inc(throttle)
+                    log.warning("%s rate limit: waiting %.1f s", self.service, throttle)
+                    self.pacer.hold_until(throttle)
+                    continue  # a refused request was not applied: repeating it is safe
+                if 200 <= status < 300 or status in accept:
+                    return response
+                body = response.text[:300]
+                if status == 404:
+                    raise NotFound(self.service, f"{what}: 404 not found", status)
+                if status < 500:
+                    raise PermanentError(self.service, f"{what}: {status} {body}", status)
+                if not idempotent:
+                    raise AmbiguousWrite(self.service, f"{what}: {status}; it may have been "
+                                         "applied", status)
+                problem = f"{what}: {status} {body}"
+            attempt += 1
+            if attempt >= self.max_attempts:
+                raise RetryableError(self.service, f"{problem} (after {attempt} attempts)", status)
+            delay = backoff_seconds(attempt, defaults.HTTP_BACKOFF_BASE_SECONDS,
+                                    defaults.HTTP_BACKOFF_CAP_SECONDS, self.rng)
+            log.info("%s: %s; retrying in %.1f s", self.service, problem, delay)
+            self._wait(delay)

@@ -1,0 +1,152 @@
+"""Zendesk client: the cursor-based incremental ticket export, show ticket, users.
+
+Facts followed (../shared/reference/zendesk-api.md, "What zdsync uses"): ``start_time``
+only on the very first request, then ``cursor``; drain to ``end_of_stream``; keep the old
+cursor when a response has none; stop when a cursor does not advance; 400/422
+``StartTimeTooRecent`` means nothing new yet; 429 waits ``Retry-After``; 504s and
+timeouts shrink the page size instead of repeating the identical request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from zdsync import defaults
+from zdsync.config import ZendeskSettings
+from zdsync.errors import NotFound, PermanentError, RetryableError
+from zdsync.metrics import Metrics
+from zdsync.transport import Pacer, Sleep, Transport
+
+EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Zendesk signals throttling with 429 and ``Retry-After`` in seconds."""
+    if response.status_code != 429:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "60")))
+    except ValueError:
+        return 60.0
+
+
+@dataclass
+class ExportPage:
+    tickets: list[Any]
+    after_cursor: str | None
+    end_of_stream: bool
+    too_recent: bool = False  # StartTimeTooRecent: nothing to export yet
+
+
+@dataclass
+class Export:
+    """Iterates the pages of one export run; ``cursor`` is where the next page starts."""
+
+    client: ZendeskClient
+    cursor: str | None
+    start_time: int | None
+    per_page: int = defaults.ZENDESK_PAGE_SIZE
+    pages: int = field(default=0, init=False)
+
+    def __iter__(self) -> Iterator[ExportPage]:
+        while True:
+            page = self.client.export_page(self.cursor, self.start_time, self.per_page)
+            self.pages += 1
+            yield page
+            if page.too_recent:
+                return
+            advanced = page.after_cursor and page.after_cursor != self.cursor
+            if page.after_cursor:
+                self.cursor = page.after_cursor
+                self.start_time = None
+            if page.end_of_stream:
+                return
+            if not advanced:
+                raise RetryableError("zendesk", "export cursor did not advance; stopping this "
+                                     "run to avoid a loop (the next pass resumes)")
+
+
+class ZendeskClient:
+    def __init__(self, settings: ZendeskSettings, *, metrics: Metrics | None = None,
+                 sleep: Sleep = time.sleep, session: requests.Session | None = None) -> None:
+        assert settings.api_token is not None and settings.email
+        self.base_url = settings.base_url
+        self.http = Transport(
+            "zendesk", settings.base_url,
+            (f"{settings.email}/token", settings.api_token.reveal()),
+            throttle_wait=retry_after_seconds, metrics=metrics, pacer=Pacer(None),
+            sleep=sleep, session=session,
+        )
+
+    def __repr__(self) -> str:
+        return f"ZendeskClient({self.base_url!r})"
+
+    def export(self, cursor: str | None, start_time: int | None) -> Export:
+        return Export(self, cursor, start_time)
+
+    def export_page(self, cursor: str | None, start_time: int | None,
+                    per_page: int = defaults.ZENDESK_PAGE_SIZE) -> ExportPage:
+        """One export request. With a 504 or timeout, retry with half the page size."""
+        params: dict[str, Any] = {"per_page": per_page, "support_type_scope": "all"}
+        if cursor:
+            params["cursor"] = cursor
+        elif start_time is not None:
+            params["start_time"] = start_time
+        else:
+            raise ValueError("an export needs a cursor or a start_time")
+        while True:
+            try:
+                response = self.http.request("GET", EXPORT_PATH, params=params, accept=(400, 422))
+                break
+            except RetryableError as exc:
+                smallest = params["per_page"] <= defaults.ZENDESK_MIN_PAGE_SIZE
+                if exc.status not in (None, 504) or smallest:
+                    raise
+                params["per_page"] = max(defaults.ZENDESK_MIN_PAGE_SIZE, params["per_page"] // 2)
+        if response.status_code in (400, 422):
+            if "too recent" in response.text.lower() or "StartTimeTooRecent" in response.text:
+                return ExportPage([], None, True, too_recent=True)
+            raise PermanentError("zendesk", f"export refused: {response.status_code} "
+                                 f"{response.text[:300]}", response.status_code)
+        body = response.json()
+        tickets = body.get("tickets")
+        if not isinstance(tickets, list):
+            raise RetryableError("zendesk", "export response without a tickets list")
+        return ExportPage(tickets, body.get("after_cursor") or None,
+                          bool(body.get("end_of_stream")))
+
+    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        """The ticket now, or None when it is deleted or gone (404)."""
+        try:
+            return self.http.request("GET", f"/api/v2/tickets/{ticket_id}.json").json()["ticket"]
+        except NotFound:
+            return None
+
+    def user(self, user_id: int) -> dict[str, Any] | None:
+        try:
+            return self.http.request("GET", f"/api/v2/users/{user_id}.json").json()["user"]
+        except NotFound:
+            return None
+
+    def me(self) -> dict[str, Any]:
+        return self.http.request("GET", "/api/v2/users/me.json").json()["user"]
+
+    def search_users(self, query: str) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/api/v2/users/search.json",
+                                 params={"query": query}).json().get("users", [])
+
+    def agents(self) -> list[dict[str, Any]]:
+        """Every agent and admin (paged with ``next_page``)."""
+        users: list[dict[str, Any]] = []
+        url: str | None = "/api/v2/users.json"
+        params: dict[str, Any] | None = {"role[]": ["agent", "admin"], "per_page": 100}
+        while url:
+            body = self.http.request("GET", url, params=params).json()
+            users += body.get("users", [])
+            url, params = body.get("next_page"), None
+        return users
