@@ -28,7 +28,7 @@ from typing import Any
 
 from zdsync import defaults
 from zdsync.config import Settings
-from zdsync.errors import AmbiguousWrite, ApiError, NotFound, RetryableError
+from zdsync.errors import ApiError, NotFound, RetryableError
 from zdsync.metrics import Metrics
 from zdsync.rules import (
     Action,
@@ -380,6 +380,11 @@ class Reconciler:
                     return Outcome(record, [])
                 try:
                     for action in actions:
+                        if action.kind is Kind.CREATE:
+                            # The intent is durable before the request: a lost response
+                            # cannot cause a duplicate, as the next try searches first.
+                            record = replace(record, create_pending=True)
+                            self.store.save_record(record)
                         record = self._execute(record, action, history, summary)
                     break
                 except NotFound:
@@ -401,10 +406,6 @@ class Reconciler:
         kind = action.kind.value
         try:
             if action.kind is Kind.CREATE:
-                # The intent is durable before the request: a lost response cannot cause
-                # a duplicate, because the next attempt searches before creating.
-                record = replace(record, create_pending=True)
-                self.store.save_record(record)
                 task = self.teamwork.create_task(self.tasklist_id(), action.title or "",
                                                  task_description(self.settings.zendesk
                                                                   .base_url, tid),
@@ -434,8 +435,6 @@ class Reconciler:
             self.metrics.actions.labels(kind, outcome).inc()
             log.warning("ticket %s task %s: %s failed (%s): %s", tid, task_id, action, outcome,
                         exc)
-            if isinstance(exc, AmbiguousWrite) and action.kind is Kind.CREATE:
-                self.store.save_record(record)  # keep the intent: the next try searches
             raise
         self.metrics.actions.labels(kind, "ok").inc()
         summary.count(action.kind)

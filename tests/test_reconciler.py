@@ -1,0 +1,221 @@
+"""Whole passes through ``zdsync sync --once``: real Redis, HTTP fakes on requests-mock."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes import TW, ZD, FakeTeamwork, FakeZendesk
+from zdsync.cli import main
+from zdsync.store import Store
+
+AGENT_A, AGENT_B, UNMAPPED = 100, 101, 102
+PERSON_A, PERSON_B = 7, 8
+
+
+@pytest.fixture
+def env(redis_server):
+    return {"ZENDESK_URL": ZD, "ZENDESK_EMAIL": "ops@zd.test", "ZENDESK_API_TOKEN": "zt",
+            "TEAMWORK_URL": TW, "TEAMWORK_API_TOKEN": "tt", "TEAMWORK_PROJECT_ID": "1",
+            "TEAMWORK_TASKLIST_ID": "3", "TEAMWORK_RATE_LIMIT": "100000",
+            "REDIS_PORT": str(redis_server.port), "REDIS_KEY_PREFIX": "t:",
+            "SYNC_START_TIME": "2023-01-01T00:00:00Z"}
+
+
+@pytest.fixture
+def world(requests_mock, redis_client):
+    zd, tw = FakeZendesk(requests_mock), FakeTeamwork(requests_mock)
+    store = Store(redis_client, "t:")
+    store.set_mappings({AGENT_A: PERSON_A, AGENT_B: PERSON_B})
+    return zd, tw, store
+
+
+def sync(env, *args):
+    result = CliRunner().invoke(main, ["sync", "--once", *args], env=env)
+    return result
+
+
+def assignees(task):
+    return [a["id"] for a in task["assignees"]]
+
+
+def test_full_lifecycle(env, world):
+    zd, tw, store = world
+    zd.put(1, subject="Printer on fire", submitter_id=AGENT_B, assignee_id=None, status="new")
+    result = sync(env)
+    assert result.exit_code == 0, result.output
+    assert "tickets seen 1; tasks created 1" in result.output
+    [task] = tw.live()
+    assert task["name"] == "[ZD#1] Printer on fire"
+    assert "https://zd.test/agent/tickets/1" in task["description"]
+    assert assignees(task) == [PERSON_B]  # unassigned: the agent who opened it
+
+    zd.put(1, subject="Printer still on fire")
+    assert sync(env).exit_code == 0
+    assert tw.live()[0]["name"] == "[ZD#1] Printer still on fire"
+
+    zd.put(1, assignee_id=AGENT_A, status="open")
+    assert sync(env).exit_code == 0
+    assert assignees(tw.live()[0]) == [PERSON_A]
+
+    zd.put(1, assignee_id=UNMAPPED)
+    assert sync(env).exit_code == 0
+    assert assignees(tw.live()[0]) == []  # unmapped assignee: Anyone
+
+    zd.put(1, status="solved")
+    assert "completed 1" in sync(env).output
+    assert tw.live()[0]["status"] == "completed"
+
+    zd.put(1, status="open")
+    assert "reopened 1" in sync(env).output
+    assert tw.live()[0]["status"] == "reopened"
+
+    zd.put(1, status="closed")
+    assert "deleted 1" in sync(env).output
+    assert tw.live() == []
+    assert len(tw.tasks) == 1  # one task ever created for this ticket
+    assert store.record(1).applied.task_id is None
+    history = [h["what"] for h in store.history(1)]
+    assert any("delete" in h for h in history) and any("create" in h for h in history)
+
+
+def test_second_pass_without_changes_writes_nothing(env, world):
+    zd, tw, _ = world
+    for tid in range(1, 6):
+        zd.put(tid, subject=f"t{tid}", assignee_id=AGENT_A, status="open")
+    assert sync(env).exit_code == 0
+    writes = len(tw.writes)
+    result = sync(env)
+    assert result.exit_code == 0 and "tickets seen 0" in result.output
+    assert len(tw.writes) == writes == 5
+
+
+def test_replayed_export_is_harmless(env, world):
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A, status="solved")
+    assert sync(env).exit_code == 0
+    store.reset_cursor()  # the whole export again, as after a lost cursor
+    assert sync(env).exit_code == 0
+    assert len(tw.live()) == 1 and tw.writes == ["create 500", "complete 500"]
+
+
+def test_lost_create_response_leaves_exactly_one_task(env, world):
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A, status="open")
+    tw.lose_next_create = True
+    result = sync(env)
+    assert result.exit_code == 1  # the ticket waits in the retry set
+    assert "failed 1" in result.output
+    assert len(tw.live()) == 1  # the create landed although its response was lost
+    assert store.record(1).create_pending
+    assert store.cursor().cursor  # the page was handled: the ticket is queued, not lost
+
+    store.retry_now([1])
+    zd.put(1, status="solved")  # and it changes meanwhile
+    result = sync(env)
+    assert result.exit_code == 0, result.output
+    [task] = tw.live()
+    assert task["status"] == "completed"
+    assert len(tw.tasks) == 1
+    assert store.record(1).applied.task_id == task["id"]
+    assert not store.record(1).create_pending
+    assert store.retries() == []
+
+
+def test_task_deleted_by_hand_is_recreated(env, world):
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A, status="open")
+    assert sync(env).exit_code == 0
+    tw.tasks[500]["status"] = "deleted"  # somebody deleted it in Teamwork
+    zd.put(1, subject="b")
+    assert sync(env).exit_code == 0
+    [task] = tw.live()
+    assert task["id"] != 500 and task["name"] == "[ZD#1] b"
+    assert store.record(1).applied.task_id == task["id"]
+
+
+def test_teamwork_failure_affects_only_that_ticket(env, world, requests_mock, monkeypatch):
+    monkeypatch.setattr("zdsync.defaults.HTTP_BACKOFF_BASE_SECONDS", 0.001)
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    zd.put(2, subject="b", assignee_id=AGENT_A)
+    assert sync(env).exit_code == 0
+    requests_mock.put(TW + "/tasks/500/complete.json", status_code=500)
+    zd.put(1, status="solved")
+    zd.put(2, status="solved")
+    result = sync(env)
+    assert result.exit_code == 1 and "completed 1" in result.output and "failed 1" in result.output
+    assert [r.ticket_id for r in store.retries()] == [1]
+    assert "500" in store.retries()[0].error
+    assert tw.tasks[501]["status"] == "completed"
+
+
+def test_malformed_ticket_is_skipped_and_queued(env, world):
+    zd, tw, store = world
+    zd.put(1, subject="ok", assignee_id=AGENT_A)
+    zd.put(2, subject="bad", assignee_id="not-a-number")
+    result = sync(env)
+    assert result.exit_code == 1 and "skipped 1" in result.output
+    assert len(tw.live()) == 1
+    assert store.due_retries(10**12) == [(2, True)]  # re-read from Zendesk on retry
+    zd.put(2, assignee_id=AGENT_B)  # fixed in Zendesk
+    store.retry_now([2])
+    assert sync(env).exit_code == 0
+    assert len(tw.live()) == 2 and store.retries() == []
+
+
+def test_mapping_change_reassigns_open_tasks_without_reexport(env, world):
+    zd, tw, _ = world
+    zd.put(1, subject="a", assignee_id=UNMAPPED, status="open")
+    zd.put(2, subject="b", assignee_id=UNMAPPED, status="closed")
+    assert sync(env).exit_code == 0
+    assert assignees(tw.live()[0]) == []
+    exports = zd.export_calls
+    result = CliRunner().invoke(main, ["users", "add", str(UNMAPPED), "9"], env=env)
+    assert result.exit_code == 0
+    assert sync(env).exit_code == 0
+    assert assignees(tw.live()[0]) == [9]
+    assert zd.export_calls == exports + 1  # one ordinary export call, no re-export
+
+
+def test_dry_run_writes_nothing(env, world, redis_client):
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A, status="solved")
+    result = sync(env, "--dry-run")
+    assert result.exit_code == 0
+    assert "ticket 1: create '[ZD#1] a' for person 7; complete" in result.output
+    assert tw.writes == [] and store.cursor().cursor is None and store.record(1) is None
+
+
+def test_second_pass_while_locked_exits_75(env, world):
+    _, _, store = world
+    lock = store.lock()
+    assert lock.acquire()
+    try:
+        result = sync(env)
+    finally:
+        lock.release()
+    assert result.exit_code == 75
+    assert "another zdsync process holds the lock" in result.output
+
+
+def test_config_error_exits_2_before_any_network_call(env, world, requests_mock):
+    result = sync({**env, "TEAMWORK_PROJECT_ID": "x"})
+    assert result.exit_code == 2 and "teamwork.project_id" in result.output
+    assert requests_mock.call_count == 0
+
+
+def test_tasklist_found_by_name_or_created(env, world, requests_mock):
+    zd, tw, store = world
+    env = {k: v for k, v in env.items() if k != "TEAMWORK_TASKLIST_ID"}
+    requests_mock.get(TW + "/projects/api/v3/projects/1/tasklists.json",
+                      json={"tasklists": [], "meta": {"page": {"hasMore": False}}})
+    requests_mock.post(TW + "/projects/1/tasklists.json", status_code=201,
+                       json={"TASKLISTID": "3", "STATUS": "OK"})
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    assert sync(env).exit_code == 0
+    assert store.tasklist_id(1, "Zendesk") == 3 and len(tw.live()) == 1
+    zd.put(2, subject="b", assignee_id=AGENT_A)
+    assert sync(env).exit_code == 0
+    creates = [r for r in requests_mock.request_history if r.path == "/projects/1/tasklists.json"]
+    assert len(creates) == 1  # remembered in Redis

@@ -1,0 +1,165 @@
+"""The Teamwork client with requests-mock: shapes, throttling, typed errors."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import requests
+
+from zdsync.config import Secret, TeamworkSettings
+from zdsync.errors import AmbiguousWrite, PermanentError, RetryableError
+from zdsync.metrics import Metrics
+from zdsync.teamwork import TeamworkClient, ratelimit_wait_seconds
+
+BASE = "https://acme.teamwork.com"
+V3 = BASE + "/projects/api/v3"
+
+
+@pytest.fixture
+def client():
+    sleeps: list[float] = []
+    c = TeamworkClient(TeamworkSettings("acme", Secret("twtok"), 1, rate_limit=6000),
+                       metrics=Metrics(), sleep=sleeps.append)
+    c.sleeps = sleeps  # type: ignore[attr-defined]
+    c.http.rng = lambda: 1.0
+    return c
+
+
+def task_json(tid=5, name="[ZD#1] a", assignees=(7,), status="new"):
+    return {"task": {"id": tid, "name": name, "description": "d", "status": status,
+                     "tasklistId": 3, "assignees": [{"id": a, "type": "users"}
+                                                    for a in assignees]}}
+
+
+def test_create_sends_v3_body_and_reads_task(client, requests_mock):
+    requests_mock.post(V3 + "/tasklists/3/tasks.json", status_code=201, json=task_json())
+    task = client.create_task(3, "[ZD#1] a", "Zendesk ticket: x", 7)
+    assert (task.id, task.assignee, task.completed) == (5, 7, False)
+    sent = requests_mock.last_request.json()
+    assert sent["task"]["name"] == "[ZD#1] a"
+    assert sent["task"]["assignees"]["userIds"] == [7]
+    assert sent["taskOptions"]["checkInvalidusers"] is True
+    auth = requests_mock.last_request.headers["Authorization"].split()[1]
+    assert base64.b64decode(auth).decode() == "twtok:X"
+
+
+def test_create_unassigned_sends_empty_arrays(client, requests_mock):
+    requests_mock.post(V3 + "/tasklists/3/tasks.json", status_code=201,
+                       json=task_json(assignees=()))
+    client.create_task(3, "t", "d", None)
+    assert requests_mock.last_request.json()["task"]["assignees"] == {
+        "userIds": [], "companyIds": [], "teamIds": [], "jobRoleIds": []}
+
+
+@pytest.mark.parametrize("response", [
+    {"exc": requests.exceptions.ReadTimeout},
+    {"exc": requests.exceptions.ConnectionError("reset by peer")},
+    {"status_code": 502},
+    {"status_code": 500},
+])
+def test_create_is_never_repeated_on_an_unknown_outcome(client, requests_mock, response):
+    requests_mock.post(V3 + "/tasklists/3/tasks.json", [response])
+    with pytest.raises(AmbiguousWrite):
+        client.create_task(3, "t", "d", None)
+    assert requests_mock.call_count == 1
+
+
+def test_create_repeated_after_429_refusal(client, requests_mock):
+    requests_mock.post(V3 + "/tasklists/3/tasks.json", [
+        {"status_code": 429, "headers": {"x-ratelimit-reset": "3"}},
+        {"status_code": 201, "json": task_json()}])
+    assert client.create_task(3, "t", "d", None).id == 5
+    assert requests_mock.call_count == 2
+    assert client.sleeps[-1] == pytest.approx(3, abs=0.1)
+
+
+def test_update_sends_only_changed_fields(client, requests_mock):
+    requests_mock.patch(V3 + "/tasks/5.json", json=task_json())
+    client.update_task(5, name="new")
+    assert requests_mock.last_request.json()["task"] == {"name": "new"}
+    client.update_task(5, assignee=None)
+    assert requests_mock.last_request.json()["task"] == {"assignees": {
+        "userIds": [], "companyIds": [], "teamIds": [], "jobRoleIds": []}}
+
+
+def test_complete_reopen_use_v1(client, requests_mock):
+    requests_mock.put(BASE + "/tasks/5/complete.json", json={"STATUS": "OK"})
+    requests_mock.put(BASE + "/tasks/5/uncomplete.json", json={"STATUS": "OK"})
+    client.complete_task(5)
+    client.reopen_task(5)
+    assert [r.path for r in requests_mock.request_history] == [
+        "/tasks/5/complete.json", "/tasks/5/uncomplete.json"]
+
+
+def test_delete_404_means_already_gone(client, requests_mock):
+    requests_mock.delete(V3 + "/tasks/5.json", [{"status_code": 204}, {"status_code": 404}])
+    assert client.delete_task(5) is True
+    assert client.delete_task(5) is False
+
+
+def test_get_missing_or_deleted_is_none(client, requests_mock):
+    requests_mock.get(V3 + "/tasks/5.json", status_code=404)
+    requests_mock.get(V3 + "/tasks/6.json", json=task_json(6, status="deleted"))
+    assert client.get_task(5) is None
+    assert client.get_task(6) is None
+
+
+def test_find_ticket_tasks_pages_and_matches_exactly(client, requests_mock):
+    def task(tid, desc, status="new"):
+        return {"id": tid, "name": "n", "description": desc, "status": status}
+    link = "https://acme.zendesk.com/agent/tickets/12"
+    requests_mock.get(V3 + "/tasklists/3/tasks.json", [
+        {"json": {"tasks": [task(1, f"Zendesk ticket: {link}"), task(2, f"x {link}3")],
+                  "meta": {"page": {"hasMore": True}}}},
+        {"json": {"tasks": [task(3, f"{link}\n", "completed"), task(4, link, "deleted")],
+                  "meta": {"page": {"hasMore": False}}}}])
+    found = client.find_ticket_tasks(3, link)
+    assert [t.id for t in found] == [1, 3]
+    first = requests_mock.request_history[0].qs
+    assert first["searchterm"] == ["12"] and first["includecompletedtasks"] == ["true"]
+    assert requests_mock.request_history[1].qs["page"] == ["2"]
+
+
+def test_tasklist_create_reads_upper_case_string_id(client, requests_mock):
+    requests_mock.post(BASE + "/projects/1/tasklists.json", status_code=201,
+                       json={"TASKLISTID": "1234", "STATUS": "OK"})
+    assert client.create_tasklist(1, "Zendesk") == 1234
+    assert requests_mock.last_request.json() == {"todo-list": {"name": "Zendesk"}}
+
+
+def test_permanent_and_retryable_errors_are_typed(client, requests_mock):
+    requests_mock.patch(V3 + "/tasks/5.json", status_code=400,
+                        json={"errors": [{"detail": "invalid user"}]})
+    with pytest.raises(PermanentError, match="400"):
+        client.update_task(5, assignee=9)
+    requests_mock.put(BASE + "/tasks/5/complete.json", status_code=503)
+    with pytest.raises(RetryableError):
+        client.complete_task(5)
+    assert requests_mock.call_count == 1 + 5
+
+
+@pytest.mark.parametrize(("status", "headers", "wait"), [
+    (429, {}, 60.0),
+    (429, {"x-ratelimit-reset": "12"}, 12.0),
+    (429, {"x-ratelimit-reset": str(1_000_000_030)}, 30.0),
+    (400, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "5"}, 5.0),
+    (400, {"x-ratelimit-remaining": "3"}, None),
+    (200, {"x-ratelimit-remaining": "0"}, None),
+])
+def test_ratelimit_wait(status, headers, wait):
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers)
+    assert ratelimit_wait_seconds(response, now=1_000_000_000) == wait
+
+
+def test_requests_are_paced_under_the_rate_limit(requests_mock):
+    sleeps: list[float] = []
+    c = TeamworkClient(TeamworkSettings("acme", Secret("t"), 1, rate_limit=60),
+                       sleep=sleeps.append)
+    requests_mock.put(BASE + "/tasks/5/complete.json", json={"STATUS": "OK"})
+    for _ in range(3):
+        c.complete_task(5)
+    # 60/min = one a second; the sleeps are fake, so waits accumulate: ~0, ~1, ~2.
+    assert sleeps[0] == pytest.approx(1.0, abs=0.1) and sleeps[1] == pytest.approx(2.0, abs=0.1)
