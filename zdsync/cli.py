@@ -171,6 +171,40 @@ def users_list(ctx: Context, as_json: bool) -> None:
     click.echo(f"{len(pairs)} mapping(s)")
 
 
+# -- the daemon and the demo ---------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def run(ctx: Context) -> None:
+    """Run the daemon: scheduled passes, leader election, health, metrics, webhooks."""
+    from zdsync.daemon import Daemon
+
+    settings = ctx.settings()
+    sys.exit(Daemon(settings).run())
+
+
+@main.command()
+@click.option("--tickets", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Tickets the activity generator creates.")
+@click.option("--duration", default=30.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds of simulated activity.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the activity generator.")
+@click.option("--faults", is_flag=True,
+              help="Turn on latency, errors and lost create responses in the simulators.")
+@click.option("--keep-running", is_flag=True,
+              help="Leave the simulators up at the end, for curl, until Ctrl-C.")
+@click.pass_obj
+def demo(ctx: Context, tickets: int, duration: float, seed: int, faults: bool,
+         keep_running: bool) -> None:
+    """Show zdsync at work against the built-in simulators: no accounts, no set-up."""
+    from zdsync.demo import run_demo
+
+    settings = ctx.settings(require_services=False)
+    sys.exit(run_demo(settings, tickets=tickets, duration_seconds=duration, seed=seed,
+                      faults=faults, keep_running=keep_running))
+
+
 def _register_optional() -> None:
     try:
         from zdsync.sim.cli import sim
