@@ -110,14 +110,20 @@ class Reconciler:
         metrics: Metrics | None = None,
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        interleave: Callable[[], set[int]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``interleave`` runs between two tickets of a batch (the daemon drains webhooks
+        there) and returns the ticket ids it reconciled, whose records are then re-read."""
         self.settings = settings
         self.store = store
         self.zendesk = zendesk
         self.teamwork = teamwork
         self.metrics = metrics or Metrics()
         self.should_stop = should_stop
+        self.interleave = interleave
+        self.progress_at = clock()  # last time a ticket was finished: for health checks
+        self.last_success_at: float | None = None
         self.clock = clock
         self.template = settings.sync.title_template
         self.unreadable: dict[int, str] = {}  # ticket id -> reason, for the batch in hand
@@ -183,7 +189,8 @@ class Reconciler:
         if position:
             self.metrics.cursor_lag.set(max(0.0, self.clock() - position))
         if result in ("success", "partial"):
-            self.metrics.last_success.set(self.clock())
+            self.last_success_at = self.clock()
+            self.metrics.last_success.set(self.last_success_at)
         self.store.save_last_pass({"at": self.clock(), "result": result,
                                    "duration": round(duration, 3), "retry_depth": depth,
                                    "summary": summary.line()})
@@ -268,10 +275,17 @@ class Reconciler:
         ids = [i.id if isinstance(i, Ticket) else i.ticket.id for i in items]
         stored = self.store.records(ids)
         batch = Batch()
-        for item in items:
+        for n, item in enumerate(items):
             if self.should_stop():
                 batch.stopped = True
                 break
+            if self.interleave is not None:
+                touched = self._interleave()
+                if touched:  # reconciled meanwhile: what they committed is newer
+                    batch.forget(touched)
+                    later = touched.intersection(ids[n:])
+                    if later:
+                        stored.update(self.store.records(later))
             if isinstance(item, Record):
                 record = stored.get(item.ticket.id, item)
             else:
@@ -283,8 +297,16 @@ class Reconciler:
                 record = replace(prior, ticket=item) if prior else Record(item)
             outcome = self.reconcile(record, mappings, summary, dry_run)
             self.metrics.tickets.labels(source, "failed" if outcome.error else "ok").inc()
+            self.progress_at = self.clock()
             batch.add(outcome)
         return batch
+
+    def _interleave(self) -> set[int]:
+        hook, self.interleave = self.interleave, None  # no re-entry from inside the hook
+        try:
+            return hook() if hook is not None else set()
+        finally:
+            self.interleave = hook
 
     def commit(self, batch: Batch) -> None:
         self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
@@ -482,6 +504,15 @@ class Batch:
     history: dict[int, list[str]] = field(default_factory=dict)
     refetch: dict[int, str] = field(default_factory=dict)  # to be read afresh on retry
     stopped: bool = False
+
+    def forget(self, ticket_ids: set[int]) -> None:
+        """Drop outcomes that a later reconcile of the same tickets superseded."""
+        self.records = [r for r in self.records if r.ticket.id not in ticket_ids]
+        self.succeeded = [t for t in self.succeeded if t not in ticket_ids]
+        for tid in ticket_ids:
+            self.failed.pop(tid, None)
+            self.history.pop(tid, None)
+            self.refetch.pop(tid, None)
 
     def add(self, outcome: Outcome) -> None:
         tid = outcome.record.ticket.id

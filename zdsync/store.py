@@ -13,6 +13,8 @@ Keys, all under ``redis.key_prefix``:
 - ``tasklist:{p}:{n}``  string: the id of task list ``n`` in project ``p``
 - ``lock:sync``         string: the sync lock token (see ``SyncLock``)
 - ``last_pass``         hash: summary of the last completed pass
+- ``webhook:queue``     sorted set: ticket ids a webhook announced, scored by arrival
+- ``webhook:event:{id}`` string: a webhook event id seen recently (duplicate deliveries)
 
 Every Redis command is retried on transient errors (connection, timeout, READONLY after a
 failover, master not found) with bounded backoff; a pass that still fails keeps its cursor.
@@ -54,6 +56,25 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_ENQUEUE = """
+if ARGV[3] ~= '' then
+  if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
+    return 0
+  end
+end
+redis.call('zadd', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+_DEQUEUE = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local score = redis.call('zscore', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    removed = removed + redis.call('zrem', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -62,14 +83,18 @@ return 0
 """
 
 
-def connect(settings: RedisSettings) -> redis.Redis:
-    """A client for the configured Redis; Sentinel re-discovers the master on reconnect."""
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), REDIS_RETRY_ATTEMPTS)
+def connect(settings: RedisSettings, *, attempts: int = REDIS_RETRY_ATTEMPTS,
+            timeout_seconds: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
+    """A client for the configured Redis; Sentinel re-discovers the master on reconnect.
+
+    Health probes use ``attempts=0`` and a short timeout: a probe must answer quickly.
+    """
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), attempts)
     common: dict[str, Any] = dict(
         db=settings.db,
         password=settings.password.reveal() if settings.password else None,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
         decode_responses=True,
@@ -322,6 +347,42 @@ class Store:
 
     def last_pass(self) -> dict[str, str]:
         return dict(self.r.hgetall(self.key("last_pass")))
+
+    # -- webhook queue -----------------------------------------------------------------
+
+    WEBHOOK_EVENT_TTL_SECONDS = 86400
+    """How long a webhook event id is remembered to drop duplicate deliveries."""
+
+    def enqueue_webhook(self, ticket_id: int, event_id: str | None,
+                        now: float | None = None) -> bool:
+        """Queue a ticket for a fresh read; False for a duplicate delivery of an event.
+
+        One atomic script: remember the event id (when there is one) and queue the ticket.
+        A ticket queued twice before it is handled is handled once.
+        """
+        now = time.time() if now is None else now
+        script = self.r.register_script(_ENQUEUE)
+        return bool(script(keys=[self.key("webhook", "queue"),
+                                 self.key("webhook", "event", event_id or "")],
+                           args=[str(ticket_id), repr(now), event_id or "",
+                                 self.WEBHOOK_EVENT_TTL_SECONDS]))
+
+    def webhook_batch(self, limit: int = 100) -> list[tuple[int, float]]:
+        """The oldest queued (ticket id, score) pairs; they stay queued until ``done``."""
+        return [(int(t), s) for t, s in self.r.zrange(self.key("webhook", "queue"), 0,
+                                                      limit - 1, withscores=True)]
+
+    def webhooks_done(self, batch: list[tuple[int, float]]) -> None:
+        """Unqueue handled tickets, unless re-queued meanwhile (their score changed)."""
+        if batch:
+            script = self.r.register_script(_DEQUEUE)
+            args: list[str] = []
+            for tid, score in batch:
+                args += [str(tid), repr(score)]
+            script(keys=[self.key("webhook", "queue")], args=args)
+
+    def webhook_depth(self) -> int:
+        return int(self.r.zcard(self.key("webhook", "queue")))
 
     # -- locks -------------------------------------------------------------------------
 

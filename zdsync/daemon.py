@@ -1,0 +1,266 @@
+"""``zdsync run``: the long-running process.
+
+Threads, and why:
+
+- the APScheduler job runs a pass at start and every ``sync.interval`` seconds
+  (``max_instances=1``, ``coalesce=True``, an explicit ``misfire_grace_time``: APScheduler's
+  1 s default silently drops late runs). Missed and failed runs are counted;
+- the worker elects the leader (a Redis lease, see ``store.SyncLock``) and, on the leader,
+  drains the webhook queue; during a pass the pass drains it between two tickets instead;
+- waitress serves the probes, the metrics and the webhook.
+
+Only the leader touches Zendesk and Teamwork. Passes and webhook work on the leader are
+serialised by one in-process lock, so one ticket is never reconciled twice at once; standby
+replicas stay live and ready (they can still take webhooks: that only queues ids in Redis).
+
+Shutdown (SIGTERM/SIGINT): stop taking webhooks, let the ticket in hand finish (retry
+waits are cut short and the ticket goes to the retry set), commit, release the lease, exit 0.
+A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+import redis
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from zdsync import defaults
+from zdsync.config import Settings
+from zdsync.errors import RetryableError
+from zdsync.metrics import Metrics
+from zdsync.reconciler import Reconciler
+from zdsync.server import App, Health, Server
+from zdsync.store import Store, SyncLock, connect
+from zdsync.teamwork import TeamworkClient
+from zdsync.zendesk import ZendeskClient
+
+log = logging.getLogger(__name__)
+
+WORKER_TICK_SECONDS = 0.25
+"""How often the worker looks at the webhook queue (and, as standby, at the lease)."""
+ELECT_EVERY_SECONDS = 2.0
+"""How often a standby replica tries to take the lease."""
+HEALTH_MARGIN_SECONDS = 60.0
+"""Slack beyond three intervals before a leader without a successful pass is unhealthy."""
+SHUTDOWN_SECONDS = 25.0
+"""How long a graceful shutdown may wait for the ticket in hand (Kubernetes gives 30 s)."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 store: Store | None = None, lock_ttl_seconds: float = defaults.LOCK_TTL_SECONDS,
+                 http_port: int | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.store = store or Store.from_settings(settings.redis)
+        self.probe = Store(connect(settings.redis, attempts=0, timeout_seconds=1.0),
+                           settings.redis.key_prefix)
+        self.lock_ttl_seconds = lock_ttl_seconds
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.work = threading.Lock()  # one reconciler at a time in this process
+        self.lock: SyncLock | None = None
+        self.started_at = time.time()
+        self.pass_running = False
+        self._last_drain = 0.0
+        self.zendesk = ZendeskClient(settings.zendesk, metrics=self.metrics, sleep=self._sleep)
+        self.teamwork = TeamworkClient(settings.teamwork, metrics=self.metrics, sleep=self._sleep)
+        self.reconciler = Reconciler(settings, self.store, self.zendesk, self.teamwork,
+                                     self.metrics, should_stop=self._should_stop,
+                                     interleave=self._drain_between)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"max_instances": 1, "coalesce": True,
+                          "misfire_grace_time": defaults.MISFIRE_GRACE_SECONDS},
+            timezone="UTC",
+        )
+        self.scheduler.add_listener(self._on_job_event,
+                                    EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        secret = settings.webhook.secret.reveal() if settings.webhook.secret else None
+        self.app = App(self.metrics, Health(self._live_problems, self._ready_problems),
+                       enqueue=self.store.enqueue_webhook, webhook_secret=secret)
+        self.server = Server(self.app, settings.http.host,
+                             settings.http.port if http_port is None else http_port)
+        self.worker = threading.Thread(target=self._work, name="zdsync-worker", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Daemon:
+        self.server.start()
+        self.worker.start()
+        self.scheduler.add_job(self._pass_job, "interval", seconds=self.settings.sync.interval,
+                               id="pass", next_run_time=_now_utc())
+        self.scheduler.start()
+        log.info("zdsync running: pass every %.0f s; http on %s:%s; webhook %s",
+                 self.settings.sync.interval, self.settings.http.host, self.server.port,
+                 "on" if self.app.secret else "off")
+        return self
+
+    def run(self) -> int:
+        """Start, wait for a signal, shut down. Returns the exit code."""
+        signals = 0
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            nonlocal signals
+            signals += 1
+            if signals > 1:
+                log.warning("second signal: exiting now")
+                os._exit(1)
+            log.info("signal %s: shutting down", signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+        self.start()
+        self.stopping.wait()
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        self.app.accepting.clear()
+        self.scheduler.shutdown(wait=False)
+        # Wait for the ticket in hand: the pass and the worker both stop at a boundary.
+        if self.work.acquire(timeout=SHUTDOWN_SECONDS):
+            self.work.release()
+        self.worker.join(timeout=5)
+        self._resign()
+        self.server.stop()
+        self.stopped.set()
+        log.info("zdsync stopped")
+
+    def _sleep(self, seconds: float) -> None:
+        """Waits inside API clients; cut short by shutdown (the ticket is then retried)."""
+        if self.stopping.wait(seconds):
+            raise RetryableError("zdsync", "shutting down")
+
+    # -- leadership --------------------------------------------------------------------
+
+    @property
+    def leader(self) -> bool:
+        return self.lock is not None and self.lock.held
+
+    def _should_stop(self) -> bool:
+        return self.stopping.is_set() or not self.leader
+
+    def _elect(self) -> None:
+        if self.lock is not None and self.lock.lost.is_set():
+            log.warning("lost the leader lease; standing by")
+            self._resign()
+        if self.lock is None:
+            lock = self.store.lock("sync", self.lock_ttl_seconds)
+            if lock.acquire():
+                self.lock = lock
+                log.info("became the leader")
+                self.scheduler.modify_job("pass", next_run_time=_now_utc())
+        self.metrics.leader.set(1 if self.leader else 0)
+
+    def _resign(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+        self.metrics.leader.set(0)
+
+    def _work(self) -> None:
+        next_elect = 0.0
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
+                    self._elect()
+                    next_elect = time.monotonic() + ELECT_EVERY_SECONDS
+                if self.leader and self.work.acquire(blocking=False):
+                    try:
+                        self._drain()
+                    finally:
+                        self.work.release()
+            except redis.RedisError as exc:
+                log.warning("worker: Redis error (retrying): %s", exc)
+            except Exception:
+                log.exception("worker: unexpected error")
+            self.stopping.wait(WORKER_TICK_SECONDS)
+
+    # -- work --------------------------------------------------------------------------
+
+    def _pass_job(self) -> None:
+        if not self.leader or self.stopping.is_set():
+            return
+        with self.work:
+            self.pass_running = True
+            try:
+                summary = self.reconciler.run_pass()
+                log.info("pass: %s", summary.line())
+            except redis.RedisError as exc:
+                # The cursor only moves with the work it covers: the next pass resumes.
+                self.metrics.passes.labels("error").inc()
+                log.error("pass failed, Redis unavailable: %s", exc)
+            finally:
+                self.pass_running = False
+
+    def _drain(self) -> set[int]:
+        """Reconcile up to 100 webhook-queued tickets from a fresh read of each."""
+        batch = self.store.webhook_batch(100)
+        self._last_drain = time.monotonic()
+        if not batch:
+            self.metrics.webhook_queue.set(0)
+            return set()
+        ids = [t for t, _ in batch]
+        self.reconciler.refresh(ids, source="webhook")
+        self.store.webhooks_done(batch)
+        self.metrics.webhook_queue.set(self.store.webhook_depth())
+        return set(ids)
+
+    def _drain_between(self) -> set[int]:
+        if time.monotonic() - self._last_drain < 0.5 or self._should_stop():
+            return set()
+        return self._drain()
+
+    def _on_job_event(self, event: object) -> None:
+        code = getattr(event, "code", 0)
+        name = {EVENT_JOB_MISSED: "missed", EVENT_JOB_ERROR: "error",
+                EVENT_JOB_MAX_INSTANCES: "max_instances"}.get(code, "other")
+        self.metrics.scheduler_events.labels(name).inc()
+        if code == EVENT_JOB_ERROR:
+            log.error("pass crashed: %r", getattr(event, "exception", None))
+        else:
+            log.warning("scheduler: pass %s", name)
+
+    # -- health ------------------------------------------------------------------------
+
+    def _live_problems(self) -> list[str]:
+        problems = []
+        if not self.scheduler.running and not self.stopping.is_set():
+            problems.append("scheduler not running")
+        if not self.worker.is_alive() and not self.stopping.is_set():
+            problems.append("worker thread died")
+        return problems
+
+    def _ready_problems(self) -> list[str]:
+        problems = []
+        if self.stopping.is_set():
+            problems.append("shutting down")
+        try:
+            self.probe.ping()
+        except redis.RedisError as exc:
+            problems.append(f"redis: {type(exc).__name__}")
+        if self.leader:
+            window = 3 * self.settings.sync.interval + HEALTH_MARGIN_SECONDS
+            now = time.time()
+            last = self.reconciler.last_success_at or self.started_at
+            busy = self.pass_running and now - self.reconciler.progress_at <= window
+            if now - last > window and not busy:
+                problems.append(f"no successful pass for {now - last:.0f} s")
+        return problems
+
+
+def _now_utc():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
