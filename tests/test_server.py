@@ -68,7 +68,7 @@ def test_health_endpoints_follow_the_probes(served):
 
 
 def test_metrics_exposed_and_moving(served):
-    url, _, _, metrics, _ = served
+    url, _, _, _, _ = served
     before = requests.get(url + "/metrics", timeout=5).text
     assert "zdsync_passes_total" in before or "zdsync_leader" in before
     post(url, EVENT)
@@ -77,7 +77,7 @@ def test_metrics_exposed_and_moving(served):
 
 
 def test_event_subscription_webhook_with_zendesk_test_secret_is_queued(served):
-    url, store, _, metrics, _ = served
+    url, store, _, _, _ = served
     r = post(url, EVENT)
     assert r.status_code == 202
     assert [t for t, _ in store.webhook_batch()] == [42]

@@ -217,7 +217,7 @@ class Server:
         """Close the listener and every open connection, from inside waitress's loop
         (keep-alive connections would otherwise keep the loop running)."""
         server = self.server
-        channels = server._map  # type: ignore[union-attr]  # noqa: SLF001
+        channels = server._map  # type: ignore[union-attr]
 
         def close_all() -> None:
             for channel in list(channels.values()):
