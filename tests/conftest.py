@@ -24,3 +24,64 @@ def redis_client(redis_server: LocalRedis) -> Iterator[redis.Redis]:
     yield client
     client.flushall()
     client.close()
+
+
+class SentinelCluster:
+    """A master, a replica and three Sentinels, all real processes on free ports."""
+
+    def __init__(self) -> None:
+        self.master = LocalRedis().start()
+        self.replica = LocalRedis(replica_of=("127.0.0.1", self.master.port)).start()
+        self.sentinels = [LocalRedis(sentinel_for=("mymaster", "127.0.0.1", self.master.port))
+                          .start() for _ in range(3)]
+        self.wait_until_ready()
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def master_port(self) -> int:
+        addr = self.sentinels[0].client().execute_command(
+            "SENTINEL", "get-master-addr-by-name", "mymaster")
+        return int(addr[1])
+
+    def wait_until_ready(self, timeout_seconds: float = 20.0) -> None:
+        """Until the replica is in sync and every Sentinel knows the replica and the others."""
+        import time
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                info = self.replica.client().info("replication")
+                known = [s.client().sentinel_master("mymaster") for s in self.sentinels]
+                if (info.get("master_link_status") == "up"
+                        and all(int(k["num-slaves"]) >= 1 and int(k["num-other-sentinels"]) >= 2
+                                for k in known)):
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("sentinel cluster did not become ready")
+
+    def failover(self, timeout_seconds: float = 20.0) -> int:
+        """SENTINEL FAILOVER; returns the new master's port once Sentinel reports it."""
+        import time
+        old = self.master_port()
+        self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", "mymaster")
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            port = self.master_port()
+            if port != old:
+                return port
+            time.sleep(0.1)
+        raise RuntimeError("failover did not happen")
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            server.stop()
+
+
+@pytest.fixture
+def sentinel_cluster() -> Iterator[SentinelCluster]:
+    cluster = SentinelCluster()
+    yield cluster
+    cluster.stop()
