@@ -221,7 +221,7 @@ class Reconciler:
             # One transaction: the page's records and retries, then the cursor. A page cut
             # short by a stop is committed without moving the cursor; it is read again.
             self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
-                              history=batch.history, refetch=batch.refetch,
+                              history=batch.history, refetch=batch.refetch, now=self.clock(),
                               cursor=None if batch.stopped else (page.after_cursor, position))
             if batch.stopped:
                 raise Stopped()
@@ -235,7 +235,7 @@ class Reconciler:
         latest = int(self.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
         start = min(saved or self.settings.sync.start_time or latest, latest)
         if saved is None and not dry_run:
-            self.store.commit(cursor=(None, start))
+            self.store.commit(cursor=(None, start), now=self.clock())
         return start
 
     def _page_position(self, tickets: list[Any], end_of_stream: bool) -> int | None:
@@ -310,7 +310,7 @@ class Reconciler:
 
     def commit(self, batch: Batch) -> None:
         self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
-                          history=batch.history, refetch=batch.refetch)
+                          history=batch.history, refetch=batch.refetch, now=self.clock())
 
     # -- retries, remapped agents, fresh reads -----------------------------------------
 
