@@ -107,6 +107,9 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between two passes."),
     Option("sync", "title_template", "str", "[ZD#{id}] {subject}",
            "Task title; fields {id}, {subject}, {status}."),
+    Option("sync", "lock_ttl", "float", defaults.LOCK_TTL_SECONDS,
+           "Seconds the sync (leader) lock lives unless renewed; a standby takes over "
+           "within this plus one interval after the leader dies."),
     Option("log", "level", "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Option("log", "format", "str", "text", "text, or json for one JSON object per line."),
     Option("http", "host", "str", "0.0.0.0", "Address of the health, metrics and webhook server."),
@@ -260,6 +263,7 @@ class SyncSettings:
     start_time: int | None = None
     interval: float = defaults.SYNC_INTERVAL_SECONDS
     title_template: str = "[ZD#{id}] {subject}"
+    lock_ttl: float = defaults.LOCK_TTL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,9 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
         problems.append(f"http.port must be 1-65535: {BY_DEST['http_port'].how_to_set()}")
     if s.sync.interval <= 0:
         problems.append(f"sync.interval must be > 0: {BY_DEST['sync_interval'].how_to_set()}")
+    if s.sync.lock_ttl < 1:
+        problems.append(f"sync.lock_ttl must be at least 1 second: "
+                        f"{BY_DEST['sync_lock_ttl'].how_to_set()}")
     if s.teamwork.rate_limit <= 0:
         problems.append(f"teamwork.rate_limit must be > 0: "
                         f"{BY_DEST['teamwork_rate_limit'].how_to_set()}")

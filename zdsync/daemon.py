@@ -56,14 +56,13 @@ SHUTDOWN_SECONDS = 25.0
 
 class Daemon:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
-                 store: Store | None = None, lock_ttl_seconds: float = defaults.LOCK_TTL_SECONDS,
-                 http_port: int | None = None) -> None:
+                 store: Store | None = None, http_port: int | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.store = store or Store.from_settings(settings.redis)
         self.probe = Store(connect(settings.redis, attempts=0, timeout_seconds=1.0),
                            settings.redis.key_prefix)
-        self.lock_ttl_seconds = lock_ttl_seconds
+        self.lock_ttl_seconds = settings.sync.lock_ttl
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         self.work = threading.Lock()  # one reconciler at a time in this process
