@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,10 +90,12 @@ def _assignees(person: int | None) -> dict[str, list[int]]:
 
 class TeamworkClient:
     def __init__(self, settings: TeamworkSettings, *, metrics: Metrics | None = None,
-                 sleep: Sleep = time.sleep, session: requests.Session | None = None) -> None:
+                 sleep: Sleep = time.sleep, session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
         assert settings.api_token is not None
         self.base_url = settings.base_url
-        self.pacer = Pacer(settings.rate_limit)
+        self.pacer = Pacer(settings.rate_limit, clock)
         self.http = Transport(
             "teamwork", settings.base_url, (settings.api_token.reveal(), "X"),
             throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,

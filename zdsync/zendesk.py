@@ -10,7 +10,7 @@ timeouts shrink the page size instead of repeating the identical request.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +50,12 @@ class Export:
     client: ZendeskClient
     cursor: str | None
     start_time: int | None
-    per_page: int = defaults.ZENDESK_PAGE_SIZE
     pages: int = field(default=0, init=False)
 
     def __iter__(self) -> Iterator[ExportPage]:
         while True:
-            page = self.client.export_page(self.cursor, self.start_time, self.per_page)
+            page = self.client.export_page(self.cursor, self.start_time,
+                                           defaults.ZENDESK_PAGE_SIZE)
             self.pages += 1
             yield page
             if page.too_recent:
@@ -73,13 +73,15 @@ class Export:
 
 class ZendeskClient:
     def __init__(self, settings: ZendeskSettings, *, metrics: Metrics | None = None,
-                 sleep: Sleep = time.sleep, session: requests.Session | None = None) -> None:
+                 sleep: Sleep = time.sleep, session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
         assert settings.api_token is not None and settings.email
         self.base_url = settings.base_url
         self.http = Transport(
             "zendesk", settings.base_url,
             (f"{settings.email}/token", settings.api_token.reveal()),
-            throttle_wait=retry_after_seconds, metrics=metrics, pacer=Pacer(None),
+            throttle_wait=retry_after_seconds, metrics=metrics, pacer=Pacer(None, clock),
             sleep=sleep, session=session,
         )
 
@@ -90,7 +92,7 @@ class ZendeskClient:
         return Export(self, cursor, start_time)
 
     def export_page(self, cursor: str | None, start_time: int | None,
-                    per_page: int = defaults.ZENDESK_PAGE_SIZE) -> ExportPage:
+                    per_page: int) -> ExportPage:
         """One export request. With a 504 or timeout, retry with half the page size."""
         params: dict[str, Any] = {"per_page": per_page, "support_type_scope": "all"}
         if cursor:
