@@ -1,0 +1,597 @@
+"""Shared machinery of the simulators: clock, HTTP server, faults, request log, rate limits.
+
+The simulators exist so that zdsync can be tested against services that behave like the
+real ones (limits, failure modes, odd status codes) without any network access. Everything
+here is standard library and in-memory; one lock guards a simulator's data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import fnmatch
+import json
+import math
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+ADMIN_PREFIX = "/_sim/"
+"""Paths under this prefix are simulator controls, not API calls: no auth, faults or limits."""
+
+
+class Clock:
+    """Injectable time: real time plus an offset, so tests can jump forward without sleeping.
+
+    ``frozen=True`` stops the real-time part (``now()`` only moves with ``advance``), which
+    makes runs fully deterministic.
+    """
+
+    def __init__(self, offset_seconds: float = 0.0, *, frozen: bool = False,
+                 start: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._offset = offset_seconds
+        self._frozen_at = (time.time() if start is None else start) if frozen else None
+        if start is not None and not frozen:
+            self._offset = start - time.time() + offset_seconds
+
+    def now(self) -> float:
+        """Epoch seconds as the simulated services see them."""
+        with self._lock:
+            base = self._frozen_at if self._frozen_at is not None else time.time()
+            return base + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward (never backward: the services' timestamps only grow)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+        return self.now()
+
+
+def iso_utc(epoch: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``: the timestamp format of both services."""
+    return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------------------------
+# Requests and responses
+
+
+@dataclass
+class Request:
+    """One parsed HTTP request, as handed to a simulator route."""
+
+    method: str
+    path: str
+    query_all: dict[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes = b""
+    client: str = ""
+    identity: Any = None
+    """Set by a simulator's ``before`` hook: who the credentials belong to."""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """First value of each query parameter (``query_all`` keeps repeats)."""
+        return {k: v[0] for k, v in self.query_all.items() if v}
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query_all.get(name)
+        return values[0] if values else default
+
+    def args(self, name: str) -> list[str]:
+        return list(self.query_all.get(name, []))
+
+    def json(self) -> Any:
+        """The body as JSON; raises ``ValueError`` when it is not JSON."""
+        if not self.body:
+            raise ValueError("empty body")
+        return json.loads(self.body)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """``(user, password)`` from an ``Authorization: Basic`` header, else ``None``."""
+        header = self.headers.get("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or not value:
+            return None
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = decoded.partition(":")
+        return (user, password) if sep else None
+
+
+@dataclass
+class Response:
+    """What a route answers. ``create=True`` marks a committed create (lost-response fault)."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    create: bool = False
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(status, body, {"Content-Type": "application/json; charset=utf-8",
+                                   **(headers or {})})
+
+
+def text_response(status: int, text: str, content_type: str = "text/plain") -> Response:
+    return Response(status, text.encode(), {"Content-Type": f"{content_type}; charset=utf-8"})
+
+
+def empty_response(status: int) -> Response:
+    return Response(status)
+
+
+def truthy(value: str | None) -> bool:
+    """How both services read boolean query parameters."""
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# ---------------------------------------------------------------------------------------
+# Faults
+
+
+_GATEWAY_TEXT = {
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Faults:
+    """Injected failures, settable at any time (attributes or :meth:`set`), seeded RNG.
+
+    - ``latency_seconds``: added (real time) before every API request is answered.
+    - ``error_rate`` with ``error_statuses``: that share of API requests fails with one of
+      the statuses *without being executed* (an HTML gateway page, as a proxy would send).
+    - ``lost_create_rate``: that share of successful creates is *committed* and then the
+      connection is closed without any response (the realistic "lost response").
+    - ``routes``: when set, only requests whose route name is in it are affected.
+    - :meth:`fail_next` / :meth:`lose_next_creates`: deterministic one-shot versions.
+    Requests under ``/_sim/`` are never affected.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.latency_seconds = 0.0
+        self.error_rate = 0.0
+        self.error_statuses: tuple[int, ...] = (500, 502, 503)
+        self.lost_create_rate = 0.0
+        self.routes: Collection[str] | None = None
+        self._fail_next: list[int] = []
+        self._lose_next = 0
+
+    def set(self, **settings: Any) -> None:
+        for name, value in settings.items():
+            if name not in {"latency_seconds", "error_rate", "error_statuses",
+                            "lost_create_rate", "routes"}:
+                raise TypeError(f"unknown fault setting {name!r}")
+            if name == "error_statuses":
+                value = tuple(int(s) for s in value)
+            setattr(self, name, value)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.latency_seconds = 0.0
+            self.error_rate = 0.0
+            self.error_statuses = (500, 502, 503)
+            self.lost_create_rate = 0.0
+            self.routes = None
+            self._fail_next.clear()
+            self._lose_next = 0
+
+    def fail_next(self, count: int = 1, status: int = 503) -> None:
+        """The next ``count`` affected API requests fail with ``status``, unexecuted."""
+        with self._lock:
+            self._fail_next.extend([status] * count)
+
+    def lose_next_creates(self, count: int = 1) -> None:
+        """The next ``count`` successful creates are committed, then their responses lost."""
+        with self._lock:
+            self._lose_next += count
+
+    def applies(self, route: str) -> bool:
+        routes = self.routes
+        return routes is None or route in routes
+
+    def roll_error(self) -> int | None:
+        with self._lock:
+            if self._fail_next:
+                return self._fail_next.pop(0)
+            if self.error_rate > 0 and self._rng.random() < self.error_rate:
+                return self._rng.choice(self.error_statuses or (500,))
+        return None
+
+    def roll_lost_create(self) -> bool:
+        with self._lock:
+            if self._lose_next > 0:
+                self._lose_next -= 1
+                return True
+            return self.lost_create_rate > 0 and self._rng.random() < self.lost_create_rate
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "latency_seconds": self.latency_seconds, "error_rate": self.error_rate,
+            "error_statuses": list(self.error_statuses),
+            "lost_create_rate": self.lost_create_rate,
+            "routes": None if self.routes is None else sorted(self.routes),
+        }
+
+
+def fault_response(status: int) -> Response:
+    text = _GATEWAY_TEXT.get(status, "Error")
+    html = f"<html><head><title>{status} {text}</title></head><body><h1>{status} {text}</h1>" \
+           "</body></html>"
+    return text_response(status, html, "text/html")
+
+
+# ---------------------------------------------------------------------------------------
+# Request log
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One API request as the simulator saw it. ``status`` is ``None`` when no response
+    was sent (lost-response fault); ``route`` is the matched route template or ``""``."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int | None
+    route: str
+    time: float
+
+
+class RequestLog:
+    """Every API request, in order, so tests can count calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[LoggedRequest] = []
+
+    def append(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def count(self, method: str | None = None, route: str | None = None, *,
+              path: str | None = None, status: int | None = None) -> int:
+        """Requests matching all given filters; ``path`` is a glob (``/api/v2/tickets/*``)."""
+        return sum(
+            1 for e in self.entries()
+            if (method is None or e.method == method.upper())
+            and (route is None or e.route == route)
+            and (path is None or fnmatch.fnmatchcase(e.path, path))
+            and (status is None or e.status == status)
+        )
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """``(method, route template)`` -> number of requests."""
+        return Counter((e.method, e.route or e.path) for e in self.entries())
+
+
+# ---------------------------------------------------------------------------------------
+# Rate limits
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+    """Seconds until the window resets, or until the lock-out ends when locked out."""
+
+    @property
+    def reset_header(self) -> str:
+        return str(max(0, math.ceil(self.reset_seconds)))
+
+
+class RateLimiter:
+    """Fixed-window limiter per client key, on the simulated clock.
+
+    A window opens with a client's first request and lasts ``window_seconds``. With
+    ``lockout_seconds`` a refused request locks the client out for that long (Teamwork);
+    without it the client may retry when the window resets (Zendesk). Refused requests do
+    not count, and requests during a lock-out do not extend it.
+    """
+
+    def __init__(self, limit: int, clock: Clock, *, window_seconds: float = 60.0,
+                 lockout_seconds: float = 0.0) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.window_seconds = window_seconds
+        self.lockout_seconds = lockout_seconds
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (window start, count)
+        self._locked_until: dict[str, float] = {}
+
+    def hit(self, key: str) -> RateDecision:
+        """Count one request for ``key`` and say whether it may proceed."""
+        return self._decide(key, count=True)
+
+    def peek(self, key: str) -> RateDecision:
+        return self._decide(key, count=False)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._windows.clear()
+            self._locked_until.clear()
+
+    def _decide(self, key: str, *, count: bool) -> RateDecision:
+        now = self.clock.now()
+        with self._lock:
+            locked = self._locked_until.get(key, 0.0)
+            if locked > now:
+                return RateDecision(False, self.limit, 0, locked - now)
+            start, used = self._windows.get(key, (now, 0))
+            if now >= start + self.window_seconds:
+                start, used = now, 0
+            if used >= self.limit:
+                if count and self.lockout_seconds > 0:
+                    self._locked_until[key] = now + self.lockout_seconds
+                    self._windows[key] = (now, 0)
+                    return RateDecision(False, self.limit, 0, self.lockout_seconds)
+                return RateDecision(False, self.limit, 0, start + self.window_seconds - now)
+            if count:
+                used += 1
+                self._windows[key] = (start, used)
+            return RateDecision(True, self.limit, self.limit - used,
+                                start + self.window_seconds - now)
+
+
+# ---------------------------------------------------------------------------------------
+# The server
+
+
+Handler = Callable[[Request, "re.Match[str]"], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    name: str
+    handler: Handler
+    group: str = ""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # idle keep-alive connections must not hang stop()
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
+        self.sim = sim
+        super().__init__(address, _RequestHandler)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle + delayed ACK add
+        # ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        request = Request(
+            method=self.command, path=parts.path,
+            query_all=parse_qs(parts.query, keep_blank_values=True),
+            headers=self.headers, body=body, client=self.client_address[0],
+        )
+        try:
+            response = self.server.sim.dispatch(request)
+        except Exception as exc:  # a simulator bug must show up as a 500, not a hang
+            response = text_response(500, f"simulator error: {exc!r}")
+        if response is None:  # lost response: close without a single byte
+            self.close_connection = True
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request log is the record; stderr noise helps nobody in tests
+
+
+class SimServer:
+    """Base of both simulators: routing, the fault/limit pipeline and the HTTP server.
+
+    Subclasses register routes with :meth:`route` and implement :meth:`before` (auth and
+    rate limits), :meth:`decorate` (headers on every API response) and :meth:`not_found`.
+    """
+
+    def __init__(self, clock: Clock | None = None, *, seed: int = 0) -> None:
+        self.clock = clock or Clock()
+        self.lock = threading.RLock()
+        self.faults = Faults(seed)
+        self.log = RequestLog()
+        self._routes: list[Route] = []
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- routing --------------------------------------------------------------------
+
+    def route(self, method: str, regex: str, name: str, handler: Handler,
+              group: str = "") -> None:
+        self._routes.append(Route(method.upper(), re.compile(regex + r"\Z"), name, handler,
+                                  group))
+
+    def match(self, request: Request) -> tuple[Route, re.Match[str]] | None:
+        for route in self._routes:
+            if route.method == request.method:
+                found = route.pattern.match(request.path)
+                if found:
+                    return route, found
+        return None
+
+    # -- hooks ------------------------------------------------------------------------
+
+    def before(self, request: Request, route: Route | None) -> Response | None:
+        """Auth and rate limits; a response here refuses the request."""
+        return None
+
+    def decorate(self, request: Request, response: Response) -> None:
+        """Add headers every API response carries (e.g. rate-limit headers)."""
+
+    def not_found(self, request: Request) -> Response:
+        return empty_response(404)
+
+    # -- the pipeline -----------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Response | None:
+        """Answer one request; ``None`` means: close the connection without a response."""
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._admin(request)
+        matched = self.match(request)
+        route_name = matched[0].name if matched else ""
+        affected = self.faults.applies(route_name)
+        if affected and self.faults.latency_seconds > 0:
+            time.sleep(self.faults.latency_seconds)
+        fault = self.faults.roll_error() if affected else None
+        if fault is not None:
+            response: Response | None = fault_response(fault)
+        else:
+            with self.lock:
+                response = self.before(request, matched[0] if matched else None)
+                if response is None:
+                    response = (matched[0].handler(request, matched[1]) if matched
+                                else self.not_found(request))
+                self.decorate(request, response)
+            if response.create and affected and self.faults.roll_lost_create():
+                response = None
+        self.log.append(LoggedRequest(
+            request.method, request.path, request.query,
+            None if response is None else response.status, route_name, self.clock.now(),
+        ))
+        return response
+
+    def _admin(self, request: Request) -> Response:
+        """``/_sim/`` controls for simulators running in another process."""
+        path = request.path[len(ADMIN_PREFIX):].rstrip("/")
+        try:
+            data = request.json() if request.body else {}
+        except ValueError:
+            return json_response(400, {"error": "body must be JSON"})
+        if path == "health" and request.method == "GET":
+            return json_response(200, {"ok": True, "now": self.clock.now()})
+        if path == "clock" and request.method == "GET":
+            return json_response(200, {"now": self.clock.now()})
+        if path == "clock/advance" and request.method == "POST":
+            try:
+                return json_response(200, {"now": self.clock.advance(float(data["seconds"]))})
+            except (KeyError, TypeError, ValueError) as exc:
+                return json_response(400, {"error": f"need a non-negative 'seconds': {exc}"})
+        if path == "faults" and request.method == "GET":
+            return json_response(200, self.faults.snapshot())
+        if path == "faults" and request.method == "POST":
+            try:
+                self.faults.set(**data)
+            except TypeError as exc:
+                return json_response(400, {"error": str(exc)})
+            return json_response(200, self.faults.snapshot())
+        if path == "requests" and request.method == "GET":
+            return json_response(200, {"requests": [e.__dict__ for e in self.log.entries()]})
+        if path == "requests" and request.method == "DELETE":
+            self.log.clear()
+            return empty_response(204)
+        return json_response(404, {"error": "unknown simulator control"})
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> Self:
+        """Serve in a daemon thread; ``port=0`` picks a free port (see :attr:`url`)."""
+        if self._server is not None:
+            raise RuntimeError("already started")
+        self._server = _HTTPServer((host, port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=f"{type(self).__name__}-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` while running."""
+        if self._server is None:
+            raise RuntimeError("not started")
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def page_slice(items: Iterable[Any], page: int, page_size: int) -> tuple[list[Any], bool]:
+    """One page (1-based) of ``items`` and whether more follow."""
+    all_items = list(items)
+    start = (page - 1) * page_size
+    chunk = all_items[start:start + page_size]
+    return chunk, start + page_size < len(all_items)

@@ -1,0 +1,105 @@
+"""``zdsync sim ...``: run a simulator in the foreground, to explore it with curl or to
+point a daemon at it. Registered by the main CLI with ``main.add_command(sim)``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import click
+
+from zdsync.sim.activity import ActivityGenerator
+from zdsync.sim.base import Clock, SimServer
+from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.zendesk import ZendeskSim
+
+
+@click.group()
+def sim() -> None:
+    """Run the Zendesk or Teamwork simulator (no real service is contacted)."""
+
+
+def _serve(server: SimServer, port: int, host: str, lines: list[str]) -> None:
+    server.start(port=port, host=host)
+    click.echo(f"  url:      {server.url}")
+    for line in lines:
+        click.echo(line)
+    click.echo(f"  admin:    {server.url}/_sim/health  (POST /_sim/clock/advance, "
+               "/_sim/faults; GET /_sim/requests)")
+    click.echo("Serving; press Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("Stopping.")
+    finally:
+        server.stop()
+
+
+@sim.command("zendesk")
+@click.option("--port", default=8081, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--email", default="admin@example.com", show_default=True,
+              help="The admin user's e-mail (Basic auth: EMAIL/token:TOKEN).")
+@click.option("--token", default="sim-zendesk-token", show_default=True)
+@click.option("--export-limit", default=10, show_default=True,
+              help="Incremental export requests per minute.")
+@click.option("--seed-data", is_flag=True, help="Create a few agents and tickets.")
+@click.option("--activity", "activity_rate", type=float, default=0.0,
+              help="Random ticket events per second (needs --seed-data).")
+@click.option("--seed", default=0, show_default=True, help="Seed for faults and activity.")
+def zendesk_command(port: int, host: str, email: str, token: str, export_limit: int,
+                    seed_data: bool, activity_rate: float, seed: int) -> None:
+    """Serve the Zendesk Support API simulator."""
+    server = ZendeskSim(email, token, Clock(), export_limit, seed=seed)
+    click.echo("Zendesk simulator")
+    lines = [f"  auth:     {email}/token:{token}"]
+    agents: list[int] = []
+    if seed_data:
+        agents = [server.add_user("Alice Agent", "alice@example.com", "agent"),
+                  server.add_user("Bob Agent", "bob@example.com", "agent"),
+                  server.add_user("Carol Unmapped", "carol@example.com", "agent")]
+        customer = server.add_user("Dan Customer", "dan@example.com", "end-user")
+        tickets = [server.create_ticket("Printer on fire", customer, agents[0], agents[0],
+                                        "open"),
+                   server.create_ticket("Cannot log in", customer, customer),
+                   server.create_ticket(None, customer, agents[1], agents[2], "open")]
+        lines.append(f"  agents:   {agents} (alice, bob, carol); end-user {customer}")
+        lines.append(f"  tickets:  {tickets} (exported once older than 60 s)")
+    stop = threading.Event()
+    if activity_rate > 0 and agents:
+        generator = ActivityGenerator(server, seed=seed, mapped_agent_ids=agents[:2],
+                                      unmapped_agent_ids=agents[2:])
+        threading.Thread(target=generator.run_for, args=(10**9, activity_rate, stop),
+                         daemon=True).start()
+    try:
+        _serve(server, port, host, lines)
+    finally:
+        stop.set()
+
+
+@sim.command("teamwork")
+@click.option("--port", default=8082, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--token", default="sim-teamwork-token", show_default=True,
+              help="API token (Basic auth user name; any password).")
+@click.option("--rate-limit", default=150, show_default=True, help="Requests per minute.")
+@click.option("--seed-data", is_flag=True, help="Create people, a project and a task list.")
+@click.option("--seed", default=0, show_default=True, help="Seed for faults.")
+def teamwork_command(port: int, host: str, token: str, rate_limit: int, seed_data: bool,
+                     seed: int) -> None:
+    """Serve the Teamwork Projects API simulator."""
+    server = TeamworkSim(token, Clock(), rate_limit, seed=seed)
+    click.echo("Teamwork simulator")
+    lines = [f"  auth:     {token}:X  (Basic auth; token as user name)"]
+    if seed_data:
+        project = server.add_project("Support")
+        tasklist = server.add_tasklist(project, "Zendesk tickets")
+        people = [server.add_person("Alice", "Agent", "alice@example.com"),
+                  server.add_person("Bob", "Agent", "bob@example.com")]
+        for person in people:
+            server.add_to_project(project, person)
+        lines.append(f"  project:  {project}; task list {tasklist}")
+        lines.append(f"  people:   {people} (alice, bob); integration user {server.me_id}")
+    _serve(server, port, host, lines)
+
