@@ -1,0 +1,136 @@
+"""A simulated world for end-to-end tests: both simulators, a project and task list, agents
+with and without Teamwork people, a Redis key prefix, and ways to run zdsync against them
+as a real process (``zdsync``) or in-process in simulated time (``reconciler``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from zdsync.config import Settings, load
+from zdsync.metrics import Metrics
+from zdsync.reconciler import Reconciler
+from zdsync.sim.base import Clock
+from zdsync.sim.consistency import Difference, check
+from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.zendesk import ZendeskSim
+from zdsync.store import Store
+from zdsync.teamwork import TeamworkClient
+from zdsync.zendesk import ZendeskClient
+
+TEMPLATE = "[ZD#{id}] {subject}"
+
+
+@dataclass
+class World:
+    zendesk: ZendeskSim
+    teamwork: TeamworkSim
+    clock: Clock
+    redis_port: int
+    prefix: str
+    project: int = 0
+    tasklist: int = 0
+    agents: list[int] = field(default_factory=list)  # the last one is unmapped
+    mappings: dict[int, int] = field(default_factory=dict)
+    customer: int = 0
+
+    def setup(self) -> World:
+        self.project = self.teamwork.add_project("Support")
+        self.tasklist = self.teamwork.add_tasklist(self.project, "Zendesk")
+        for n, handle in enumerate(["ada", "bob", "cy"]):
+            agent = self.zendesk.add_user(handle.title(), f"{handle}@example.com", "agent")
+            self.agents.append(agent)
+            if n < 2:
+                person = self.teamwork.add_person(handle.title(), "Agent",
+                                                  f"{handle}@example.com")
+                self.teamwork.add_to_project(self.project, person)
+                self.mappings[agent] = person
+        self.customer = self.zendesk.add_user("Customer", "customer@example.com")
+        self.store().set_mappings(self.mappings)
+        return self
+
+    @property
+    def unmapped(self) -> int:
+        return self.agents[-1]
+
+    def env(self, **extra: Any) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(
+            ("ZENDESK_", "TEAMWORK_", "REDIS_", "SYNC_", "LOG_", "HTTP_", "WEBHOOK_"))}
+        env.update({
+            "ZENDESK_URL": self.zendesk.url, "ZENDESK_EMAIL": self.zendesk.email,
+            "ZENDESK_API_TOKEN": self.zendesk.api_token,
+            "TEAMWORK_URL": self.teamwork.url, "TEAMWORK_API_TOKEN": self.teamwork.api_token,
+            "TEAMWORK_PROJECT_ID": str(self.project), "TEAMWORK_TASKLIST_ID": str(self.tasklist),
+            "TEAMWORK_RATE_LIMIT": "100000",
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port),
+            "REDIS_KEY_PREFIX": self.prefix,
+            "SYNC_START_TIME": str(int(self.clock.now()) - 3600),
+        })
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def settings(self, **extra: Any) -> Settings:
+        return load(None, {}, self.env(**extra))
+
+    def store(self) -> Store:
+        return Store.from_settings(load(None, {}, self.env(), require_services=False).redis)
+
+    def zdsync(self, *args: str, timeout: float = 300, **extra: Any) -> subprocess.CompletedProcess:
+        """Run the zdsync command line as a real process."""
+        return subprocess.run([sys.executable, "-m", "zdsync", *args], env=self.env(**extra),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def popen(self, *args: str, **extra: Any) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "zdsync", *args], env=self.env(**extra),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def reconciler(self, metrics: Metrics | None = None, **extra: Any) -> Reconciler:
+        """An in-process reconciler whose waits advance the simulated clock instead of
+        sleeping: rate limits and lock-outs play out in simulated time."""
+        settings = self.settings(**extra)
+        metrics = metrics or Metrics()
+        sleep = self.clock.advance
+        return Reconciler(
+            settings, self.store(),
+            ZendeskClient(settings.zendesk, metrics=metrics, sleep=sleep, clock=self.clock.now),
+            TeamworkClient(settings.teamwork, metrics=metrics, sleep=sleep, clock=self.clock.now),
+            metrics, clock=self.clock.now)
+
+    def check(self) -> list[Difference]:
+        return check(self.zendesk, self.teamwork, tasklist_id=self.tasklist,
+                     mappings=self.store().mappings(), title_template=TEMPLATE,
+                     zendesk_url=self.zendesk.url)
+
+    def exportable(self) -> None:
+        """Move simulated time past Zendesk's last-minute exclusion."""
+        self.clock.advance(61)
+
+    def ticket(self, subject: str | None = "Help", *, assignee: int | None = None,
+               status: str = "new", **kw: Any) -> int:
+        return self.zendesk.create_ticket(subject, requester_id=self.customer,
+                                          submitter_id=self.agents[0], assignee_id=assignee,
+                                          status=status, **kw)
+
+    def live_tasks(self) -> list[dict[str, Any]]:
+        return self.teamwork.tasks(tasklist_id=self.tasklist)
+
+    def tasks_for(self, ticket_id: int) -> list[dict[str, Any]]:
+        link = f"{self.zendesk.url}/agent/tickets/{ticket_id}"
+        return [t for t in self.live_tasks()
+                if any(line.endswith(link) for line in t["description"].splitlines())]
+
+
+def make_world(redis_port: int, prefix: str, *, zendesk_kwargs: dict | None = None,
+               teamwork_kwargs: dict | None = None) -> Iterator[World]:
+    clock = Clock()
+    zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {})).start()
+    teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {})).start()
+    try:
+        yield World(zendesk, teamwork, clock, redis_port, prefix).setup()
+    finally:
+        zendesk.stop()
+        teamwork.stop()
