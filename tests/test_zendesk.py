@@ -109,10 +109,13 @@ def test_timeouts_retried(client, requests_mock):
     assert next(iter(client.export("c0", None))).tickets
 
 
-def test_504_shrinks_the_page(client, requests_mock):
-    requests_mock.get(URL, [{"status_code": 504}] * 5 + [{"json": page([1], "c1", True)}])
-    list(client.export("c0", None))
-    assert requests_mock.request_history[-1].qs["per_page"] == ["500"]
+def test_504_and_timeouts_shrink_the_page_instead_of_repeating_it(client, requests_mock):
+    requests_mock.get(URL, [{"status_code": 504}, {"exc": requests.exceptions.ReadTimeout},
+                            {"json": page([1], "c1", False)}, {"json": page([2], "c2", True)}])
+    pages = list(client.export("c0", None))
+    sizes = [r.qs["per_page"][0] for r in requests_mock.request_history]
+    assert sizes == ["1000", "500", "250", "250"]  # and the smaller size is kept
+    assert [p.tickets[0]["id"] for p in pages] == [1, 2]
 
 
 def test_every_request_has_a_timeout(client, requests_mock):

@@ -118,11 +118,14 @@ class Transport:
         json: Any = None,
         idempotent: bool = True,
         accept: Collection[int] = (),
+        before_retry: Callable[[int | None], None] | None = None,
     ) -> requests.Response:
         """Send a request; return a 2xx response (or one whose status is in ``accept``).
 
         Raises NotFound (404), PermanentError (other 4xx), RetryableError once attempts
         run out, AmbiguousWrite when a non-idempotent request may have been applied.
+        ``before_retry(status)`` may adjust ``params`` in place before a retry of a 5xx or
+        a timeout (status None).
         """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         what = f"{method} {path.split('?')[0]}"
@@ -172,3 +175,5 @@ class Transport:
                                     defaults.HTTP_BACKOFF_CAP_SECONDS, self.rng)
             log.info("%s: %s; retrying in %.1f s", self.service, problem, delay)
             self._wait(delay)
+            if before_retry is not None:
+                before_retry(status)

@@ -41,6 +41,7 @@ class ExportPage:
     after_cursor: str | None
     end_of_stream: bool
     too_recent: bool = False  # StartTimeTooRecent: nothing to export yet
+    per_page: int = defaults.ZENDESK_PAGE_SIZE  # the size that worked (it shrinks on 504s)
 
 
 @dataclass
@@ -51,11 +52,13 @@ class Export:
     cursor: str | None
     start_time: int | None
     pages: int = field(default=0, init=False)
+    per_page: int | None = field(default=None, init=False)
 
     def __iter__(self) -> Iterator[ExportPage]:
         while True:
             page = self.client.export_page(self.cursor, self.start_time,
-                                           defaults.ZENDESK_PAGE_SIZE)
+                                           self.per_page or defaults.ZENDESK_PAGE_SIZE)
+            self.per_page = page.per_page  # a size that had to shrink stays small this run
             self.pages += 1
             yield page
             if page.too_recent:
@@ -101,15 +104,14 @@ class ZendeskClient:
             params["start_time"] = start_time
         else:
             raise ValueError("an export needs a cursor or a start_time")
-        while True:
-            try:
-                response = self.http.request("GET", EXPORT_PATH, params=params, accept=(400, 422))
-                break
-            except RetryableError as exc:
-                smallest = params["per_page"] <= defaults.ZENDESK_MIN_PAGE_SIZE
-                if exc.status not in (None, 504) or smallest:
-                    raise
+
+        def shrink(status: int | None) -> None:
+            # Big pages time out; repeating the identical request can stay stuck forever.
+            if status in (None, 504):
                 params["per_page"] = max(defaults.ZENDESK_MIN_PAGE_SIZE, params["per_page"] // 2)
+
+        response = self.http.request("GET", EXPORT_PATH, params=params, accept=(400, 422),
+                                     before_retry=shrink)
         if response.status_code in (400, 422):
             if "too recent" in response.text.lower() or "StartTimeTooRecent" in response.text:
                 return ExportPage([], None, True, too_recent=True)
@@ -120,7 +122,7 @@ class ZendeskClient:
         if not isinstance(tickets, list):
             raise RetryableError("zendesk", "export response without a tickets list")
         return ExportPage(tickets, body.get("after_cursor") or None,
-                          bool(body.get("end_of_stream")))
+                          bool(body.get("end_of_stream")), per_page=params["per_page"])
 
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """The ticket now, or None when it is deleted or gone (404)."""
