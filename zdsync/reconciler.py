@@ -126,7 +126,6 @@ class Reconciler:
         self.last_success_at: float | None = None
         self.clock = clock
         self.template = settings.sync.title_template
-        self.unreadable: dict[int, str] = {}  # ticket id -> reason, for the batch in hand
         self._tasklist_id = settings.teamwork.tasklist_id
 
     # -- set-up ------------------------------------------------------------------------
@@ -195,10 +194,6 @@ class Reconciler:
                                    "duration": round(duration, 3), "retry_depth": depth,
                                    "summary": summary.line()})
 
-    def _check(self) -> None:
-        if self.should_stop():
-            raise Stopped()
-
     def _export(self, mappings: dict[int, int], summary: Summary, dry_run: bool) -> None:
         state = self.store.cursor()
         start_time = None
@@ -210,10 +205,9 @@ class Reconciler:
             if page.too_recent:
                 log.info("export: nothing new yet (start time within the last minute)")
                 return
-            self.unreadable = {}
-            batch = self._apply(self._parse(page.tickets, summary), mappings, summary,
-                                dry_run, "export")
-            batch.refetch.update(self.unreadable)
+            tickets, unreadable = self._parse(page.tickets, summary)
+            batch = self._apply(tickets, mappings, summary, dry_run, "export")
+            batch.refetch.update(unreadable)
             if dry_run:
                 continue
             if not batch.stopped:
@@ -245,10 +239,13 @@ class Reconciler:
         stamps = [t.get("generated_timestamp") for t in tickets if isinstance(t, dict)]
         return max((s for s in stamps if isinstance(s, int)), default=None)
 
-    def _parse(self, raw_tickets: Iterable[Any], summary: Summary) -> list[Ticket]:
-        """Readable tickets, newest snapshot per id. A malformed one is logged with its id,
-        counted and skipped: it never blocks the others."""
+    def _parse(self, raw_tickets: Iterable[Any],
+               summary: Summary) -> tuple[list[Ticket], dict[int, str]]:
+        """Readable tickets, newest snapshot per id, and the ids of unreadable ones (to be
+        read afresh on retry). A malformed ticket is logged with its id, counted and
+        skipped: it never blocks the others."""
         tickets: dict[int, Ticket] = {}
+        unreadable: dict[int, str] = {}
         for raw in raw_tickets:
             summary.seen += 1
             try:
@@ -258,12 +255,12 @@ class Reconciler:
                 self.metrics.skipped.labels("malformed").inc()
                 summary.skipped += 1
                 if isinstance(exc.ticket_id, int) and exc.ticket_id > 0:
-                    self.unreadable[exc.ticket_id] = f"malformed: {exc.reason}"
+                    unreadable[exc.ticket_id] = f"malformed: {exc.reason}"
                 continue
             prior = tickets.get(ticket.id)
             if prior is None or ticket.version >= prior.version:
                 tickets[ticket.id] = ticket
-        return list(tickets.values())
+        return list(tickets.values()), unreadable
 
     # -- a batch of tickets ------------------------------------------------------------
 
@@ -360,7 +357,7 @@ class Reconciler:
         stored = self.store.records(ids)
         tickets: list[Ticket] = []
         failed: dict[int, str] = {}
-        self.unreadable = {}
+        unreadable: dict[int, str] = {}
         for tid in ids:
             try:
                 raw = self.zendesk.ticket(tid)
@@ -370,13 +367,15 @@ class Reconciler:
                         continue  # deleted before zdsync ever saw it: nothing to do
                     raw = {**prior.ticket.to_json(), "status": "deleted",
                            "updated_at": _iso(self.clock()), "generated_timestamp": 0}
-                tickets += self._parse([raw], summary)
+                parsed, bad = self._parse([raw], summary)
+                tickets += parsed
+                unreadable.update(bad)
             except ApiError as exc:
                 log.warning("ticket %s: could not read it from Zendesk: %s", tid, exc)
                 failed[tid] = str(exc)
         batch = self._apply(tickets, mappings, summary, False, source)
         batch.refetch.update(failed)
-        batch.refetch.update(self.unreadable)
+        batch.refetch.update(unreadable)
         summary.failed += len(failed)
         self.commit(batch)
         return summary
