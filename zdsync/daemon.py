@@ -94,10 +94,10 @@ class Daemon:
 
     def start(self) -> Daemon:
         self.server.start()
-        self.worker.start()
         self.scheduler.add_job(self._pass_job, "interval", seconds=self.settings.sync.interval,
                                id="pass", next_run_time=_now_utc())
         self.scheduler.start()
+        self.worker.start()  # after the job exists: winning the lease reschedules it
         log.info("zdsync running: pass every %.0f s; http on %s:%s; webhook %s",
                  self.settings.sync.interval, self.settings.http.host, self.server.port,
                  "on" if self.app.secret else "off")
