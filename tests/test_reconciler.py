@@ -219,3 +219,19 @@ def test_tasklist_found_by_name_or_created(env, world, requests_mock):
     assert sync(env).exit_code == 0
     creates = [r for r in requests_mock.request_history if r.path == "/projects/1/tasklists.json"]
     assert len(creates) == 1  # remembered in Redis
+
+
+def test_secrets_never_reach_logs_or_output(env, world, requests_mock, caplog, monkeypatch):
+    import logging
+    monkeypatch.setattr("zdsync.defaults.HTTP_BACKOFF_BASE_SECONDS", 0.001)
+    caplog.set_level(logging.DEBUG)
+    zd, tw, _ = world
+    env = {**env, "ZENDESK_API_TOKEN": "zd-token-5f1e9c", "TEAMWORK_API_TOKEN": "tw-token-8a2d"}
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    requests_mock.post(TW + "/projects/api/v3/tasklists/3/tasks.json", status_code=400,
+                       json={"errors": [{"detail": "bad request"}]})
+    result = sync(env)
+    assert result.exit_code == 1
+    for secret in ("zd-token-5f1e9c", "tw-token-8a2d"):
+        assert secret not in caplog.text
+        assert secret not in result.output
