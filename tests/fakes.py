@@ -72,6 +72,8 @@ class FakeTeamwork:
         mock.get(task, json=self._get)
         mock.put(re.compile(re.escape(TW) + r"/tasks/(\d+)/(complete|uncomplete)\.json"),
                  json=self._complete)
+        mock.get(V3 + "/tasks.json", json=self._by_ids)
+        self.by_ids_calls: list[list[int]] = []
 
     def live(self) -> list[dict[str, Any]]:
         return [t for t in self.tasks.values() if t["status"] != "deleted"]
@@ -138,3 +140,73 @@ class FakeTeamwork:
                  if term in (t["name"] + t["description"]).lower()
                  and (t["status"] != "completed" or request.qs.get("includecompletedtasks"))]
         return {"tasks": found, "meta": {"page": {"hasMore": False}}}
+
+    def _by_ids(self, request, context):
+        """v3 ``GET /tasks.json?ids=…``: live tasks only (deleted ones need showDeleted)."""
+        ids = [int(i) for i in request.qs.get("ids", [""])[0].split(",") if i]
+        self.by_ids_calls.append(ids)
+        found = [self.tasks[i] for i in ids if i in self.tasks
+                 and self.tasks[i]["status"] != "deleted"
+                 and (self.tasks[i]["status"] != "completed"
+                      or request.qs.get("includecompletedtasks"))]
+        return {"tasks": found, "meta": {"page": {"hasMore": False}}}
+
+
+def _paged(request, items: list[Any], default_size: int = 50) -> tuple[list[Any], bool]:
+    page = int(request.qs.get("page", ["1"])[0])
+    size = int(request.qs.get("pagesize", request.qs.get("per_page", [str(default_size)]))[0])
+    return items[(page - 1) * size:page * size], page * size < len(items)
+
+
+class FakeDirectory:
+    """Zendesk users and Teamwork people (members of project 1), both services' ``me``,
+    project 1 and task list 3: what the operator commands (users, check) read."""
+
+    def __init__(self, mock) -> None:
+        self.users: dict[int, dict[str, Any]] = {}
+        self.people: dict[int, dict[str, Any]] = {}
+        self.members: set[int] = set()
+        self.zendesk_me: dict[str, Any] = {"id": 1, "name": "Ops Admin",
+                                           "email": "ops@zd.test", "role": "admin"}
+        self.teamwork_me: dict[str, Any] = {"id": 2, "firstName": "Sync", "lastName": "Bot",
+                                            "email": "bot@tw.test"}
+        mock.get(ZD + "/api/v2/users/show_many.json", json=self._show_many)
+        mock.get(ZD + "/api/v2/users/me.json", json=lambda r, c: {"user": self.zendesk_me})
+        mock.get(ZD + "/api/v2/users.json", json=self._list_users)
+        mock.get(V3 + "/people.json", json=lambda r, c: self._people(r, None))
+        mock.get(V3 + "/projects/1/people.json", json=lambda r, c: self._people(r, self.members))
+        mock.get(V3 + "/me.json", json=lambda r, c: {"person": self.teamwork_me})
+        mock.get(V3 + "/projects/1.json", json={"project": {"id": 1, "name": "Support"}})
+        mock.get(V3 + "/tasklists/3.json",
+                 json={"tasklist": {"id": 3, "name": "Zendesk", "projectId": 1}})
+
+    def user(self, uid: int, name: str, email: str, role: str = "agent") -> int:
+        self.users[uid] = {"id": uid, "name": name, "email": email, "role": role,
+                           "active": True}
+        return uid
+
+    def person(self, pid: int, first: str, last: str, email: str, member: bool = True) -> int:
+        self.people[pid] = {"id": pid, "firstName": first, "lastName": last, "email": email}
+        if member:
+            self.members.add(pid)
+        return pid
+
+    def _show_many(self, request, context):
+        ids = [int(i) for i in request.qs.get("ids", [""])[0].split(",") if i]
+        return {"users": [self.users[i] for i in ids if i in self.users]}
+
+    def _list_users(self, request, context):
+        roles = set(request.qs.get("role[]", []))
+        users = [u for _, u in sorted(self.users.items()) if not roles or u["role"] in roles]
+        page = int(request.qs.get("page", ["1"])[0])
+        chunk, more = _paged(request, users, 100)
+        query = "&".join(f"role[]={r}" for r in sorted(roles))
+        return {"users": chunk, "next_page": f"{ZD}/api/v2/users.json?{query}&per_page="
+                f"{request.qs.get('per_page', ['100'])[0]}&page={page + 1}" if more else None}
+
+    def _people(self, request, members: set[int] | None):
+        ids = {int(i) for i in request.qs.get("ids", [""])[0].split(",") if i}
+        people = [p for pid, p in sorted(self.people.items())
+                  if (members is None or pid in members) and (not ids or pid in ids)]
+        chunk, more = _paged(request, people)
+        return {"people": chunk, "meta": {"page": {"hasMore": more}}}

@@ -2,26 +2,34 @@
 (``zdsync --redis-host r1 sync --once``); see ``zdsync.config`` for the naming rule.
 
 Exit codes: 0 success; 1 the command ran but work is left (tickets in the retry set, a
-service unreachable, a failed check); 2 configuration or usage error; 75 another process
-holds the sync lock (EX_TEMPFAIL: try again later).
+service unreachable, a failed check, drift found) or what it names is not there (an
+unknown ticket, a Zendesk user who is no agent, a person not on the project: nothing is
+changed); 2 configuration or usage error (bad options, a malformed CSV file); 75 another
+process holds the sync lock (EX_TEMPFAIL: try again later).
+
+Command reference with real output: docs/cli.md.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import click
 import redis
 
-from zdsync import logs
-from zdsync.config import OPTIONS, Settings, load
-from zdsync.errors import ConfigError, LockHeld
+from zdsync import agents, audit, checks, logs
+from zdsync.config import OPTIONS, Settings, load, parse_time
+from zdsync.errors import ApiError, ConfigError, LockHeld
 from zdsync.metrics import Metrics
-from zdsync.store import Store
+from zdsync.rules import KNOWN_STATUSES, Record, plan
+from zdsync.store import Store, SyncLock
+from zdsync.teamwork import TASKS_BY_IDS_BATCH
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
 
@@ -81,6 +89,15 @@ def main(ctx: click.Context, config_path: str | None, **options: Any) -> None:
     ctx.obj = Context(config_path, options)
 
 
+def _clients(ctx: Context, settings: Settings | None = None) -> tuple[Any, Any]:
+    """(ZendeskClient, TeamworkClient) for the configured services."""
+    from zdsync.teamwork import TeamworkClient
+    from zdsync.zendesk import ZendeskClient
+
+    settings = settings or ctx.settings()
+    return ZendeskClient(settings.zendesk), TeamworkClient(settings.teamwork)
+
+
 def _reconciler(ctx: Context, metrics: Metrics | None = None, **kwargs: Any):
     from zdsync.reconciler import Reconciler
     from zdsync.teamwork import TeamworkClient
@@ -101,7 +118,7 @@ def sync(ctx: Context, once: bool, dry_run: bool) -> None:
     """Run one reconciliation pass from the saved cursor."""
     ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
-    lock = store.lock()
+    lock = store.lock(ttl_seconds=ctx.settings().sync.lock_ttl)
     try:
         lock.acquire_or_raise()
     except LockHeld as exc:
@@ -124,6 +141,73 @@ def sync(ctx: Context, once: bool, dry_run: bool) -> None:
              else EXIT_OK)
 
 
+# -- output helpers -----------------------------------------------------------------------
+
+
+def fail(message: str, code: int = EXIT_PARTIAL) -> NoReturn:
+    click.echo(f"zdsync: {message}", err=True)
+    sys.exit(code)
+
+
+def _utc(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _span(seconds: float) -> str:
+    """A duration for people: 42 s, 5 min 3 s, 3 h 12 min, 4 d 2 h."""
+    total = int(abs(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    cells = [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _who(person: int | None) -> str:
+    return "Anyone" if person is None else f"person {person}"
+
+
+@contextmanager
+def _api_errors(doing: str) -> Iterator[None]:
+    """An unreachable or refusing service ends the command with exit 1 and one line."""
+    try:
+        yield
+    except ApiError as exc:
+        fail(f"{doing}: {exc}")
+
+
+@contextmanager
+def _sync_lock(ctx: Context, store: Store) -> Iterator[SyncLock]:
+    """The lock ``sync --once`` and the daemon's leader hold: one writer of the sync state
+    at a time. Exit 75 when another process holds it."""
+    lock = store.lock(ttl_seconds=ctx.settings(require_services=False).sync.lock_ttl)
+    try:
+        lock.acquire_or_raise()
+    except LockHeld as exc:
+        fail(f"{exc}; a running daemon holds it for as long as it leads: try again once its "
+             "pass is over, or stop the daemon", EXIT_LOCKED)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 # -- agent mappings -----------------------------------------------------------------------
 
 
@@ -132,43 +216,635 @@ def users() -> None:
     """Agent mappings: Zendesk user id -> Teamwork person id."""
 
 
+def _lookup(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict[int, Any],
+                                                          dict[int, Any]]:
+    """(Zendesk users, project members, Teamwork people) among the pairs' ids: a few
+    batched requests however many pairs there are."""
+    settings = ctx.settings()
+    zendesk, teamwork = _clients(ctx)
+    with _api_errors("could not verify the mappings (nothing was changed)"):
+        found_users = zendesk.users_by_ids(pairs)
+        members = teamwork.people_by_ids(pairs.values(), settings.teamwork.project_id)
+        outside = [p for p in pairs.values() if p not in members]
+        people = {**members, **(teamwork.people_by_ids(outside) if outside else {})}
+    return found_users, members, people
+
+
+def _verified(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Zendesk users and Teamwork people of the pairs; exit 1 listing every problem when a
+    user is no agent or a person is not on the project."""
+    found_users, members, people = _lookup(ctx, pairs)
+    problems = agents.verify(pairs, found_users, members, people,
+                             ctx.settings().teamwork.project_id or 0)
+    if problems:
+        click.echo("zdsync: nothing was changed:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        click.echo("  (--no-verify stores mappings without these checks)", err=True)
+        sys.exit(EXIT_PARTIAL)
+    return found_users, people
+
+
+def _describe_user(user: dict[str, Any] | None) -> str:
+    if not user:
+        return ""
+    email = f" <{user['email']}>" if user.get("email") else ""
+    return f" ({agents.user_name(user)}{email}, {user.get('role')})"
+
+
 @users.command("add")
 @click.argument("zendesk_user_id", type=click.IntRange(min=1))
 @click.argument("teamwork_person_id", type=click.IntRange(min=1))
+@click.option("--no-verify", is_flag=True,
+              help="Store without asking Zendesk and Teamwork (no names shown).")
 @click.pass_obj
-def users_add(ctx: Context, zendesk_user_id: int, teamwork_person_id: int) -> None:
-    """Map a Zendesk agent to a Teamwork person."""
+def users_add(ctx: Context, zendesk_user_id: int, teamwork_person_id: int,
+              no_verify: bool) -> None:
+    """Map a Zendesk agent to a Teamwork person.
+
+    Checks first that the Zendesk user is an agent or admin and that the Teamwork person
+    exists and is on the project; nothing is stored when a check fails.
+    """
+    pairs = {zendesk_user_id: teamwork_person_id}
+    found_users: dict[int, Any] = {}
+    people: dict[int, Any] = {}
+    if not no_verify:
+        ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
-    store.set_mappings({zendesk_user_id: teamwork_person_id})
-    click.echo(f"mapped Zendesk user {zendesk_user_id} -> Teamwork person {teamwork_person_id}"
-               "; their open tickets are reassigned on the next pass")
+    if not no_verify:
+        found_users, people = _verified(ctx, pairs)
+    previous = store.mappings().get(zendesk_user_id)
+    store.set_mappings(pairs)
+    person = agents.person_name(people.get(teamwork_person_id))
+    click.echo(f"mapped Zendesk user {zendesk_user_id}"
+               f"{_describe_user(found_users.get(zendesk_user_id))} -> Teamwork person "
+               f"{teamwork_person_id}{f' ({person})' if person else ''}"
+               + (" [not verified]" if no_verify else ""))
+    if previous not in (None, teamwork_person_id):
+        click.echo(f"  (was Teamwork person {previous})")
+    click.echo("their open tickets are reassigned on the next pass")
 
 
-@users.command("remove")
+@users.command("remove", short_help="Forget a mapping.")
 @click.argument("zendesk_user_id", type=click.IntRange(min=1))
 @click.pass_obj
 def users_remove(ctx: Context, zendesk_user_id: int) -> None:
     """Forget a mapping: that agent's tasks go to "Anyone" on the next pass."""
     if not ctx.store().remove_mapping(zendesk_user_id):
-        click.echo(f"zdsync: Zendesk user {zendesk_user_id} has no mapping", err=True)
-        sys.exit(EXIT_PARTIAL)
-    click.echo(f"removed the mapping of Zendesk user {zendesk_user_id}")
+        fail(f"Zendesk user {zendesk_user_id} has no mapping (zdsync users list shows them)")
+    click.echo(f"removed the mapping of Zendesk user {zendesk_user_id}; their open tickets go "
+               "to Anyone on the next pass")
+
+
+def _names(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Best effort: names make the list readable, but the list must work without them."""
+    if not pairs:
+        return {}, {}
+    try:
+        load(ctx.config_path, ctx.options)
+    except ConfigError:
+        click.echo("zdsync: no names: the Zendesk and Teamwork settings are incomplete",
+                   err=True)
+        return {}, {}
+    zendesk, teamwork = (checks.impatient(c) for c in _clients(ctx))
+    try:
+        return zendesk.users_by_ids(pairs), teamwork.people_by_ids(pairs.values())
+    except ApiError as exc:
+        click.echo(f"zdsync: no names: {exc}", err=True)
+        return {}, {}
 
 
 @users.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.option("--no-names", is_flag=True, help="Do not look names up in Zendesk and Teamwork.")
 @click.pass_obj
-def users_list(ctx: Context, as_json: bool) -> None:
-    """List the mappings."""
-    pairs = sorted(ctx.store().mappings().items())
+def users_list(ctx: Context, as_json: bool, no_names: bool) -> None:
+    """List the mappings, with names when Zendesk and Teamwork answer."""
+    pairs = dict(sorted(ctx.store().mappings().items()))
+    found_users, people = ({}, {}) if no_names else _names(ctx, pairs)
+    rows = [{"zendesk_user_id": z, "zendesk_name": agents.user_name(found_users.get(z)),
+             "zendesk_email": (found_users.get(z) or {}).get("email"),
+             "teamwork_person_id": t, "teamwork_name": agents.person_name(people.get(t))}
+            for z, t in pairs.items()]
     if as_json:
-        click.echo(json.dumps([{"zendesk_user_id": z, "teamwork_person_id": t}
-                               for z, t in pairs]))
+        _json(rows)
         return
-    click.echo(f"{'ZENDESK USER':>14}  {'TEAMWORK PERSON':>15}")
-    for z, t in pairs:
-        click.echo(f"{z:>14}  {t:>15}")
-    click.echo(f"{len(pairs)} mapping(s)")
+    _table(["ZENDESK USER", "NAME", "E-MAIL", "TEAMWORK PERSON", "NAME"],
+           [(r["zendesk_user_id"], r["zendesk_name"], r["zendesk_email"],
+             r["teamwork_person_id"], r["teamwork_name"]) for r in rows])
+    click.echo(f"{len(rows)} mapping(s)")
+
+
+@users.command("import", short_help="Add mappings from a CSV file.")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--no-verify", is_flag=True, help="Skip the Zendesk and Teamwork checks.")
+@click.option("--dry-run", is_flag=True, help="Validate and verify only; store nothing.")
+@click.pass_obj
+def users_import(ctx: Context, file: IO[str], no_verify: bool, dry_run: bool) -> None:
+    """Add or change mappings from a CSV file (header zendesk_user_id,teamwork_person_id).
+
+    Every row is checked (and, unless --no-verify, verified like users add) before any
+    is stored: one bad row rejects the whole file, and every bad row is listed. Mappings
+    not in the file are kept. FILE may be - for standard input.
+    """
+    try:
+        text = file.read()
+    except UnicodeDecodeError as exc:
+        fail(f"{file.name}: not UTF-8 text ({exc}); nothing was imported", EXIT_CONFIG)
+    try:
+        pairs = agents.parse_csv(text)
+    except agents.CsvError as exc:
+        click.echo(f"zdsync: {file.name}: {len(exc.problems)} problem(s); nothing was "
+                   "imported:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+    if not no_verify:
+        ctx.settings()
+    store = ctx.store()
+    if not no_verify:
+        _verified(ctx, pairs)
+    current = store.mappings()
+    changes = {z: t for z, t in pairs.items() if current.get(z) != t}
+    new = sum(1 for z in changes if z not in current)
+    counts = (f"{new} new, {len(changes) - new} changed, {len(pairs) - len(changes)} "
+              "unchanged")
+    if dry_run:
+        click.echo(f"{file.name}: {len(pairs)} valid mapping(s) ({counts}); dry run: nothing "
+                   "stored")
+        return
+    store.set_mappings(changes)
+    click.echo(f"imported {len(pairs)} mapping(s) from {file.name}: {counts}"
+               + ("; their open tickets are reassigned on the next pass" if changes else ""))
+
+
+@users.command("export")
+@click.argument("file", type=click.File("w", encoding="utf-8", lazy=True), default="-")
+@click.pass_obj
+def users_export(ctx: Context, file: IO[str]) -> None:
+    """Write the mappings as CSV to FILE (standard output without one)."""
+    pairs = ctx.store().mappings()
+    file.write(agents.render_csv(pairs))
+    if file.name != "<stdout>" and file.name != "-":
+        click.echo(f"exported {len(pairs)} mapping(s) to {file.name}", err=True)
+
+
+@users.command("auto", short_help="Pair agents with people by e-mail.")
+@click.option("--apply", "apply_", is_flag=True, help="Store the new pairs.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def users_auto(ctx: Context, apply_: bool, as_json: bool) -> None:
+    """Pair Zendesk agents with the project's Teamwork people by e-mail address.
+
+    Prints the proposed pairs and the agents left unmatched; --apply stores the new
+    pairs. A mapping made by hand is never replaced (shown as "kept").
+    """
+    settings = ctx.settings()
+    store = ctx.store()
+    zendesk, teamwork = _clients(ctx)
+    with _api_errors("could not read the agents and people"):
+        found_agents = zendesk.agents()
+        members = teamwork.people(settings.teamwork.project_id)
+    proposals = agents.match_by_email(found_agents, members, store.mappings())
+    new = {p.zendesk_user_id: p.person_id for p in proposals
+           if p.status == "new" and p.person_id is not None}
+    if apply_:
+        store.set_mappings(new)
+    if as_json:
+        _json({"proposals": [p.as_dict() for p in proposals],
+               "applied": len(new) if apply_ else 0})
+        return
+    matched = [p for p in proposals if p.status != "unmatched"]
+    unmatched = [p for p in proposals if p.status == "unmatched"]
+    if matched:
+        _table(["ZENDESK USER", "NAME", "E-MAIL", "TEAMWORK PERSON", "NAME", "STATUS"],
+               [(p.zendesk_user_id, p.name, p.email, p.person_id, p.person_name,
+                 p.status if p.status != "kept" else f"kept (mapped to {p.mapped_to})")
+                for p in matched])
+    if unmatched:
+        click.echo(f"\nunmatched agents ({len(unmatched)}):")
+        _table(["ZENDESK USER", "NAME", "E-MAIL", "WHY"],
+               [(p.zendesk_user_id, p.name, p.email or None,
+                 p.reason + (f"; mapped by hand to {p.mapped_to}" if p.mapped_to else ""))
+                for p in unmatched])
+    counts = {s: sum(1 for p in proposals if p.status == s)
+              for s in ("new", "same", "kept", "unmatched")}
+    click.echo(f"\n{len(proposals)} agent(s): {counts['new']} new pair(s), {counts['same']} "
+               f"already mapped, {counts['kept']} kept as mapped by hand, "
+               f"{counts['unmatched']} unmatched")
+    if apply_:
+        click.echo(f"stored {len(new)} new mapping(s)"
+                   + ("; their open tickets are reassigned on the next pass" if new else ""))
+    elif new:
+        click.echo("run again with --apply to store the new pairs")
+
+
+# -- tickets ------------------------------------------------------------------------------
+
+
+@main.group(short_help="Tracked tickets: list, show, resync, unlink.")
+def tickets() -> None:
+    """The tickets zdsync tracks: their tasks, history, resync and unlink."""
+
+
+def _record_or_fail(store: Store, ticket_id: int) -> Record:
+    record = store.record(ticket_id)
+    if record is None:
+        fail(f"ticket {ticket_id} is not known to zdsync (no stored record; zdsync tickets "
+             "list shows the known ones)")
+    return record
+
+
+@tickets.command("list", short_help="List the tracked tickets.")
+@click.option("--state", "states", multiple=True, type=click.Choice(sorted(KNOWN_STATUSES)),
+              help="Only tickets with this Zendesk status (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
+    """List the tracked tickets: Zendesk status, task, assignee, retry attempts."""
+    store = ctx.store()
+    retrying = {e.ticket_id: e.attempts for e in store.retries()}
+    records = sorted((r for r in store.all_records() if not states or r.ticket.status in states),
+                     key=lambda r: r.ticket.id)
+    rows = [{"ticket_id": r.ticket.id, "status": r.ticket.status, "task_id": r.applied.task_id,
+             "create_pending": r.create_pending, "assignee": r.applied.assignee,
+             "zendesk_assignee_id": r.ticket.assignee_id, "title": r.applied.title,
+             "completed": r.applied.completed, "retry_attempts": retrying.get(r.ticket.id)}
+            for r in records]
+    if as_json:
+        _json(rows)
+        return
+    _table(["TICKET", "STATE", "TASK", "ASSIGNEE", "RETRY", "TITLE"],
+           [(r["ticket_id"], r["status"],
+             r["task_id"] or ("create pending" if r["create_pending"] else None),
+             _who(r["assignee"]) if r["task_id"] else None,
+             f"{r['retry_attempts']} attempt(s)" if r["retry_attempts"] else None, r["title"])
+            for r in rows])
+    click.echo(f"{len(rows)} ticket(s)")
+
+
+@tickets.command("show", short_help="Record, live task, drift, plan, history.")
+@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
+    """The stored record, the live Teamwork task, drift, the next plan and the history."""
+    settings = ctx.settings()
+    store = ctx.store()
+    record = _record_or_fail(store, ticket_id)
+    mappings = store.mappings()
+    template = settings.sync.title_template
+    task = None
+    task_error = None
+    if record.applied.task_id is not None:
+        _, teamwork = _clients(ctx)
+        try:
+            task = teamwork.get_task(record.applied.task_id)
+        except ApiError as exc:
+            task_error = str(exc)
+    finding = (None if task_error else audit.compare(record, task, mappings, template))
+    actions = [str(a) for a in plan(record, mappings, template)]
+    retry = next((e for e in store.retries() if e.ticket_id == ticket_id), None)
+    history = store.history(ticket_id)
+    if as_json:
+        _json({"record": record.to_json(),
+               "task": None if task is None else {
+                   "id": task.id, "name": task.name, "status": task.status,
+                   "assignees": list(task.assignees), "tasklist_id": task.tasklist_id},
+               "task_error": task_error,
+               "drift": finding.as_dict()["drift"] if finding else [],
+               "next_pass": actions,
+               "retry": None if retry is None else {
+                   "attempts": retry.attempts, "error": retry.error, "next_at": retry.next_at},
+               "history": history})
+        sys.exit(EXIT_PARTIAL if task_error else EXIT_OK)
+    t, a = record.ticket, record.applied
+    click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
+    click.echo(f"  Zendesk assignee {t.assignee_id or '-'}, submitter {t.submitter_id or '-'}"
+               f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
+    click.echo("applied (what zdsync last wrote to Teamwork):")
+    if a.task_id is None:
+        click.echo("  no task" + (" (a create is pending: the next attempt looks for it first)"
+                                  if record.create_pending else ""))
+    else:
+        click.echo(f"  task {a.task_id}: {a.title!r}, {_who(a.assignee)}, "
+                   f"{'completed' if a.completed else 'open'}")
+    if a.task_id is not None:
+        click.echo("live Teamwork task:")
+        if task_error:
+            click.echo(f"  could not read it: {task_error}")
+        elif task is None:
+            click.echo(f"  task {a.task_id} is gone (deleted, or never existed)")
+        else:
+            people = ", ".join(f"person {p}" for p in task.assignees) or "Anyone"
+            click.echo(f"  task {task.id}: {task.name!r}, {people}, status {task.status}, "
+                       f"task list {task.tasklist_id}")
+    if finding:
+        click.echo("drift (zdsync audit --repair fixes it):")
+        for drift in finding.drifts:
+            click.echo(f"  {drift.kind.value}: {drift.detail}")
+    click.echo("next pass: " + ("; ".join(actions) if actions else "nothing to do"))
+    if retry:
+        click.echo(f"retry: attempt {retry.attempts} failed ({retry.error}); next try "
+                   f"{_utc(retry.next_at)}")
+    click.echo(f"history ({len(history)}, newest first):")
+    for entry in history:
+        click.echo(f"  {_utc(entry.get('at'))}  {entry.get('what')}")
+    if task_error:
+        sys.exit(EXIT_PARTIAL)
+
+
+@tickets.command("resync")
+@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.pass_obj
+def tickets_resync(ctx: Context, ticket_id: int) -> None:
+    """Read the ticket afresh from Zendesk and reconcile its task now.
+
+    Takes the sync lock like sync --once (exit 75 while another process holds it).
+    """
+    ctx.settings()
+    store = ctx.store()
+    started = time.time()
+    with _sync_lock(ctx, store) as lock:
+        summary = _reconciler(ctx, should_stop=lock.lost.is_set).refresh([ticket_id])
+    record = store.record(ticket_id)
+    retry = next((e for e in store.retries() if e.ticket_id == ticket_id), None)
+    if record is None and retry is None:
+        fail(f"ticket {ticket_id} was not found in Zendesk and zdsync has no record of it")
+    for entry in reversed(store.history(ticket_id)):
+        if entry.get("at", 0) >= started:
+            click.echo(f"  {entry.get('what')}")
+    if record is not None:
+        a = record.applied
+        state = (f"task {a.task_id}: {a.title!r}, {_who(a.assignee)}, "
+                 f"{'completed' if a.completed else 'open'}" if a.task_id else "no task")
+        click.echo(f"ticket {ticket_id} ({record.ticket.status}): {state}")
+    if summary.failed or retry is not None:
+        fail(f"ticket {ticket_id} could not be brought in sync; it is in the retry set"
+             + (f": {retry.error}" if retry else ""))
+
+
+@tickets.command("unlink", short_help="Forget a ticket; Teamwork untouched.")
+@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.pass_obj
+def tickets_unlink(ctx: Context, ticket_id: int) -> None:
+    """Forget a ticket's record (and any retry) without touching Teamwork.
+
+    The task stays in Teamwork as it is; if the ticket changes again, zdsync treats it as
+    new and creates another task.
+    """
+    store = ctx.store()
+    record = _record_or_fail(store, ticket_id)
+    store.delete_record(ticket_id)
+    task = record.applied.task_id
+    click.echo(f"forgot ticket {ticket_id}"
+               + (f"; task {task} is left in Teamwork untouched" if task else "")
+               + "; a later change to the ticket creates a new task")
+
+
+# -- export cursor ------------------------------------------------------------------------
+
+
+@main.group()
+def cursor() -> None:
+    """Where the Zendesk export resumes."""
+
+
+@cursor.command("show", short_help="Position, lag and last pass.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def cursor_show(ctx: Context, as_json: bool) -> None:
+    """The position reached (a UTC time), how far behind now, and the last pass."""
+    store = ctx.store()
+    state = store.cursor()
+    last = store.last_pass()
+    now = time.time()
+    lag = None if state.position is None else max(0.0, now - state.position)
+    if as_json:
+        _json({"cursor": state.cursor, "position": state.position,
+               "position_utc": None if state.position is None else _utc(state.position),
+               "behind_seconds": None if lag is None else round(lag),
+               "updated": state.updated, "last_pass": last or None})
+        return
+    if state.position is None:
+        click.echo("position:  none yet: the first pass starts at sync.start_time (default: "
+                   "now)")
+    else:
+        click.echo(f"position:  {_utc(state.position)} ({_span(lag or 0)} behind now)")
+    click.echo("cursor:    " + ("saved: the next pass resumes the export from it"
+                                if state.cursor else
+                                "none: the next pass starts a fresh export at the position"))
+    click.echo(f"updated:   {_utc(state.updated)}")
+    if last:
+        at = float(last["at"]) if last.get("at") else None
+        click.echo(f"last pass: {_utc(at)}, {last.get('result')}, "
+                   f"{last.get('duration')} s: {last.get('summary')}")
+
+
+def _start_time(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        epoch = parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if epoch <= 0:
+        raise click.BadParameter("must be after 1970-01-01")
+    if epoch > time.time():
+        raise click.BadParameter(f"{_utc(epoch)} is in the future")
+    return epoch
+
+
+@cursor.command("reset", short_help="Restart the export at a given time.")
+@click.option("--start-time", "start", required=True, callback=_start_time, metavar="WHEN",
+              help="ISO-8601 (2026-01-31T12:00:00Z) or epoch seconds.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def cursor_reset(ctx: Context, start: int, yes: bool) -> None:
+    """Discard the export cursor: the next pass exports every ticket changed since WHEN.
+
+    Replaying tickets is harmless (unchanged tasks are not written). Takes the sync lock
+    (exit 75 while a pass or the daemon's leader holds it) so that no running pass puts
+    its own cursor back.
+    """
+    store = ctx.store()
+    state = store.cursor()
+    click.echo(f"now at:   {_utc(state.position) if state.position else 'no position yet'}")
+    click.echo(f"reset to: {_utc(start)} ({_span(time.time() - start)} ago)")
+    if not yes and not click.confirm("The next pass re-exports every ticket changed since "
+                                     "then. Reset the cursor?", default=False):
+        fail("cursor left unchanged")
+    with _sync_lock(ctx, store):
+        store.restart_export(start)
+    click.echo(f"cursor reset: the next pass starts a fresh export at {_utc(start)}")
+
+
+# -- retry set ----------------------------------------------------------------------------
+
+
+@main.group()
+def retries() -> None:
+    """Tickets whose last attempt failed, retried with backoff."""
+
+
+@retries.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def retries_list(ctx: Context, as_json: bool) -> None:
+    """Ticket, attempts, last error and next try of every queued ticket."""
+    entries = ctx.store().retries()
+    now = time.time()
+    if as_json:
+        _json([{"ticket_id": e.ticket_id, "attempts": e.attempts, "error": e.error,
+                "next_at": e.next_at, "since": e.since} for e in entries])
+        return
+    _table(["TICKET", "ATTEMPTS", "NEXT TRY", "FAILING SINCE", "LAST ERROR"],
+           [(e.ticket_id, e.attempts,
+             "due now" if e.next_at <= now else f"in {_span(e.next_at - now)}",
+             _utc(e.since), e.error.splitlines()[0][:100] if e.error else None)
+            for e in entries])
+    click.echo(f"{len(entries)} ticket(s) waiting")
+
+
+def _queued_or_fail(store: Store, ticket_ids: tuple[int, ...]) -> list[int]:
+    ids = list(dict.fromkeys(ticket_ids))
+    unknown = [t for t in ids if t not in store.queued_for_retry(ids)]
+    if unknown:
+        fail(f"not in the retry set: {', '.join(map(str, unknown))}; nothing was changed "
+             "(zdsync retries list shows the queued tickets)")
+    return ids
+
+
+@retries.command("retry")
+@click.argument("ticket_ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--all", "all_", is_flag=True, help="Every queued ticket.")
+@click.pass_obj
+def retries_retry(ctx: Context, ticket_ids: tuple[int, ...], all_: bool) -> None:
+    """Make queued tickets due now: the next pass retries them."""
+    if bool(ticket_ids) == all_:
+        raise click.UsageError("give ticket ids or --all (not both)")
+    store = ctx.store()
+    ids = ([e.ticket_id for e in store.retries()] if all_
+           else _queued_or_fail(store, ticket_ids))
+    store.retry_now(ids)
+    click.echo(f"{len(ids)} ticket(s) due now; the next pass retries them")
+
+
+@retries.command("drop", short_help="Stop retrying tickets.")
+@click.argument("ticket_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.pass_obj
+def retries_drop(ctx: Context, ticket_ids: tuple[int, ...]) -> None:
+    """Stop retrying tickets (their stored records stay; a later change retries them)."""
+    store = ctx.store()
+    ids = _queued_or_fail(store, ticket_ids)
+    store.drop_retries(ids)
+    click.echo(f"dropped {len(ids)} ticket(s) from the retry set")
+
+
+# -- check --------------------------------------------------------------------------------
+
+
+@main.command(short_help="Check configuration, Redis and both services.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def check(ctx: Context, as_json: bool) -> None:
+    """Check that this installation can sync; a checklist with a fix for each failure.
+
+    Configuration, Redis (the master, with Sentinel), Zendesk credentials of an admin,
+    Teamwork credentials, the project and the task list. Exit 1 if any check fails.
+    Every check gives up within seconds: no retries, short timeouts.
+    """
+    results = checks.run(ctx.config_path, ctx.options,
+                         lambda settings: _clients(ctx, settings))
+    failed = [c for c in results if c.state in (checks.FAIL, checks.SKIP)]
+    if as_json:
+        _json({"ok": not failed, "checks": [c.as_dict() for c in results]})
+    else:
+        for c in results:
+            click.echo(f"{checks.MARKS[c.state]} {c.name}: {c.detail}")
+            if c.hint and c.state in (checks.FAIL, checks.WARN):
+                click.echo(f"    fix: {c.hint}")
+        bad = sum(1 for c in results if c.state == checks.FAIL)
+        click.echo(f"{bad} of {len(results)} check(s) failed" if failed
+                   else "all checks passed")
+    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+# -- audit --------------------------------------------------------------------------------
+
+
+@main.command("audit", short_help="Report tasks that drifted; --repair fixes them.")
+@click.option("--repair", is_flag=True,
+              help="Fix the drift found, through the normal reconciler (takes the sync lock).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def audit_command(ctx: Context, repair: bool, as_json: bool) -> None:
+    """Find tasks that drifted from what their tickets imply (and repair them).
+
+    Reads every tracked task from Teamwork in batches and reports tasks deleted,
+    completed or reopened by hand, a wrong assignee or title, and missing tasks. Exit 0
+    when there is no drift (or --repair fixed all of it), 1 otherwise.
+    """
+    settings = ctx.settings()
+    store = ctx.store()
+    with ExitStack() as stack:
+        lock = stack.enter_context(_sync_lock(ctx, store)) if repair else None
+        records = list(store.all_records())
+        tracked = [r.applied.task_id for r in records if r.applied.task_id is not None]
+        _, teamwork = _clients(ctx)
+        tasks: dict[int, Any] = {}
+        with _api_errors("could not read the tasks from Teamwork"), click.progressbar(
+                length=len(tracked), label="reading tasks", file=sys.stderr) as bar:
+            for start in range(0, len(tracked), TASKS_BY_IDS_BATCH):
+                chunk = tracked[start:start + TASKS_BY_IDS_BATCH]
+                tasks.update(teamwork.tasks_by_ids(chunk))
+                bar.update(len(chunk))
+        mappings = store.mappings()
+        template = settings.sync.title_template
+        findings = [f for r in records
+                    if (f := audit.compare(r, tasks.get(r.applied.task_id or 0), mappings,
+                                           template)) is not None]
+        findings.sort(key=lambda f: f.ticket_id)
+        failed: dict[int, str] = {}
+        if repair and findings:
+            assert lock is not None
+            failed = _repair(ctx, lock, store, findings, tasks, mappings)
+    if as_json:
+        _json({"audited": len(records), "tasks_checked": len(tracked),
+               "drift": [f.as_dict() for f in findings], "repaired": repair,
+               "repair_failed": {str(k): v for k, v in failed.items()}})
+    else:
+        for f in findings:
+            click.echo(f"ticket {f.ticket_id}"
+                       + (f" (task {f.task_id})" if f.task_id else "") + ":")
+            for drift in f.drifts:
+                click.echo(f"  {drift.kind.value}: {drift.detail}")
+            if f.ticket_id in failed:
+                click.echo(f"  repair failed (queued for retry): {failed[f.ticket_id]}")
+        click.echo(f"{len(records)} ticket(s) audited, {len(tracked)} task(s) looked up: "
+                   f"{len(findings)} with drift"
+                   + (f"; {len(findings) - len(failed)} repaired, {len(failed)} failed"
+                      if repair else "; zdsync audit --repair fixes it" if findings else ""))
+    sys.exit(EXIT_PARTIAL if failed or (findings and not repair) else EXIT_OK)
+
+
+def _repair(ctx: Context, lock: SyncLock, store: Store, findings: list[audit.Finding],
+            tasks: dict[int, Any], mappings: dict[int, int]) -> dict[int, str]:
+    """Record what Teamwork really holds, then let the reconciler plan and apply as in
+    any pass; one commit. Returns the tickets that failed (they are in the retry set)."""
+    from zdsync.reconciler import Batch, Summary
+
+    reconciler = _reconciler(ctx, should_stop=lock.lost.is_set)
+    current = store.records(f.ticket_id for f in findings)  # read under the lock
+    batch, summary = Batch(), Summary()
+    for finding in findings:
+        record = current.get(finding.ticket_id)
+        if record is None:
+            continue
+        outcome = reconciler.reconcile(
+            audit.repaired(record, tasks.get(record.applied.task_id or 0)), mappings, summary)
+        outcome.history.insert(0, "audit: " + "; ".join(d.detail for d in finding.drifts))
+        batch.add(outcome)
+    reconciler.commit(batch)
+    return dict(batch.failed)
 
 
 # -- the daemon and the demo ---------------------------------------------------------------

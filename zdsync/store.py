@@ -161,6 +161,15 @@ class Store:
     def reset_cursor(self) -> None:
         self.r.delete(self.key("cursor"))
 
+    def restart_export(self, position: int) -> None:
+        """Forget the export cursor and keep ``position`` (epoch s): with no cursor, the
+        next pass starts a fresh export at the saved position (``zdsync cursor reset``)."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key("cursor"))
+            pipe.hset(self.key("cursor"), mapping={"position": int(position),
+                                                   "updated": time.time()})
+            pipe.execute()
+
     # -- records -----------------------------------------------------------------------
 
     def records(self, ticket_ids: Iterable[int]) -> dict[int, Record]:
@@ -321,6 +330,17 @@ class Store:
         if not ids:
             return 0
         return int(self.r.zadd(self.key("retry"), dict.fromkeys(ids, 0), xx=True, ch=True))
+
+    def queued_for_retry(self, ticket_ids: Iterable[int]) -> set[int]:
+        """Which of these tickets are in the retry set (one round trip)."""
+        ids = list(dict.fromkeys(ticket_ids))
+        if not ids:
+            return set()
+        with self.r.pipeline(transaction=False) as pipe:
+            for tid in ids:
+                pipe.zscore(self.key("retry"), str(tid))
+            scores = pipe.execute()
+        return {tid for tid, score in zip(ids, scores, strict=True) if score is not None}
 
     def drop_retries(self, ticket_ids: Iterable[int]) -> None:
         with self.r.pipeline(transaction=True) as pipe:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
 V3 = "/projects/api/v3"
+TASKS_BY_IDS_BATCH = 100
+"""Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
 
 def ratelimit_wait_seconds(response: requests.Response, now: float | None = None) -> float | None:
@@ -158,6 +160,22 @@ class TeamworkClient:
             return None
         return None if task.deleted else task
 
+    def tasks_by_ids(self, task_ids: Iterable[int]) -> dict[int, Task]:
+        """The live tasks among these ids (completed included), by id, ``TASKS_BY_IDS_BATCH``
+        ids per request. An id absent from the result is deleted or never existed: the
+        list leaves deleted tasks out unless asked (``showDeleted``)."""
+        ids = list(dict.fromkeys(task_ids))
+        found: dict[int, Task] = {}
+        for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
+            chunk = ids[start:start + TASKS_BY_IDS_BATCH]
+            params = {"ids": ",".join(str(i) for i in chunk), "includeCompletedTasks": "true",
+                      "pageSize": TASKS_BY_IDS_BATCH}
+            for item in self._pages(f"{V3}/tasks.json", "tasks", params):
+                task = Task.from_api(item)
+                if not task.deleted and task.id in chunk:
+                    found[task.id] = task
+        return found
+
     def search_tasks(self, tasklist_id: int, term: str) -> Iterator[Task]:
         """Live tasks of a list matching ``term`` (completed included), all pages."""
         params = {"searchTerm": term, "includeCompletedTasks": "true",
@@ -201,6 +219,28 @@ class TeamworkClient:
             return self.http.request("GET", f"{V3}/people/{person_id}.json").json()["person"]
         except NotFound:
             return None
+
+    def tasklist(self, tasklist_id: int) -> dict[str, Any] | None:
+        try:
+            return (self.http.request("GET", f"{V3}/tasklists/{tasklist_id}.json")
+                    .json()["tasklist"])
+        except NotFound:
+            return None
+
+    def people_by_ids(self, person_ids: Iterable[int],
+                      project_id: int | None = None) -> dict[int, dict[str, Any]]:
+        """People among these ids, by id; with ``project_id``, only the project's members
+        (an id absent from the result is not on the project, or does not exist)."""
+        ids = list(dict.fromkeys(person_ids))
+        path = f"{V3}/projects/{project_id}/people.json" if project_id else f"{V3}/people.json"
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
+            chunk = ids[start:start + TASKS_BY_IDS_BATCH]
+            params = {"ids": ",".join(str(i) for i in chunk), "pageSize": TASKS_BY_IDS_BATCH}
+            for person in self._pages(path, "people", params):
+                if int(person["id"]) in chunk:
+                    found[int(person["id"])] = person
+        return found
 
     def people(self, project_id: int | None = None,
                search: str | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ timeouts shrink the page size instead of repeating the identical request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,20 @@ class ZendeskClient:
 
     def me(self) -> dict[str, Any]:
         return self.http.request("GET", "/api/v2/users/me.json").json()["user"]
+
+    def users_by_ids(self, user_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Users among these ids, by id (``show_many``, 100 per request); an id absent
+        from the result does not exist."""
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start:start + 100]
+            body = self.http.request("GET", "/api/v2/users/show_many.json",
+                                     params={"ids": ",".join(str(i) for i in chunk)}).json()
+            for user in body.get("users") or []:
+                if isinstance(user, dict) and user.get("id") in chunk:
+                    found[int(user["id"])] = user
+        return found
 
     def search_users(self, query: str) -> list[dict[str, Any]]:
         return self.http.request("GET", "/api/v2/users/search.json",

@@ -1,0 +1,63 @@
+"""Drift between live tasks and what the rules imply (pure)."""
+
+from __future__ import annotations
+
+from zdsync.audit import DriftKind, compare, repaired
+from zdsync.rules import Applied, Record, Ticket, plan
+from zdsync.teamwork import Task
+
+T = "[ZD#{id}] {subject}"
+MAP = {100: 7, 101: 8}
+
+
+def record(status="open", task_id=50, assignee_id=100, tags=(), pending=False):
+    ticket = Ticket(1, status, "s", assignee_id, None, tuple(tags))
+    applied = Applied(task_id, "[ZD#1] s", MAP.get(assignee_id), status == "solved") \
+        if task_id else Applied()
+    return Record(ticket, applied, create_pending=pending)
+
+
+def task(name="[ZD#1] s", assignees=(7,), status="new", tid=50):
+    return Task(tid, name, "", tuple(assignees), status, 3)
+
+
+def kinds(finding):
+    return [d.kind for d in finding.drifts] if finding else []
+
+
+def test_in_sync_is_no_drift():
+    assert compare(record(), task(), MAP, T) is None
+    assert compare(record("solved"), task(status="completed"), MAP, T) is None
+
+
+def test_each_kind_of_drift():
+    assert kinds(compare(record(), None, MAP, T)) == [DriftKind.GONE]
+    pending = compare(record(task_id=None, pending=True), None, MAP, T)
+    assert kinds(pending) == [DriftKind.NO_TASK] and "create was attempted" in \
+        pending.drifts[0].detail
+    assert kinds(compare(record(task_id=None), None, MAP, T)) == [DriftKind.NO_TASK]
+    assert kinds(compare(record("closed"), task(), MAP, T)) == [DriftKind.UNWANTED]
+    assert kinds(compare(record(), task(status="completed"), MAP, T)) == [DriftKind.COMPLETED]
+    assert kinds(compare(record("solved"), task(status="reopened"), MAP, T)) == \
+        [DriftKind.REOPENED]
+    assert kinds(compare(record(), task(name="x", assignees=()), MAP, T)) == \
+        [DriftKind.ASSIGNEE, DriftKind.TITLE]
+    assert kinds(compare(record(), task(assignees=(7, 8)), MAP, T)) == [DriftKind.ASSIGNEE]
+
+
+def test_what_is_not_drift():
+    # A merged ticket keeps a task if there is one but never needs one.
+    assert compare(record("closed", tags=["closed_by_merge"]), None, MAP, T) is None
+    # A closed ticket whose task is gone is exactly right.
+    assert compare(record("closed"), None, MAP, T) is None
+
+
+def test_repaired_record_plans_the_fix():
+    gone = repaired(record(), None)
+    assert gone.applied == Applied() and [a.kind.value for a in plan(gone, MAP, T)] == ["create"]
+    done = repaired(record(), task(status="completed", name="x"))
+    assert [str(a) for a in plan(done, MAP, T)] == ["retitle to '[ZD#1] s'", "reopen"]
+    several = repaired(record(), task(assignees=(7, 8)))
+    assert [str(a) for a in plan(several, MAP, T)] == ["reassign to person 7"]
+    untracked = record(task_id=None)
+    assert repaired(untracked, None) is untracked

@@ -1,0 +1,186 @@
+"""Agent mappings as operators handle them: CSV files, verification against the two
+directories, and matching Zendesk agents to Teamwork people by e-mail. Pure: the callers
+fetch the users and people; nothing here does I/O, so every rule is testable alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CSV_COLUMNS = ("zendesk_user_id", "teamwork_person_id")
+AGENT_ROLES = frozenset({"agent", "admin"})
+
+
+class CsvError(ValueError):
+    """A mappings CSV that cannot be applied; ``problems`` lists every bad line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _positive_int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def parse_csv(text: str) -> dict[int, int]:
+    """``zendesk_user_id,teamwork_person_id`` rows (header required, other columns such as
+    names ignored, blank lines skipped) -> mappings. Every row is checked before anything
+    is returned, so one bad row rejects the file and the error names all of them."""
+    text = text.removeprefix("\ufeff")  # spreadsheets often save UTF-8 with a BOM
+    rows = list(csv.reader(io.StringIO(text)))
+    header_at = next((n for n, row in enumerate(rows) if any(c.strip() for c in row)), None)
+    if header_at is None:
+        raise CsvError([f"the file is empty; expected the header {','.join(CSV_COLUMNS)}"])
+    header = [c.strip().lower() for c in rows[header_at]]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise CsvError([f"line {header_at + 1}: the header must name the columns "
+                        f"{','.join(CSV_COLUMNS)} (missing {', '.join(missing)})"])
+    zi, ti = header.index(CSV_COLUMNS[0]), header.index(CSV_COLUMNS[1])
+    pairs: dict[int, int] = {}
+    first_line: dict[int, int] = {}
+    problems: list[str] = []
+    for n, row in enumerate(rows[header_at + 1:], start=header_at + 2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(zi, ti):
+            problems.append(f"line {n}: expected {len(header)} columns, got {len(row)}: "
+                            f"{','.join(row)!r}")
+            continue
+        zendesk, person = _positive_int(row[zi]), _positive_int(row[ti])
+        bad = [f"{name} {raw.strip()!r} is not a positive integer"
+               for name, raw, value in ((CSV_COLUMNS[0], row[zi], zendesk),
+                                        (CSV_COLUMNS[1], row[ti], person)) if value is None]
+        if bad:
+            problems.append(f"line {n}: " + "; ".join(bad))
+            continue
+        assert zendesk is not None and person is not None
+        if zendesk in first_line:
+            problems.append(f"line {n}: Zendesk user {zendesk} is already mapped on line "
+                            f"{first_line[zendesk]}")
+            continue
+        first_line[zendesk] = n
+        pairs[zendesk] = person
+    if problems:
+        raise CsvError(problems)
+    if not pairs:
+        raise CsvError(["the file has a header but no mappings"])
+    return pairs
+
+
+def render_csv(pairs: Mapping[int, int]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for zendesk, person in sorted(pairs.items()):
+        writer.writerow((zendesk, person))
+    return out.getvalue()
+
+
+def person_name(person: Mapping[str, Any] | None) -> str | None:
+    """A Teamwork person's display name (v3 ``firstName``/``lastName``)."""
+    if not person:
+        return None
+    name = f"{person.get('firstName') or ''} {person.get('lastName') or ''}".strip()
+    return name or person.get("email") or None
+
+
+def user_name(user: Mapping[str, Any] | None) -> str | None:
+    if not user:
+        return None
+    return user.get("name") or user.get("email") or None
+
+
+def verify(pairs: Mapping[int, int], users: Mapping[int, Mapping[str, Any]],
+           members: Mapping[int, Mapping[str, Any]], people: Mapping[int, Mapping[str, Any]],
+           project_id: int) -> list[str]:
+    """Every reason a mapping would not work, one line per problem.
+
+    ``users``: the Zendesk users found among the pairs' ids; ``members``: the Teamwork
+    people found on the project; ``people``: those found in the account at all (to tell
+    "not on the project" from "does not exist").
+    """
+    problems = []
+    for zendesk, person in sorted(pairs.items()):
+        user = users.get(zendesk)
+        if user is None:
+            problems.append(f"Zendesk user {zendesk} does not exist")
+        elif user.get("role") not in AGENT_ROLES:
+            problems.append(f"Zendesk user {zendesk} ({user_name(user)}) is "
+                            f"{_article(user.get('role'))}, not an agent or admin: "
+                            "only agents are assigned tickets")
+        elif user.get("active") is False:
+            problems.append(f"Zendesk user {zendesk} ({user_name(user)}) is deactivated")
+        if person in members:
+            continue
+        if person in people:
+            problems.append(f"Teamwork person {person} ({person_name(people[person])}) is "
+                            f"not on project {project_id}: add them to the project first")
+        else:
+            problems.append(f"Teamwork person {person} does not exist")
+    return problems
+
+
+def _article(role: object) -> str:
+    text = str(role or "unknown role")
+    return f"an {text}" if text[:1] in "aeiou" else f"a {text}"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One agent's outcome of e-mail matching; ``status`` is new, same, kept or
+    unmatched (``kept``: mapped by hand to another person; e-mail matching never
+    overrides a mapping an operator made)."""
+
+    zendesk_user_id: int
+    name: str | None
+    email: str
+    status: str
+    person_id: int | None = None
+    person_name: str | None = None
+    mapped_to: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def match_by_email(agents: Iterable[Mapping[str, Any]], people: Iterable[Mapping[str, Any]],
+                   current: Mapping[int, int]) -> list[Proposal]:
+    """Pair each Zendesk agent with the Teamwork person of the same e-mail address
+    (case-insensitive, surrounding blanks ignored), ordered by Zendesk user id.
+
+    An address shared by several project people matches none of them: guessing would
+    send one person's tickets to another.
+    """
+    by_email: dict[str, list[Mapping[str, Any]]] = {}
+    for person in people:
+        email = str(person.get("email") or "").strip().lower()
+        if email:
+            by_email.setdefault(email, []).append(person)
+    out = []
+    for agent in sorted(agents, key=lambda a: int(a["id"])):
+        if agent.get("role") not in AGENT_ROLES:
+            continue
+        zid = int(agent["id"])
+        email = str(agent.get("email") or "").strip()
+        base = dict(zendesk_user_id=zid, name=user_name(agent), email=email,
+                    mapped_to=current.get(zid))
+        found = by_email.get(email.lower(), []) if email else []
+        if len(found) != 1:
+            reason = (f"{len(found)} Teamwork people share this e-mail" if found else
+                      "no Teamwork person on the project has this e-mail" if email else
+                      "no e-mail address")
+            out.append(Proposal(**base, status="unmatched", reason=reason))
+            continue
+        pid = int(found[0]["id"])
+        status = ("new" if zid not in current else "same" if current[zid] == pid else "kept")
+        out.append(Proposal(**base, status=status, person_id=pid,
+                            person_name=person_name(found[0])))
+    return out

@@ -1,0 +1,109 @@
+"""Drift: where Teamwork no longer holds what the sync rules imply for a ticket.
+
+People edit tasks by hand (delete, complete, reassign, rename) and zdsync does not notice:
+it plans from what it last applied, not from what Teamwork holds. The audit compares the
+live task with ``rules.desired_task`` of the stored ticket; the repair records what
+Teamwork really holds as the applied state, so the ordinary ``rules.plan`` and the
+reconciler bring the task back. Pure: the caller reads the tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from zdsync.rules import Applied, Presence, Record, desired_task
+from zdsync.teamwork import Task
+
+
+class DriftKind(enum.Enum):
+    GONE = "gone"  # the recorded task is deleted or missing in Teamwork
+    NO_TASK = "no_task"  # the ticket needs a task and none is recorded (or only pending)
+    UNWANTED = "unwanted"  # a task exists although the ticket is closed or deleted
+    COMPLETED = "completed"  # completed although the ticket is open
+    REOPENED = "reopened"  # open although the ticket is solved
+    ASSIGNEE = "assignee"
+    TITLE = "title"
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: DriftKind
+    detail: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One ticket whose task differs from what the rules imply."""
+
+    ticket_id: int
+    task_id: int | None
+    drifts: tuple[Drift, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "task_id": self.task_id,
+                "drift": [{"kind": d.kind.value, "detail": d.detail} for d in self.drifts]}
+
+
+def actual(task: Task | None) -> Applied:
+    """What Teamwork holds, in the shape the planner compares against."""
+    if task is None:
+        return Applied()
+    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
+                   completed=task.completed)
+
+
+def _who(person: int | None) -> str:
+    return "Anyone" if person is None else f"person {person}"
+
+
+def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
+            title_template: str) -> Finding | None:
+    """The drift of one ticket, or None. ``task`` is the live task of the recorded task id
+    (None when Teamwork no longer has it, or when no task id is recorded)."""
+    want = desired_task(record.ticket, mappings, title_template)
+    task_id = record.applied.task_id
+    drifts: list[Drift] = []
+    if task_id is not None and task is None:
+        if want.presence is Presence.REQUIRED:
+            drifts.append(Drift(DriftKind.GONE, f"task {task_id} is deleted or missing in "
+                                "Teamwork"))
+    elif task_id is None:
+        if want.presence is Presence.REQUIRED:
+            # A pending create whose outcome is unknown counts: outside a pass nothing
+            # resolves it until the ticket changes; the repair looks for it before creating.
+            drifts.append(Drift(DriftKind.NO_TASK, "the ticket has no task" + (
+                " (a create was attempted; the repair looks for its task first)"
+                if record.create_pending else "")))
+    elif want.presence is Presence.FORBIDDEN:
+        drifts.append(Drift(DriftKind.UNWANTED, f"task {task_id} still exists although the "
+                            f"ticket is {record.ticket.status}"))
+    else:
+        assert task is not None
+        if task.completed and not want.completed:
+            drifts.append(Drift(DriftKind.COMPLETED, f"task {task_id} is completed; the "
+                                f"ticket is {record.ticket.status}"))
+        elif want.completed and not task.completed:
+            drifts.append(Drift(DriftKind.REOPENED, f"task {task_id} is open; the ticket "
+                                f"is {record.ticket.status}"))
+        if task.assignee != want.assignee or len(task.assignees) > 1:
+            held = ", ".join(f"person {p}" for p in task.assignees) or "Anyone"
+            drifts.append(Drift(DriftKind.ASSIGNEE, f"assigned to {held}; should be "
+                                f"{_who(want.assignee)}"))
+        if task.name != want.title:
+            drifts.append(Drift(DriftKind.TITLE, f"titled {task.name!r}; should be "
+                                f"{want.title!r}"))
+    return Finding(record.ticket.id, task_id, tuple(drifts)) if drifts else None
+
+
+def repaired(record: Record, task: Task | None) -> Record:
+    """The record with what Teamwork really holds as its applied state: planning it then
+    yields exactly the actions that undo the drift (a gone task is created again)."""
+    if record.applied.task_id is None:
+        return record  # nothing recorded to correct: the plan already creates the task
+    held = actual(task)
+    if task is not None and len(task.assignees) > 1:
+        held = replace(held, assignee=-1)  # several people: never equal to the wanted one
+    return replace(record, applied=held)

@@ -1,0 +1,243 @@
+"""``zdsync check``: is this installation able to sync? One check per thing an operator
+can fix, each with a hint saying how. Checks never hang: Redis gets no retries and a short
+timeout, and the HTTP clients one attempt each with short timeouts and no long
+rate-limit waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import requests
+from redis.sentinel import MasterNotFoundError, Sentinel
+
+from zdsync.config import BY_DEST, Settings, load
+from zdsync.errors import ApiError, ConfigError, PermanentError, RetryableError
+from zdsync.store import Store, connect
+
+REDIS_TIMEOUT_SECONDS = 3.0
+HTTP_TIMEOUT_SECONDS = (5.0, 10.0)
+LONGEST_RATE_LIMIT_WAIT_SECONDS = 5.0
+
+OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
+MARKS = {OK: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    state: str  # ok, fail, warn (works, but worth a look) or skip (a prerequisite failed)
+    detail: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _how(dest: str) -> str:
+    return BY_DEST[dest].how_to_set()
+
+
+def impatient(client: Any) -> Any:
+    """Make a Zendesk or Teamwork client fail fast: one attempt, short timeouts, and a
+    rate-limit wait longer than a few seconds reported instead of waited out."""
+    http = client.http
+    http.max_attempts = 1
+    http.timeout = HTTP_TIMEOUT_SECONDS
+    wait = http.throttle_wait
+
+    def throttle(response: requests.Response) -> float | None:
+        seconds = wait(response)
+        if seconds is not None and seconds > LONGEST_RATE_LIMIT_WAIT_SECONDS:
+            raise RetryableError(http.service, f"rate limited for {seconds:.0f} s; try the "
+                                 "check again later", response.status_code)
+        return seconds
+
+    http.throttle_wait = throttle
+    return client
+
+
+def configuration(config_path: str | None,
+                  options: Mapping[str, Any]) -> tuple[Check, Settings | None, Settings | None]:
+    """The configuration check, the full settings (None when invalid) and the settings a
+    Redis-only command would use (None when even those are invalid)."""
+    try:
+        settings = load(config_path, options)
+    except ConfigError as exc:
+        try:
+            local = load(config_path, options, require_services=False)
+        except ConfigError:
+            local = None
+        return (Check("configuration", FAIL, "; ".join(exc.problems),
+                      "fix each setting named above (environment, option or config file)"),
+                None, local)
+    where = f"config file {config_path}" if config_path else "no config file"
+    detail = (f"{where}; Zendesk {settings.zendesk.base_url}, Teamwork "
+              f"{settings.teamwork.base_url}, project {settings.teamwork.project_id}")
+    return Check("configuration", OK, detail), settings, settings
+
+
+def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
+    r = settings.redis
+    where = (f"the Sentinels {', '.join(f'{h}:{p}' for h, p in r.sentinel_hosts or ())}"
+             if r.use_sentinel else f"Redis at {r.host}:{r.port}")
+    try:
+        if r.use_sentinel:
+            assert r.sentinel_hosts
+            kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+            if r.password:
+                kwargs["password"] = r.password.reveal()
+            host, port = Sentinel(list(r.sentinel_hosts),
+                                  sentinel_kwargs=kwargs).discover_master(r.sentinel_master)
+            where = f"master {r.sentinel_master!r} at {host}:{port} (found by Sentinel)"
+        store = Store(connect(r, attempts=0, timeout_seconds=REDIS_TIMEOUT_SECONDS),
+                      r.key_prefix)
+        store.ping()
+    except redis.AuthenticationError as exc:
+        return Check("Redis", FAIL, f"authentication failed: {exc}",
+                     f"set the password: {_how('redis_password')}"), None
+    except MasterNotFoundError as exc:
+        return Check("Redis", FAIL, f"no Sentinel knows a master: {exc}",
+                     f"check {_how('redis_sentinel_hosts')}, and that the Sentinels monitor "
+                     f"the master named by redis.sentinel_master ({r.sentinel_master!r})"), None
+    except redis.RedisError as exc:
+        hint = (f"start Redis, or point zdsync at it: {_how('redis_host')}; "
+                f"{_how('redis_port')}")
+        if r.use_sentinel:
+            hint = f"check {_how('redis_sentinel_hosts')}"
+        return Check("Redis", FAIL, f"{where}: no answer ({exc})", hint), None
+    return Check("Redis", OK, f"{where} answers (db {r.db}, key prefix {r.key_prefix!r})"), store
+
+
+def _unreachable(service: str, exc: ApiError, url: str, dest: str) -> tuple[str, str]:
+    if isinstance(exc, PermanentError) and exc.status in (401, 403):
+        return (f"{service} refused the credentials ({exc.status})", "")
+    return (f"cannot use {service} at {url}: {exc}",
+            f"check the address ({_how(dest)}) and the network or proxy")
+
+
+def zendesk_admin(client: Any, settings: Settings) -> Check:
+    """The export is admin-only: the token must belong to an admin, not just work."""
+    z = settings.zendesk
+    token_hint = (f"check the e-mail and token ({_how('zendesk_email')}; "
+                  f"{_how('zendesk_api_token')}) and that token access is enabled in "
+                  "Admin Center > Apps and integrations > Zendesk API")
+    try:
+        me = client.me()
+    except ApiError as exc:
+        detail, hint = _unreachable("Zendesk", exc, z.base_url, "zendesk_subdomain")
+        return Check("Zendesk credentials", FAIL, detail, hint or token_hint)
+    if not me.get("id"):  # Zendesk answers an anonymous user when nobody authenticated
+        return Check("Zendesk credentials", FAIL,
+                     f"not authenticated as {z.email} (Zendesk answered an anonymous user)",
+                     token_hint)
+    who = f"{me.get('name') or '?'} <{me.get('email') or z.email}>, role {me.get('role')}"
+    if me.get("role") != "admin":
+        return Check("Zendesk credentials", FAIL, f"{who}: the ticket export needs an admin",
+                     "use an API token with the e-mail of a Zendesk admin "
+                     f"({_how('zendesk_email')})")
+    return Check("Zendesk credentials", OK, who)
+
+
+def teamwork_identity(client: Any, settings: Settings) -> Check:
+    t = settings.teamwork
+    try:
+        me = client.me()
+    except ApiError as exc:
+        detail, hint = _unreachable("Teamwork", exc, t.base_url, "teamwork_domain")
+        return Check("Teamwork credentials", FAIL, detail,
+                     hint or f"check the token of the integration user "
+                     f"({_how('teamwork_api_token')})")
+    name = f"{me.get('firstName') or ''} {me.get('lastName') or ''}".strip() or "?"
+    return Check("Teamwork credentials", OK, f"{name} <{me.get('email') or '?'}>, person "
+                 f"{me.get('id')}")
+
+
+def teamwork_project(client: Any, settings: Settings) -> Check:
+    pid = settings.teamwork.project_id
+    try:
+        project = client.project(pid)
+    except ApiError as exc:
+        return Check("Teamwork project", FAIL, f"cannot read project {pid}: {exc}",
+                     "check that the integration user may see the project")
+    if project is None:
+        return Check("Teamwork project", FAIL, f"project {pid} does not exist or the "
+                     "integration user cannot see it",
+                     f"use the id from the project's URL ({_how('teamwork_project_id')}) and "
+                     "add the integration user to the project")
+    return Check("Teamwork project", OK, f"{project.get('name')!r} ({pid})")
+
+
+def teamwork_tasklist(client: Any, settings: Settings, store: Store | None) -> Check:
+    t = settings.teamwork
+    assert t.project_id is not None
+    try:
+        if t.tasklist_id is not None:
+            tasklist = client.tasklist(t.tasklist_id)
+            if tasklist is None:
+                return Check("task list", FAIL, f"task list {t.tasklist_id} does not exist",
+                             f"fix {_how('teamwork_tasklist_id')}, or unset it to use the list "
+                             f"named {t.tasklist_name!r}")
+            owner = tasklist.get("projectId") or (tasklist.get("project") or {}).get("id")
+            if owner is not None and int(owner) != t.project_id:
+                return Check("task list", FAIL, f"task list {t.tasklist_id} belongs to project "
+                             f"{owner}, not {t.project_id}",
+                             f"set teamwork.project_id to {owner} or pick a list of project "
+                             f"{t.project_id}")
+            return Check("task list", OK, f"{tasklist.get('name')!r} ({t.tasklist_id})")
+        found = sorted(int(x["id"]) for x in client.tasklists(t.project_id, t.tasklist_name)
+                       if (x.get("name") or "").strip() == t.tasklist_name)
+    except ApiError as exc:
+        return Check("task list", FAIL, f"cannot read the task lists: {exc}",
+                     "check that the integration user may see the project")
+    if found:
+        return Check("task list", OK, f"{t.tasklist_name!r} ({found[0]})")
+    remembered = store.tasklist_id(t.project_id, t.tasklist_name) if store else None
+    extra = f"; zdsync remembers id {remembered}, which is gone" if remembered else ""
+    return Check("task list", OK, f"no list named {t.tasklist_name!r} yet: the first pass "
+                 f"creates it{extra}")
+
+
+def mappings(store: Store) -> Check:
+    count = len(store.mappings())
+    if not count:
+        return Check("agent mappings", WARN, "none: every task goes to Anyone",
+                     "zdsync users auto (match by e-mail), or zdsync users add / import")
+    return Check("agent mappings", OK, f"{count} agent(s) mapped")
+
+
+def run(config_path: str | None, options: Mapping[str, Any],
+        clients: Any = None) -> list[Check]:
+    """Every check, in order; a check whose prerequisite failed is reported as skipped.
+    ``clients(settings)`` returns (zendesk, teamwork) clients (replaceable in tests)."""
+    config, settings, local = configuration(config_path, options)
+    checks = [config]
+    store = None
+    if local is not None:
+        redis_check, store = redis_reachable(local)
+        checks.append(redis_check)
+    else:
+        checks.append(Check("Redis", SKIP, "skipped: the Redis settings are invalid"))
+    later = ("Zendesk credentials", "Teamwork credentials", "Teamwork project", "task list")
+    if settings is None:
+        checks += [Check(name, SKIP, "skipped: the configuration is invalid") for name in later]
+    else:
+        zendesk, teamwork = clients(settings)
+        checks.append(zendesk_admin(impatient(zendesk), settings))
+        teamwork = impatient(teamwork)
+        identity = teamwork_identity(teamwork, settings)
+        checks.append(identity)
+        if identity.state != OK:
+            checks += [Check(name, SKIP, "skipped: the Teamwork credentials do not work")
+                       for name in later[2:]]
+        else:
+            project = teamwork_project(teamwork, settings)
+            checks.append(project)
+            checks.append(teamwork_tasklist(teamwork, settings, store) if project.state == OK
+                          else Check("task list", SKIP, "skipped: the project is not usable"))
+    if store is not None:
+        checks.append(mappings(store))
+    return checks
