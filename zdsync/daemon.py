@@ -172,6 +172,7 @@ class Daemon:
         next_elect = 0.0
         while not self.stopping.is_set():
             try:
+                self.store.follow_master()
                 if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
                     self._elect()
                     next_elect = time.monotonic() + ELECT_EVERY_SECONDS

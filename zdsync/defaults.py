@@ -40,6 +40,11 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_CAP_SECONDS = 3600.0
 """A failing ticket is retried with exponential backoff from base to cap, forever."""
 
+# Redis failovers
+DOUBT_SECONDS = 600.0
+"""After the Redis master moved, or a write reached no replica, every create first looks
+for an existing task for this long: a record may have vanished with the old master."""
+
 # Bookkeeping
 HISTORY_LENGTH = 50
 """Actions remembered per ticket for ``zdsync tickets show``."""

@@ -389,7 +389,9 @@ class Reconciler:
         tid = record.ticket.id
         history: list[str] = []
         try:
-            if record.create_pending and record.applied.task_id is None and not dry_run:
+            if record.applied.task_id is None and not dry_run and (
+                    record.create_pending or (self.store.writes_in_doubt() and any(
+                        a.kind is Kind.CREATE for a in plan(record, mappings, self.template)))):
                 record = self._recover(record, history, summary)
             for _ in range(2):  # a second round only when the task turned out to be gone
                 actions = plan(record, mappings, self.template)
@@ -405,7 +407,7 @@ class Reconciler:
                             # The intent is durable before the request: a lost response
                             # cannot cause a duplicate, as the next try searches first.
                             record = replace(record, create_pending=True)
-                            self.store.save_record(record)
+                            self.store.save_record(record, replicated=True)
                         record = self._execute(record, action, history, summary)
                     break
                 except NotFound:

@@ -13,6 +13,7 @@ Keys, all under ``redis.key_prefix``:
 - ``tasklist:{p}:{n}``  string: the id of task list ``n`` in project ``p``
 - ``lock:sync``         string: the sync lock token (see ``SyncLock``)
 - ``last_pass``         hash: summary of the last completed pass
+- ``fence``             counter written before WAIT, to check replication (Sentinel only)
 - ``webhook:queue``     sorted set: ticket ids a webhook announced, scored by arrival
 - ``webhook:event:{id}`` string: a webhook event id seen recently (duplicate deliveries)
 
@@ -37,7 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from zdsync import defaults
 from zdsync.config import RedisSettings
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 REDIS_RETRY_ATTEMPTS = 8
 """Retries of one Redis command: with the backoff below, about 10 s, a Sentinel failover."""
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+REPLICA_WAIT_MS = 250
+"""How long a write zdsync relies on may take to reach a replica (Sentinel only)."""
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -126,13 +129,60 @@ class RetryEntry:
 
 
 class Store:
-    def __init__(self, client: redis.Redis, prefix: str = "zdsync:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "zdsync:", *,
+                 replicated: bool = False) -> None:
+        """``replicated``: the writes zdsync relies on across a failover (a create's intent,
+        a page commit with its cursor) must reach a replica before zdsync acts on them.
+        On with Sentinel, where a failover can discard what the old master acknowledged."""
         self.r = client
         self.prefix = prefix
+        self.replicated = replicated
+        self._doubt_until = 0.0
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> Store:
-        return cls(connect(settings), settings.key_prefix)
+        return cls(connect(settings), settings.key_prefix, replicated=settings.use_sentinel)
+
+    def follow_master(self) -> None:
+        """With Sentinel, ask where the master is now; idle connections to a deposed master
+        are dropped (redis-py asks only when it opens a connection or hears READONLY, and a
+        deposed master may accept writes for seconds before Sentinel demotes it)."""
+        pool = self.r.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            before = pool.proxy.master_address
+            after = pool.get_master_address()
+            if before is not None and after != before:
+                log.warning("Redis master moved from %s to %s", before, after)
+                self._doubt()
+
+    def _fence(self) -> None:
+        """Check that a replica holds every write made so far (a no-op unless replicated).
+
+        WAIT counts the writes of its own connection, so it follows a write of its own on
+        the same connection; that write comes after ours, so its acknowledgement covers
+        ours. Without an acknowledgement the write may not survive a failover, and recent
+        writes are in doubt (see ``writes_in_doubt``). While they are, creates look before
+        they leap anyway, so the check (and its wait) is skipped.
+        """
+        if not self.replicated or self.writes_in_doubt():
+            return
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.incr(self.key("fence"))
+            pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+            _, acknowledged = pipe.execute()
+        if int(acknowledged) < 1:
+            self._doubt()
+
+    def _doubt(self) -> None:
+        if not self.writes_in_doubt():
+            log.warning("recent Redis writes may be lost in a failover: for %.0f s, every "
+                        "create first looks for an existing task", defaults.DOUBT_SECONDS)
+        self._doubt_until = time.monotonic() + defaults.DOUBT_SECONDS
+
+    def writes_in_doubt(self) -> bool:
+        """True for a while after the master moved or a write reached no replica: a record
+        may have vanished, so a ticket without one may already have a task."""
+        return time.monotonic() < self._doubt_until
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
@@ -206,8 +256,11 @@ class Store:
     def count_records(self) -> int:
         return int(self.r.hlen(self.key("tickets")))
 
-    def save_record(self, record: Record) -> None:
+    def save_record(self, record: Record, *, replicated: bool = False) -> None:
+        """Store one record; ``replicated`` waits for a replica (see ``_fence``)."""
         self.r.hset(self.key("tickets"), str(record.ticket.id), json.dumps(record.to_json()))
+        if replicated:
+            self._fence()
 
     def delete_record(self, ticket_id: int) -> bool:
         with self.r.pipeline() as pipe:
@@ -259,6 +312,8 @@ class Store:
             if cursor is not None:
                 self.set_cursor_fields(pipe, *cursor)
             pipe.execute()
+        if cursor is not None:
+            self._fence()
 
     def history(self, ticket_id: int) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self.r.lrange(self.key("history", ticket_id), 0, -1)]
