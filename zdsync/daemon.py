@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 WORKER_TICK_SECONDS = 0.25
 """How often the worker looks at the webhook queue (and, as standby, at the lease)."""
 ELECT_EVERY_SECONDS = 2.0
-"""How often a standby replica tries to take the lease."""
+"""How often a standby replica tries to take the lease (more often with a shorter interval:
+a standby takes over within one lease lifetime plus one interval)."""
 HEALTH_MARGIN_SECONDS = 60.0
 """Slack beyond three intervals before a leader without a successful pass is unhealthy."""
 SHUTDOWN_SECONDS = 25.0
@@ -175,7 +176,8 @@ class Daemon:
                 self.store.follow_master()
                 if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
                     self._elect()
-                    next_elect = time.monotonic() + ELECT_EVERY_SECONDS
+                    next_elect = time.monotonic() + min(ELECT_EVERY_SECONDS,
+                                                        self.settings.sync.interval)
                 if self.leader and self.work.acquire(blocking=False):
                     try:
                         self._drain()
