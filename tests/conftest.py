@@ -18,6 +18,14 @@ def redis_server() -> Iterator[LocalRedis]:
 
 
 @pytest.fixture
+def env(redis_server: LocalRedis) -> dict[str, str]:
+    """Environment for zdsync commands run against the HTTP fakes in tests/fakes.py."""
+    from tests.fakes import fake_env
+
+    return fake_env(redis_server.port)
+
+
+@pytest.fixture
 def redis_client(redis_server: LocalRedis) -> Iterator[redis.Redis]:
     client = redis_server.client()
     client.flushall()

@@ -15,6 +15,15 @@ TW = "https://tw.test"
 V3 = TW + "/projects/api/v3"
 
 
+def fake_env(redis_port: int) -> dict[str, str]:
+    """Settings that point zdsync at these fakes and a test Redis."""
+    return {"ZENDESK_URL": ZD, "ZENDESK_EMAIL": "ops@zd.test", "ZENDESK_API_TOKEN": "zt",
+            "TEAMWORK_URL": TW, "TEAMWORK_API_TOKEN": "tt", "TEAMWORK_PROJECT_ID": "1",
+            "TEAMWORK_TASKLIST_ID": "3", "TEAMWORK_RATE_LIMIT": "100000",
+            "REDIS_PORT": str(redis_port), "REDIS_KEY_PREFIX": "t:",
+            "SYNC_START_TIME": "2023-01-01T00:00:00Z"}
+
+
 class FakeZendesk:
     """Tickets with a version counter; the export returns each changed ticket once, at its
     latest version, in ``per_page`` pages; the cursor is the last version returned."""

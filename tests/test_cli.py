@@ -8,22 +8,13 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests.fakes import TW, V3, ZD, FakeDirectory, FakeTeamwork, FakeZendesk
+from tests.fakes import V3, ZD, FakeDirectory, FakeTeamwork, FakeZendesk
 from zdsync.cli import main
 from zdsync.rules import Applied, Record, Ticket
 from zdsync.store import Store
 
 ADA, BOB, CUSTOMER, CY = 100, 101, 102, 103
 ADA_P, BOB_P, OUTSIDER_P = 7, 8, 9
-
-
-@pytest.fixture
-def env(redis_server):
-    return {"ZENDESK_URL": ZD, "ZENDESK_EMAIL": "ops@zd.test", "ZENDESK_API_TOKEN": "zt",
-            "TEAMWORK_URL": TW, "TEAMWORK_API_TOKEN": "tt", "TEAMWORK_PROJECT_ID": "1",
-            "TEAMWORK_TASKLIST_ID": "3", "TEAMWORK_RATE_LIMIT": "100000",
-            "REDIS_PORT": str(redis_server.port), "REDIS_KEY_PREFIX": "t:",
-            "SYNC_START_TIME": "2023-01-01T00:00:00Z"}
 
 
 @pytest.fixture
