@@ -421,6 +421,24 @@ def test_sigterm_mid_pass_exits_0_and_frees_the_lock(world, spawn, redis_client)
     assert created_tasks(world) == len(tickets)
 
 
+def test_second_signal_exits_at_once(world, spawn):
+    make_tickets(world, 5, "Very slow")
+    world.exportable()
+    world.teamwork.faults.set(latency_seconds=4.0)  # the ticket in hand takes a while
+    daemon = spawn(world)
+    wait_until(lambda: len(world.teamwork.log) > 0, 15,
+               "a Teamwork request in flight")
+    daemon.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert daemon.proc.poll() is None  # the first signal waits for the ticket in hand
+    sent = time.monotonic()
+    daemon.proc.send_signal(signal.SIGINT)
+    code = daemon.wait_exit(10)
+    assert time.monotonic() - sent < 2.0
+    assert code == 1
+    assert "second signal: exiting now" in daemon.output()
+
+
 # -- 5. Sentinel failover -------------------------------------------------------------------
 
 def announced_master(cluster, prefix: str) -> Store:
