@@ -37,7 +37,7 @@ def run(env, *args, input=None):
 
 
 def remapped(store: Store) -> set[str]:
-    return store.r.smembers(store.key("remap"))
+    return {str(a) for a, _ in store.remapped()}
 
 
 # -- users --------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_users_remove(env, world):
 def test_users_import_applies_every_row(env, world, tmp_path):
     *_, store = world
     store.set_mappings({BOB: BOB_P})
-    store.take_remapped()
+    store.remap_done(store.remapped())
     path = tmp_path / "agents.csv"
     path.write_text("\ufeffzendesk_user_id,teamwork_person_id,name\n100,7,Ada\n\n101,8,Bob\n")
     result = run(env, "users", "import", str(path))
@@ -198,7 +198,7 @@ def test_users_auto_proposes_then_applies_new_pairs(env, world):
     directory.person(10, "Dee", "One", "DEE@example.com")
     directory.person(11, "Dee", "Two", "dee@example.com")  # ambiguous: no guess
     store.set_mappings({ADA: 99})  # by hand: kept
-    store.take_remapped()
+    store.remap_done(store.remapped())
     result = run(env, "users", "auto")
     assert result.exit_code == 0, result.output
     out = result.stdout

@@ -70,6 +70,18 @@ def test_every_problem_reported_at_once_with_how_to_set():
     assert "teamwork.project_id is required" not in text  # reported once, as malformed
 
 
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("SYNC_TITLE_TEMPLATE", "[ZD#{id}] {id[0]}", "sync.title_template is invalid"),
+    ("SYNC_TITLE_TEMPLATE", "[ZD#{id}] {subject.x}", "sync.title_template is invalid"),
+    ("SYNC_INTERVAL", "nan", "expected a finite number"),
+    ("SYNC_LOCK_TTL", "inf", "expected a finite number"),
+    ("TEAMWORK_RATE_LIMIT", "-5", "teamwork.rate_limit must be > 0"),
+])
+def test_odd_values_are_reported_not_crashed_on(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load(None, {}, {**REQUIRED, name: value})
+
+
 def test_kubernetes_service_link_port_is_explained():
     with pytest.raises(ConfigError, match="Kubernetes service link"):
         load(None, {}, {**REQUIRED, "REDIS_PORT": "tcp://10.0.0.7:6379"})

@@ -612,3 +612,24 @@ def test_sentinel_failover_loses_no_write_and_duplicates_no_task(sentinel_cluste
             problems.append(f"first pass on the new master {run['new_master_after']:.1f} s "
                             "after the failover")
         assert problems == [], daemon.output()[-8000:]
+
+
+def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):
+    """In-process: a drain that is told to stop leaves the queued ids for the next leader."""
+    from zdsync.daemon import Daemon
+
+    daemon = Daemon(world.settings(HTTP_PORT=free_port(), HTTP_HOST="127.0.0.1"),
+                    store=world.store())
+    t = world.ticket("Queued", assignee=world.agents[0], status="open")
+    daemon.store.enqueue_webhook(t, "evt-1")
+    daemon.stopping.set()  # as on SIGTERM, or a lost lease
+    assert daemon._drain() == set()
+    assert [tid for tid, _ in daemon.store.webhook_batch()] == [t]
+    daemon.stopping.clear()
+    daemon.lock = daemon.store.lock("sync", 5)
+    assert daemon.lock.acquire()
+    try:
+        assert daemon._drain() == {t}
+    finally:
+        daemon.lock.release()
+    assert daemon.store.webhook_batch() == [] and len(world.tasks_for(t)) == 1

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from tests.fakes import TW, FakeTeamwork, FakeZendesk
 from zdsync.cli import main
+from zdsync.rules import Record, Ticket
 from zdsync.store import Store
 
 AGENT_A, AGENT_B, UNMAPPED = 100, 101, 102
@@ -227,3 +228,81 @@ def test_secrets_never_reach_logs_or_output(env, world, requests_mock, caplog, m
     for secret in ("zd-token-5f1e9c", "tw-token-8a2d"):
         assert secret not in caplog.text
         assert secret not in result.output
+
+
+def test_create_into_a_missing_task_list_fails_visibly(env, world, requests_mock):
+    zd, _, store = world
+    requests_mock.post(TW + "/projects/api/v3/tasklists/3/tasks.json", status_code=404)
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    result = sync(env)
+    assert result.exit_code == 1 and "failed 1" in result.output
+    [entry] = store.retries()
+    assert entry.ticket_id == 1 and "task list 3 not found" in entry.error
+    assert store.last_pass()["result"] == "partial"
+
+
+def test_a_404_task_list_found_by_name_is_looked_up_again(env, world, requests_mock):
+    zd, tw, store = world
+    env = {k: v for k, v in env.items() if k != "TEAMWORK_TASKLIST_ID"}
+    store.set_tasklist_id(1, "Zendesk", 99)  # cached, but deleted in Teamwork since
+    requests_mock.post(TW + "/projects/api/v3/tasklists/99/tasks.json", status_code=404)
+    requests_mock.get(TW + "/projects/api/v3/projects/1/tasklists.json",
+                      json={"tasklists": [{"id": 3, "name": "Zendesk"}],
+                            "meta": {"page": {"hasMore": False}}})
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    assert sync(env).exit_code == 1
+    assert store.tasklist_id(1, "Zendesk") is None  # forgotten
+    store.retry_now([1])
+    assert sync(env).exit_code == 0
+    assert store.tasklist_id(1, "Zendesk") == 3 and len(tw.live()) == 1
+
+
+def test_retry_of_a_ticket_deleted_before_it_was_ever_stored_is_cleared(env, world):
+    zd, tw, store = world
+    zd.put(2, subject="bad", assignee_id="not-a-number")
+    assert sync(env).exit_code == 1
+    assert store.due_retries(10**12) == [(2, True)]
+    zd.put(2, status="deleted", assignee_id=None)  # gone from show-ticket (404)
+    store.retry_now([2])
+    assert sync(env).exit_code == 0
+    assert store.retries() == [] and tw.live() == []
+
+
+def test_unexpected_response_shape_fails_only_that_ticket(env, world, requests_mock):
+    zd, _, store = world
+    zd.put(1, subject="a", assignee_id=AGENT_A)
+    zd.put(2, subject="b", assignee_id=AGENT_A)
+    store.save_record(Record(Ticket.from_api(zd.tickets[1]), create_pending=True))
+    requests_mock.get(TW + "/projects/api/v3/tasklists/3/tasks.json",
+                      json={"tasks": [{"name": "no id"}], "meta": {}})
+    result = sync(env)
+    assert result.exit_code == 1 and "tasks created 1" in result.output
+    assert [r.ticket_id for r in store.retries()] == [1]
+    assert "KeyError" in store.retries()[0].error or "'id'" in store.retries()[0].error
+    assert store.record(2).applied.task_id is not None
+    assert store.cursor().cursor  # the page was committed: ticket 1 waits in the retry set
+
+
+def test_mapping_change_survives_a_redis_failure_during_the_replan(env, world, monkeypatch):
+    import redis as redis_lib
+
+    zd, tw, store = world
+    zd.put(1, subject="a", assignee_id=UNMAPPED, status="open")
+    assert sync(env).exit_code == 0
+    store.set_mappings({UNMAPPED: 9})
+    real_commit = Store.commit
+    calls = {"n": 0}
+
+    def failing_once(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise redis_lib.ConnectionError("Redis went away")
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "commit", failing_once)
+    result = sync(env)
+    assert result.exit_code == 1 and "Redis failed during the pass" in result.output
+    assert [a for a, _ in store.remapped()] == [UNMAPPED]  # still to do
+    assert sync(env).exit_code == 0
+    assert assignees(tw.live()[0]) == [9]
+    assert store.remapped() == []

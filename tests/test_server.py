@@ -146,7 +146,8 @@ def test_oversized_body_413(served):
 def test_shutting_down_refuses_webhooks(served):
     url, store, _, _, app = served
     app.accepting.clear()
-    assert post(url, EVENT).status_code == 503
+    r = post(url, EVENT)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"  # Zendesk retries
     assert store.webhook_depth() == 0
 
 

@@ -70,12 +70,17 @@ def test_retry_backoff_is_capped():
 def test_mappings_mark_agents_for_replanning(store):
     store.set_mappings({10: 100, 11: 110})
     assert store.mappings() == {10: 100, 11: 110}
-    assert store.take_remapped() == {10, 11}
-    assert store.take_remapped() == set()
+    pending = store.remapped()
+    assert {a for a, _ in pending} == {10, 11}
+    store.set_mappings({11: 111})  # changed again while the first change is re-planned
+    store.remap_done(pending)
+    assert [a for a, _ in store.remapped()] == [11]  # the later change is not lost
+    store.remap_done(store.remapped())
+    assert store.remapped() == []
     assert store.remove_mapping(10) is True
     assert store.remove_mapping(10) is False
-    assert store.mappings() == {11: 110}
-    assert store.take_remapped() == {10}
+    assert store.mappings() == {11: 111}
+    assert [a for a, _ in store.remapped()] == [10]
 
 
 def test_history_is_bounded(store):
@@ -126,3 +131,32 @@ def test_tasklist_cache_and_last_pass(store):
     assert store.tasklist_id(1, "Zendesk") == 77
     store.save_last_pass({"result": "success", "at": 5})
     assert store.last_pass() == {"result": "success", "at": "5"}
+
+
+def test_holder_stops_when_renewal_hangs(store):
+    """A renewal stuck on a stalled Redis must not let the holder act past its lease."""
+    lock = store.lock(ttl_seconds=0.9)
+    assert lock.acquire()
+
+    def stalled(*args, **kwargs):
+        time.sleep(3)
+        return 1
+
+    lock._renew = stalled
+    time.sleep(0.75)  # past two thirds of the TTL, with the renewal still hanging
+    assert not lock.held
+    assert not lock.lost.is_set()  # nobody said it was lost: it is simply not safe to act
+    lock.release()
+
+
+def test_lock_names_its_holder(store):
+    import os
+    import socket
+
+    lock = store.lock(ttl_seconds=5)
+    assert lock.acquire()
+    try:
+        with pytest.raises(LockHeld, match=f"{socket.gethostname()}:{os.getpid()}"):
+            store.lock().acquire_or_raise()
+    finally:
+        lock.release()

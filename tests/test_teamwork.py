@@ -156,7 +156,7 @@ def test_ratelimit_wait(status, headers, wait):
 
 def test_requests_are_paced_under_the_rate_limit(requests_mock):
     sleeps: list[float] = []
-    c = TeamworkClient(TeamworkSettings("acme", Secret("t"), 1, rate_limit=60),
+    c = TeamworkClient(TeamworkSettings("acme", Secret("t"), 1, rate_limit=60 / 0.9),
                        sleep=sleeps.append)
     requests_mock.put(BASE + "/tasks/5/complete.json", json={"STATUS": "OK"})
     for _ in range(3):

@@ -125,8 +125,12 @@ def sync(ctx: Context, once: bool, dry_run: bool) -> None:
         click.echo(f"zdsync: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     try:
-        reconciler = _reconciler(ctx, should_stop=lock.lost.is_set)
+        reconciler = _reconciler(ctx, should_stop=lambda: not lock.held)
         summary = reconciler.run_pass(dry_run=dry_run)
+    except redis.RedisError as exc:
+        click.echo(f"zdsync: Redis failed during the pass ({exc}); nothing past the work "
+                   "done was committed, the next pass resumes", err=True)
+        sys.exit(EXIT_PARTIAL)
     finally:
         lock.release()
     if dry_run:

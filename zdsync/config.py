@@ -9,6 +9,7 @@ before anything touches the network.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -92,7 +93,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("teamwork", "url", "url", None,
            "Base URL override; default https://{domain}.teamwork.com."),
     Option("teamwork", "rate_limit", "float", defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE,
-           "Teamwork requests per minute zdsync paces itself to."),
+           "Teamwork's rate limit per minute; zdsync paces itself to 90 % of it."),
     Option("redis", "host", "str", "localhost", "Redis host (ignored with Sentinel)."),
     Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel)."),
     Option("redis", "db", "int", 0, "Redis database number."),
@@ -157,9 +158,12 @@ def _parse_float(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"expected a number, got {raw!r}")
     try:
-        return float(raw)
+        value = float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {raw!r}")
+    return value
 
 
 def parse_time(raw: Any) -> int:
@@ -405,7 +409,7 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
         s.sync.title_template.format(id=1, subject="s", status="open")
         if "{id}" not in s.sync.title_template:
             raise ValueError("it must contain {id}")
-    except (KeyError, IndexError, ValueError) as exc:
+    except Exception as exc:  # format() can raise almost anything on a bad template
         problems.append(f"sync.title_template is invalid ({exc}); fields are {{id}}, "
                         f"{{subject}}, {{status}}: {BY_DEST['sync_title_template'].how_to_set()}")
     if s.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

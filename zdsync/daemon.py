@@ -121,21 +121,31 @@ class Daemon:
         signal.signal(signal.SIGINT, handle)
         self.start()
         self.stopping.wait()
-        self.shutdown()
+        if not self.shutdown():
+            os._exit(0)  # do not wait for the abandoned request's thread
         return 0
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> bool:
+        """Stop; True when the work in hand finished (False: it is abandoned mid-request)."""
         self.stopping.set()
         self.app.accepting.clear()
         self.scheduler.shutdown(wait=False)
         # Wait for the ticket in hand: the pass and the worker both stop at a boundary.
-        if self.work.acquire(timeout=SHUTDOWN_SECONDS):
+        finished = self.work.acquire(timeout=SHUTDOWN_SECONDS)
+        if finished:
             self.work.release()
         self.worker.join(timeout=5)
-        self._resign()
+        if finished:
+            self._resign()
+        else:
+            # A request is still in flight: releasing the lease would let a standby act on
+            # the same ticket at once. Let the lease expire instead.
+            log.warning("the ticket in hand did not finish in %.0f s; leaving the lease to "
+                        "expire", SHUTDOWN_SECONDS)
         self.server.stop()
         self.stopped.set()
         log.info("zdsync stopped")
+        return finished
 
     def _sleep(self, seconds: float) -> None:
         """Waits inside API clients; cut short by shutdown (the ticket is then retried)."""
@@ -214,10 +224,11 @@ class Daemon:
             self.metrics.webhook_queue.set(0)
             return set()
         ids = [t for t, _ in batch]
-        self.reconciler.refresh(ids, source="webhook")
-        self.store.webhooks_done(batch)
+        handled = self.reconciler.refresh(ids, source="webhook").handled
+        # Ids not handled (shutdown, lost lease) stay queued for whoever leads next.
+        self.store.webhooks_done([(t, s) for t, s in batch if t in handled])
         self.metrics.webhook_queue.set(self.store.webhook_depth())
-        return set(ids)
+        return handled
 
     def _drain_between(self) -> set[int]:
         if time.monotonic() - self._last_drain < 0.5 or self._should_stop():

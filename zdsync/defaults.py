@@ -31,6 +31,8 @@ ZENDESK_START_TIME_MARGIN_SECONDS = 90
 
 # Teamwork
 TEAMWORK_RATE_LIMIT_PER_MINUTE = 150
+TEAMWORK_PACE_SHARE = 0.9
+"""Share of ``teamwork.rate_limit`` zdsync uses, so it stays steadily under the limit."""
 TEAMWORK_LOCKOUT_SECONDS = 60.0
 """Teamwork's documented lock-out after a 429 when no reset header says otherwise."""
 TEAMWORK_SEARCH_PAGE_SIZE = 100

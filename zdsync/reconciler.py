@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import redis
+
 from zdsync import defaults
 from zdsync.config import Settings
-from zdsync.errors import ApiError, NotFound, RetryableError
+from zdsync.errors import ApiError, NotFound, PermanentError, RetryableError
 from zdsync.metrics import Metrics
 from zdsync.rules import (
     Action,
@@ -73,6 +75,7 @@ class Summary:
     error: str | None = None  # a service stayed unreachable; the cursor kept its place
     stopped: bool = False
     planned: list[tuple[int, list[str]]] = field(default_factory=list)  # dry runs
+    handled: set[int] = field(default_factory=set)  # refresh: ids dealt with (not stopped)
 
     def count(self, kind: Kind) -> None:
         name = COUNTED[kind]
@@ -90,7 +93,14 @@ class Summary:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "planned"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("planned", "handled")}
+
+
+@dataclass
+class Progress:
+    """The record as applied so far while one ticket's actions run."""
+
+    record: Record
 
 
 @dataclass
@@ -152,6 +162,13 @@ class Reconciler:
         self._tasklist_id = found
         return found
 
+    def _forget_tasklist(self) -> None:
+        """A task list that answers 404 is looked up (or created) again next time."""
+        tw = self.settings.teamwork
+        if tw.tasklist_id is None and tw.project_id is not None:
+            self.store.forget_tasklist_id(tw.project_id, tw.tasklist_name)
+        self._tasklist_id = tw.tasklist_id
+
     def link(self, ticket_id: int) -> str:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
 
@@ -162,9 +179,10 @@ class Reconciler:
         summary = Summary()
         started = time.monotonic()
         try:
+            remapped = self.store.remapped()  # before the mappings: a later change stays
             mappings = self.store.mappings()
             if not dry_run:
-                self._remapped(mappings, summary)
+                self._remapped(remapped, mappings, summary)
                 self._retries(mappings, summary)
             self._export(mappings, summary, dry_run)
         except Stopped:
@@ -172,6 +190,11 @@ class Reconciler:
         except ApiError as exc:
             summary.error = str(exc)
             log.error("pass stopped early: %s", exc)
+        except redis.RedisError:
+            raise  # the caller reports it; nothing was committed past the work done
+        except Exception as exc:  # e.g. a response body that is not the JSON documented
+            summary.error = f"{type(exc).__name__}: {exc}"
+            log.exception("pass stopped early")
         duration = time.monotonic() - started
         if not dry_run:
             self._finish(summary, duration)
@@ -326,26 +349,24 @@ class Reconciler:
         if fresh:
             self.refresh(fresh, summary, source="retry", mappings=mappings)
 
-    def _remapped(self, mappings: dict[int, int], summary: Summary) -> None:
-        """Re-plan open tickets of agents whose mapping changed, from stored snapshots."""
-        agents = self.store.take_remapped()
+    def _remapped(self, remapped: list[tuple[int, float]], mappings: dict[int, int],
+                  summary: Summary) -> None:
+        """Re-plan open tickets of agents whose mapping changed, from stored snapshots.
+        The agents are unlisted only once their tickets are committed."""
+        agents = {a for a, _ in remapped}
         if not agents:
             return
-        try:
-            affected = [r for r in self.store.all_records()
-                        if r.ticket.status not in ("closed", "deleted")
-                        and (r.ticket.assignee_id in agents
-                             or (r.ticket.assignee_id is None
-                                 and r.ticket.submitter_id in agents))]
-            log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
-                     len(affected))
-            batch = self._apply(affected, mappings, summary, False, "remap")
-            self.commit(batch)
-            if batch.stopped:
-                raise Stopped()
-        except BaseException:
-            self.store.restore_remapped(agents)
-            raise
+        affected = [r for r in self.store.all_records()
+                    if r.ticket.status not in ("closed", "deleted")
+                    and (r.ticket.assignee_id in agents
+                         or (r.ticket.assignee_id is None and r.ticket.submitter_id in agents))]
+        log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
+                 len(affected))
+        batch = self._apply(affected, mappings, summary, False, "remap")
+        self.commit(batch)
+        if batch.stopped:
+            raise Stopped()
+        self.store.remap_done(remapped)
 
     def refresh(self, ticket_ids: Iterable[int], summary: Summary | None = None, *,
                 source: str = "fetch", mappings: dict[int, int] | None = None) -> Summary:
@@ -358,26 +379,35 @@ class Reconciler:
         tickets: list[Ticket] = []
         failed: dict[int, str] = {}
         unreadable: dict[int, str] = {}
+        gone: list[int] = []
         for tid in ids:
+            if self.should_stop():
+                break
             try:
                 raw = self.zendesk.ticket(tid)
                 if raw is None:
                     prior = stored.get(tid)
                     if prior is None:
-                        continue  # deleted before zdsync ever saw it: nothing to do
+                        gone.append(tid)  # deleted before zdsync ever saw it: nothing to do
+                        continue
                     raw = {**prior.ticket.to_json(), "status": "deleted",
                            "updated_at": _iso(self.clock()), "generated_timestamp": 0}
                 parsed, bad = self._parse([raw], summary)
                 tickets += parsed
                 unreadable.update(bad)
-            except ApiError as exc:
+            except redis.RedisError:
+                raise
+            except Exception as exc:
                 log.warning("ticket %s: could not read it from Zendesk: %s", tid, exc)
-                failed[tid] = str(exc)
+                failed[tid] = str(exc) or type(exc).__name__
         batch = self._apply(tickets, mappings, summary, False, source)
         batch.refetch.update(failed)
         batch.refetch.update(unreadable)
+        batch.succeeded += gone  # clears a retry entry of a ticket that no longer exists
         summary.failed += len(failed)
         self.commit(batch)
+        summary.handled = {r.ticket.id for r in batch.records} | set(failed) | set(
+            unreadable) | set(gone) | ({t.id for t in tickets} if not batch.stopped else set())
         return summary
 
     # -- one ticket --------------------------------------------------------------------
@@ -388,39 +418,52 @@ class Reconciler:
         API error: the error is returned and the record holds what was applied."""
         tid = record.ticket.id
         history: list[str] = []
+        done = Progress(record)  # what has been applied so far, also when a step fails
         try:
             if record.applied.task_id is None and not dry_run and (
                     record.create_pending or (self.store.writes_in_doubt() and any(
                         a.kind is Kind.CREATE for a in plan(record, mappings, self.template)))):
-                record = self._recover(record, history, summary)
-            for _ in range(2):  # a second round only when the task turned out to be gone
-                actions = plan(record, mappings, self.template)
-                if dry_run:
-                    if actions:
-                        summary.planned.append((tid, [str(a) for a in actions]))
-                        for action in actions:
-                            summary.count(action.kind)
-                    return Outcome(record, [])
-                try:
+                done.record = record = self._recover(record, history, summary)
+            actions = plan(record, mappings, self.template)
+            if dry_run:
+                if actions:
+                    summary.planned.append((tid, [str(a) for a in actions]))
                     for action in actions:
-                        if action.kind is Kind.CREATE:
-                            # The intent is durable before the request: a lost response
-                            # cannot cause a duplicate, as the next try searches first.
-                            record = replace(record, create_pending=True)
-                            self.store.save_record(record, replicated=True)
-                        record = self._execute(record, action, history, summary)
-                    break
-                except NotFound:
-                    log.warning("ticket %s: task %s is gone from Teamwork", tid,
-                                record.applied.task_id)
-                    history.append(f"task {record.applied.task_id} was gone from Teamwork")
-                    record = replace(record, applied=Applied())
-            return Outcome(record, history)
-        except ApiError as exc:
+                        summary.count(action.kind)
+                return Outcome(record, [])
+            try:
+                self._apply_actions(done, actions, history, summary)
+            except NotFound:
+                # The recorded task is gone from Teamwork (deleted by hand): forget it and
+                # plan again, which creates a new one if the ticket still needs it. A 404
+                # on that second round is an error, never a loop.
+                gone = done.record.applied.task_id
+                log.warning("ticket %s: task %s is gone from Teamwork", tid, gone)
+                history.append(f"task {gone} was gone from Teamwork")
+                done.record = replace(done.record, applied=Applied())
+                self._apply_actions(done, plan(done.record, mappings, self.template), history,
+                                    summary)
+            return Outcome(done.record, history)
+        except redis.RedisError:
+            raise  # Redis is the pass's problem, not this ticket's: the cursor stays put
+        except Exception as exc:  # an API error, or a response of a shape nobody expected
             summary.failed += 1
-            log.error("ticket %s: failed, will retry: %s", tid, exc)
+            if isinstance(exc, ApiError):
+                log.error("ticket %s: failed, will retry: %s", tid, exc)
+            else:
+                log.exception("ticket %s: failed, will retry", tid)
             history.append(f"failed: {exc}")
-            return Outcome(record, history, error=str(exc))
+            return Outcome(done.record, history, error=str(exc) or type(exc).__name__)
+
+    def _apply_actions(self, done: Progress, actions: list[Action], history: list[str],
+                       summary: Summary) -> None:
+        for action in actions:
+            if action.kind is Kind.CREATE:
+                # The intent is durable before the request: a lost response cannot cause a
+                # duplicate, as the next try searches first.
+                done.record = replace(done.record, create_pending=True)
+                self.store.save_record(done.record, replicated=True)
+            done.record = self._execute(done.record, action, history, summary)
 
     def _execute(self, record: Record, action: Action, history: list[str],
                  summary: Summary) -> Record:
@@ -429,10 +472,16 @@ class Reconciler:
         kind = action.kind.value
         try:
             if action.kind is Kind.CREATE:
-                task = self.teamwork.create_task(self.tasklist_id(), action.title or "",
-                                                 task_description(self.settings.zendesk
-                                                                  .base_url, tid),
-                                                 action.assignee)
+                tasklist = self.tasklist_id()
+                try:
+                    task = self.teamwork.create_task(tasklist, action.title or "",
+                                                     task_description(self.settings.zendesk
+                                                                      .base_url, tid),
+                                                     action.assignee)
+                except NotFound:
+                    self._forget_tasklist()
+                    raise PermanentError("teamwork", f"task list {tasklist} not found (deleted,"
+                                         " or a wrong teamwork.tasklist_id)", 404) from None
                 task_id = task.id
                 record = replace(record, applied=after(record.applied, action, task.id),
                                  create_pending=False)

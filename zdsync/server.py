@@ -132,7 +132,9 @@ class App:
             if method != "POST":
                 return _json(start_response, 405, {"error": "POST only"})
             status, body = self.webhook(environ)
-            return _json(start_response, status, body)
+            # Zendesk retries a 503 only when Retry-After is short.
+            extra = [("Retry-After", "5")] if status == 503 else []
+            return _json(start_response, status, body, extra)
         return _json(start_response, 404, {"error": "not found"})
 
     def webhook(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -146,7 +148,7 @@ class App:
             return status, {"result": name, "message": message}
 
         if not self.accepting.is_set():
-            return outcome("shutting_down", 503, "shutting down; Zendesk will retry")
+            return outcome("shutting_down", 503, "shutting down; retry in a few seconds")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -182,13 +184,15 @@ class App:
         return outcome("accepted", 202, f"ticket {ticket_id} queued")
 
 
-def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
+def _json(start_response: StartResponse, status: int, body: dict[str, Any],
+          headers: list[tuple[str, str]] | None = None) -> list[bytes]:
     data = json.dumps(body).encode()
     reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
               404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
               503: "Service Unavailable"}.get(status, "")
     start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(data)))])
+                                          ("Content-Length", str(len(data))),
+                                          *(headers or [])])
     return [data]
 
 

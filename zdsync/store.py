@@ -6,7 +6,7 @@ Keys, all under ``redis.key_prefix``:
                         the newest ticket change applied), ``updated`` (epoch s)
 - ``tickets``           hash: ticket id -> record JSON (last snapshot + applied task state)
 - ``users``             hash: Zendesk user id -> Teamwork person id
-- ``remap``             set: Zendesk user ids whose mapping changed since the last pass
+- ``remap``             sorted set: Zendesk user ids whose mapping changed, scored by when
 - ``retry``             sorted set: ticket id scored by the time of its next attempt
 - ``retry:info``        hash: ticket id -> JSON {attempts, error, since}
 - ``history:{id}``      list: the ticket's recent actions, newest first, bounded
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -329,28 +331,24 @@ class Store:
             return
         with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.key("users"), mapping={str(k): str(v) for k, v in pairs.items()})
-            pipe.sadd(self.key("remap"), *[str(k) for k in pairs])
+            pipe.zadd(self.key("remap"), {str(k): time.time() for k in pairs})
             pipe.execute()
 
     def remove_mapping(self, zendesk_user_id: int) -> bool:
         with self.r.pipeline(transaction=True) as pipe:
             pipe.hdel(self.key("users"), str(zendesk_user_id))
-            pipe.sadd(self.key("remap"), str(zendesk_user_id))
+            pipe.zadd(self.key("remap"), {str(zendesk_user_id): time.time()})
             return bool(pipe.execute()[0])
 
-    def take_remapped(self) -> set[int]:
-        """Agents whose mapping changed, removed from the set as they are read."""
-        key = self.key("remap")
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.smembers(key)
-            pipe.delete(key)
-            members, _ = pipe.execute()
-        return {int(m) for m in members}
+    def remapped(self) -> list[tuple[int, float]]:
+        """(agent, when) for agents whose mapping changed and whose tickets wait to be
+        re-planned. They stay listed until ``remap_done``."""
+        return [(int(a), s) for a, s in self.r.zrange(self.key("remap"), 0, -1,
+                                                      withscores=True)]
 
-    def restore_remapped(self, agents: Iterable[int]) -> None:
-        agents = [str(a) for a in agents]
-        if agents:
-            self.r.sadd(self.key("remap"), *agents)
+    def remap_done(self, agents: list[tuple[int, float]]) -> None:
+        """Unlist re-planned agents, unless their mapping changed again meanwhile."""
+        self._dequeue("remap", agents)
 
     # -- retry set ---------------------------------------------------------------------
 
@@ -414,6 +412,9 @@ class Store:
         value = self.r.get(self.key("tasklist", project_id, name))
         return int(value) if value else None
 
+    def forget_tasklist_id(self, project_id: int, name: str) -> None:
+        self.r.delete(self.key("tasklist", project_id, name))
+
     def set_tasklist_id(self, project_id: int, name: str, tasklist_id: int) -> None:
         self.r.set(self.key("tasklist", project_id, name), str(tasklist_id))
 
@@ -449,12 +450,15 @@ class Store:
 
     def webhooks_done(self, batch: list[tuple[int, float]]) -> None:
         """Unqueue handled tickets, unless re-queued meanwhile (their score changed)."""
-        if batch:
-            script = self.r.register_script(_DEQUEUE)
+        self._dequeue("webhook:queue", batch)
+
+    def _dequeue(self, name: str, members: list[tuple[int, float]]) -> None:
+        """Remove members of a sorted set whose score is still the one read."""
+        if members:
             args: list[str] = []
-            for tid, score in batch:
-                args += [str(tid), repr(score)]
-            script(keys=[self.key("webhook", "queue")], args=args)
+            for member, score in members:
+                args += [str(member), repr(score)]
+            self.r.register_script(_DEQUEUE)(keys=[self.key(name)], args=args)
 
     def webhook_depth(self) -> int:
         return int(self.r.zcard(self.key("webhook", "queue")))
@@ -477,15 +481,22 @@ class SyncLock:
     lock, not a correctness guarantee (Redis replication is asynchronous), so the
     reconciler stays idempotent. A background thread renews it every third of the TTL;
     ``lost`` is set when a renewal finds the lock gone or the TTL runs out unrenewed.
+    ``held`` also turns false two thirds of a TTL after the last renewal was sent, even
+    while a renewal hangs on a stalled Redis: by then a standby may take over, so the
+    holder stops first (as controller-runtime's renew deadline does).
+
+    The value is ``host:pid:random``, so "who holds it" can be told; the scripts compare
+    the whole value.
     """
 
     def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
         self.r = client
         self.key = key
         self.ttl_ms = int(ttl_seconds * 1000)
-        self.token = secrets.token_hex(16)
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self.lost = threading.Event()
         self._held = False
+        self._valid_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._renew = client.register_script(_RENEW)
@@ -493,11 +504,17 @@ class SyncLock:
 
     @property
     def held(self) -> bool:
-        return self._held and not self.lost.is_set()
+        return (self._held and not self.lost.is_set()
+                and time.monotonic() < self._valid_until)
+
+    def _validity_from(self, sent: float) -> None:
+        self._valid_until = sent + self.ttl_ms / 1000 * 2 / 3
 
     def acquire(self) -> bool:
+        sent = time.monotonic()
         if self.r.set(self.key, self.token, nx=True, px=self.ttl_ms):
             self._held = True
+            self._validity_from(sent)
             self.lost.clear()
             self._start_keeper()
             return True
@@ -505,14 +522,18 @@ class SyncLock:
 
     def acquire_or_raise(self) -> SyncLock:
         if not self.acquire():
+            holder = (self.r.get(self.key) or "?").rsplit(":", 1)[0]
             ttl = self.r.pttl(self.key) / 1000
-            raise LockHeld(f"another zdsync process holds the lock {self.key} (it expires "
-                           f"{ttl:.0f} s after its holder stops renewing it)")
+            raise LockHeld(f"another zdsync process holds the lock {self.key}: {holder} "
+                           f"(it expires {ttl:.0f} s after its holder stops renewing it)")
         return self
 
     def renew(self) -> bool:
+        sent = time.monotonic()
         ok = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-        if not ok:
+        if ok:
+            self._validity_from(sent)
+        else:
             self.lost.set()
         return ok
 

@@ -97,7 +97,8 @@ class TeamworkClient:
         """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
         assert settings.api_token is not None
         self.base_url = settings.base_url
-        self.pacer = Pacer(settings.rate_limit, clock)
+        # 90 %: steadily under the limit, with room for an operator's CLI commands.
+        self.pacer = Pacer(settings.rate_limit * defaults.TEAMWORK_PACE_SHARE, clock)
         self.http = Transport(
             "teamwork", settings.base_url, (settings.api_token.reveal(), "X"),
             throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,
