@@ -581,11 +581,11 @@ def test_sentinel_failover_loses_no_write_and_duplicates_no_task(sentinel_cluste
 
     With a warm connection pool the daemon holds connections to the old master, which takes
     writes for seconds after the replica's promotion; those writes vanish when Sentinel
-    demotes it. zdsync survives that because the writes it relies on (a create's intent, a
-    page commit with its cursor) must reach a replica first, and it asks Sentinel for the
-    master every quarter second. A reader of the old master may briefly see a cursor
-    position that the failover then discards; zdsync never acted on it, so the export
-    replays from the last replicated position (printed, not asserted)."""
+    demotes it. zdsync survives that: it asks Sentinel for the master every quarter second,
+    checks that the writes it relies on (a create's intent, a page commit) reached a replica,
+    and after a master move or an unreplicated write searches Teamwork before each create.
+    A reader of the old master may briefly see a cursor position that the failover then
+    discards; the export replays from the last replicated position (printed, not asserted)."""
     with failover_under_load(sentinel_cluster, redis_server.port, spawn,
                              warm_pool=True) as run:
         world, tickets = run["world"], run["tickets"]

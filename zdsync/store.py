@@ -134,8 +134,9 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "zdsync:", *,
                  replicated: bool = False) -> None:
         """``replicated``: the writes zdsync relies on across a failover (a create's intent,
-        a page commit with its cursor) must reach a replica before zdsync acts on them.
-        On with Sentinel, where a failover can discard what the old master acknowledged."""
+        a page commit with its cursor) are checked to have reached a replica; when one did
+        not, creates search Teamwork first for a while (``writes_in_doubt``). On with
+        Sentinel, where a failover can discard what the old master acknowledged."""
         self.r = client
         self.prefix = prefix
         self.replicated = replicated
