@@ -512,8 +512,8 @@ class Reconciler:
         summary.count(action.kind)
         log.info("ticket %s task %s: %s: ok", tid, task_id, action)
         history.append(f"task {task_id}: {action}")
-        if action.kind is Kind.REASSIGN and action.assignee is None:
-            self.metrics.skipped.labels("no_mapping").inc()
+        if action.kind in (Kind.CREATE, Kind.REASSIGN) and action.assignee is None:
+            self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
         return record
 
     def _recover(self, record: Record, history: list[str], summary: Summary) -> Record:
