@@ -73,3 +73,16 @@ def test_match_by_email():
         (1, "same", 10), (2, "kept", 11), (3, "new", 12), (4, "unmatched", None)]
     assert result[1].mapped_to == 99 and result[3].reason == "no e-mail address"
     assert result[2].person_name == "C"
+
+
+def test_unicode_digits_are_a_bad_row_not_a_crash():
+    with pytest.raises(CsvError) as info:
+        parse_csv("zendesk_user_id,teamwork_person_id\n1\u00b2,5\n7,8\n")
+    assert "line 2" in str(info.value)
+
+
+def test_auto_leaves_deactivated_agents_unmatched():
+    proposals = match_by_email(
+        [{"id": 1, "role": "agent", "email": "dora@example.com", "active": False}],
+        [{"id": 9, "email": "dora@example.com"}], {})
+    assert [(p.status, p.reason) for p in proposals] == [("unmatched", "deactivated in Zendesk")]

@@ -597,3 +597,37 @@ def test_audit_repair_adopts_the_task_of_a_lost_create(env, world):
     assert len(tw.tasks) == 1  # found and adopted, not created twice
     record = store.record(1)
     assert record.applied.task_id == 500 and not record.create_pending
+
+
+def test_audit_repair_stops_when_the_lock_is_lost(env, world, monkeypatch):
+    from zdsync.store import SyncLock
+
+    tw, _ = drifted(env, world)
+    writes_before = len(tw.writes)
+    monkeypatch.setattr(SyncLock, "held", property(lambda self: False))
+    result = run(env, "audit", "--repair")
+    assert result.exit_code == 1 and "lost the sync lock" in result.output
+    assert len(tw.writes) == writes_before  # nothing written beside another holder
+
+
+def test_audit_repair_keeps_a_retry_that_waits_for_a_fresh_read(env, world):
+    _, store = drifted(env, world)
+    store.commit(refetch={2: "malformed: unreadable in the export"})
+    result = run(env, "audit", "--repair")
+    assert result.exit_code == 0, result.output
+    assert [(r.ticket_id, r.error) for r in store.retries()] == [
+        (2, "malformed: unreadable in the export")]
+
+
+def test_check_survives_a_service_that_answers_html(env, world, requests_mock):
+    requests_mock.get(ZD + "/api/v2/users/me.json", text="<html>Sign in</html>")
+    result = run(env, "check")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "✗ Zendesk credentials" in result.output
+
+
+def test_users_remove_of_an_unknown_id_writes_nothing(env, world):
+    _, _, _, store = world
+    store.remap_done(store.remapped())
+    result = run(env, "users", "remove", "424242")
+    assert result.exit_code == 1 and store.remapped() == []

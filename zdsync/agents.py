@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,9 @@ class CsvError(ValueError):
 
 def _positive_int(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    if not re.fullmatch(r"[0-9]{1,18}", text):  # str.isdigit() also accepts "²"
+        return None
+    return int(text) or None
 
 
 def parse_csv(text: str) -> dict[int, int]:
@@ -173,6 +176,9 @@ def match_by_email(agents: Iterable[Mapping[str, Any]], people: Iterable[Mapping
         base = dict(zendesk_user_id=zid, name=user_name(agent), email=email,
                     mapped_to=current.get(zid))
         found = by_email.get(email.lower(), []) if email else []
+        if agent.get("active") is False:
+            out.append(Proposal(**base, status="unmatched", reason="deactivated in Zendesk"))
+            continue
         if len(found) != 1:
             reason = (f"{len(found)} Teamwork people share this e-mail" if found else
                       "no Teamwork person on the project has this e-mail" if email else

@@ -15,7 +15,7 @@ import requests
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from zdsync.config import BY_DEST, Settings, load
-from zdsync.errors import ApiError, ConfigError, PermanentError, RetryableError
+from zdsync.errors import API_ERRORS, ApiError, ConfigError, PermanentError, RetryableError
 from zdsync.store import Store, connect
 
 REDIS_TIMEOUT_SECONDS = 3.0
@@ -127,7 +127,7 @@ def zendesk_admin(client: Any, settings: Settings) -> Check:
                   "Admin Center > Apps and integrations > Zendesk API")
     try:
         me = client.me()
-    except ApiError as exc:
+    except API_ERRORS as exc:
         detail, hint = _unreachable("Zendesk", exc, z.base_url, "zendesk_subdomain")
         return Check("Zendesk credentials", FAIL, detail, hint or token_hint)
     if not me.get("id"):  # Zendesk answers an anonymous user when nobody authenticated
@@ -146,7 +146,7 @@ def teamwork_identity(client: Any, settings: Settings) -> Check:
     t = settings.teamwork
     try:
         me = client.me()
-    except ApiError as exc:
+    except API_ERRORS as exc:
         detail, hint = _unreachable("Teamwork", exc, t.base_url, "teamwork_domain")
         return Check("Teamwork credentials", FAIL, detail,
                      hint or f"check the token of the integration user "
@@ -160,7 +160,7 @@ def teamwork_project(client: Any, settings: Settings) -> Check:
     pid = settings.teamwork.project_id
     try:
         project = client.project(pid)
-    except ApiError as exc:
+    except API_ERRORS as exc:
         return Check("Teamwork project", FAIL, f"cannot read project {pid}: {exc}",
                      "check that the integration user may see the project")
     if project is None:
@@ -190,7 +190,7 @@ def teamwork_tasklist(client: Any, settings: Settings, store: Store | None) -> C
             return Check("task list", OK, f"{tasklist.get('name')!r} ({t.tasklist_id})")
         found = sorted(int(x["id"]) for x in client.tasklists(t.project_id, t.tasklist_name)
                        if (x.get("name") or "").strip() == t.tasklist_name)
-    except ApiError as exc:
+    except API_ERRORS as exc:
         return Check("task list", FAIL, f"cannot read the task lists: {exc}",
                      "check that the integration user may see the project")
     if found:

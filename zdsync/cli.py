@@ -25,7 +25,7 @@ import redis
 
 from zdsync import agents, audit, checks, logs
 from zdsync.config import OPTIONS, Settings, load, parse_time
-from zdsync.errors import ApiError, ConfigError, LockHeld
+from zdsync.errors import API_ERRORS, ConfigError, LockHeld
 from zdsync.metrics import Metrics
 from zdsync.rules import KNOWN_STATUSES, Record, plan
 from zdsync.store import Store, SyncLock
@@ -112,7 +112,8 @@ def _reconciler(ctx: Context, metrics: Metrics | None = None, **kwargs: Any):
 @main.command()
 @click.option("--once", is_flag=True, required=True, help="Run one pass and exit.")
 @click.option("--dry-run", is_flag=True,
-              help="Print the plan ticket by ticket; write nothing, move no cursor.")
+              help="Print the plan for the export, ticket by ticket; write nothing, move no "
+                   "cursor (mapping changes and retries are not previewed).")
 @click.pass_obj
 def sync(ctx: Context, once: bool, dry_run: bool) -> None:
     """Run one reconciliation pass from the saved cursor."""
@@ -154,7 +155,12 @@ def fail(message: str, code: int = EXIT_PARTIAL) -> NoReturn:
 
 
 def _utc(epoch: float | None) -> str:
-    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    if epoch is None:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"epoch {epoch:.0f}"
 
 
 def _span(seconds: float) -> str:
@@ -192,7 +198,7 @@ def _api_errors(doing: str) -> Iterator[None]:
     """An unreachable or refusing service ends the command with exit 1 and one line."""
     try:
         yield
-    except ApiError as exc:
+    except API_ERRORS as exc:
         fail(f"{doing}: {exc}")
 
 
@@ -313,7 +319,7 @@ def _names(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict[in
     zendesk, teamwork = (checks.impatient(c) for c in _clients(ctx))
     try:
         return zendesk.users_by_ids(pairs), teamwork.people_by_ids(pairs.values())
-    except ApiError as exc:
+    except API_ERRORS as exc:
         click.echo(f"zdsync: no names: {exc}", err=True)
         return {}, {}
 
@@ -504,7 +510,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
         _, teamwork = _clients(ctx)
         try:
             task = teamwork.get_task(record.applied.task_id)
-        except ApiError as exc:
+        except API_ERRORS as exc:
             task_error = str(exc)
     finding = (None if task_error else audit.compare(record, task, mappings, template))
     actions = [str(a) for a in plan(record, mappings, template)]
@@ -570,7 +576,7 @@ def tickets_resync(ctx: Context, ticket_id: int) -> None:
     store = ctx.store()
     started = time.time()
     with _sync_lock(ctx, store) as lock:
-        summary = _reconciler(ctx, should_stop=lock.lost.is_set).refresh([ticket_id])
+        summary = _reconciler(ctx, should_stop=lambda: not lock.held).refresh([ticket_id])
     record = store.record(ticket_id)
     retry = next((e for e in store.retries() if e.ticket_id == ticket_id), None)
     if record is None and retry is None:
@@ -836,10 +842,13 @@ def _repair(ctx: Context, lock: SyncLock, store: Store, findings: list[audit.Fin
     any pass; one commit. Returns the tickets that failed (they are in the retry set)."""
     from zdsync.reconciler import Batch, Summary
 
-    reconciler = _reconciler(ctx, should_stop=lock.lost.is_set)
+    reconciler = _reconciler(ctx, should_stop=lambda: not lock.held)
     current = store.records(f.ticket_id for f in findings)  # read under the lock
     batch, summary = Batch(), Summary()
     for finding in findings:
+        if not lock.held:  # never write to Teamwork beside another holder
+            reconciler.commit(batch, from_records=True)
+            fail("lost the sync lock; the repair stopped (what it did is saved); run it again")
         record = current.get(finding.ticket_id)
         if record is None:
             continue
@@ -847,7 +856,7 @@ def _repair(ctx: Context, lock: SyncLock, store: Store, findings: list[audit.Fin
             audit.repaired(record, tasks.get(record.applied.task_id or 0)), mappings, summary)
         outcome.history.insert(0, "audit: " + "; ".join(d.detail for d in finding.drifts))
         batch.add(outcome)
-    reconciler.commit(batch)
+    reconciler.commit(batch, from_records=True)
     return dict(batch.failed)
 
 

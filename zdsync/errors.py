@@ -44,6 +44,11 @@ class AmbiguousWrite(RetryableError):
     """A non-idempotent write may or may not have been applied (lost response)."""
 
 
+API_ERRORS = (ApiError, ValueError, KeyError, TypeError)
+"""What a call to a service can raise: its errors, or a body that is not the JSON
+documented (a proxy page, a wrong URL answering 200) failing to decode or index."""
+
+
 class LockHeld(ZdsyncError):
     """Another process holds the sync lock."""
 

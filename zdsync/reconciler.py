@@ -328,9 +328,12 @@ class Reconciler:
         finally:
             self.interleave = hook
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Batch, *, from_records: bool = False) -> None:
+        """Commit a batch; ``from_records``: planned from stored records, not fresh reads
+        (a retry waiting for a fresh read then stays queued)."""
         self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
-                          history=batch.history, refetch=batch.refetch, now=self.clock())
+                          history=batch.history, refetch=batch.refetch, now=self.clock(),
+                          keep_refetch=from_records)
 
     # -- retries, remapped agents, fresh reads -----------------------------------------
 
@@ -343,7 +346,7 @@ class Reconciler:
         # Tickets never stored, or unreadable when exported, are read afresh.
         fresh = [t for t, refetch in due if refetch or t not in records]
         batch = self._apply(records.values(), mappings, summary, False, "retry")
-        self.commit(batch)
+        self.commit(batch, from_records=True)
         if batch.stopped:
             raise Stopped()
         if fresh:
@@ -363,7 +366,7 @@ class Reconciler:
         log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
                  len(affected))
         batch = self._apply(affected, mappings, summary, False, "remap")
-        self.commit(batch)
+        self.commit(batch, from_records=True)
         if batch.stopped:
             raise Stopped()
         self.store.remap_done(remapped)

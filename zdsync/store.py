@@ -80,6 +80,13 @@ for i = 1, #ARGV, 2 do
 end
 return removed
 """
+_UNMAP = """
+if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
+  redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -281,14 +288,22 @@ class Store:
         refetch: Mapping[int, str] | None = None,
         cursor: tuple[str | None, int | None] | None = None,
         now: float | None = None,
+        keep_refetch: bool = False,
     ) -> None:
         """Write a batch atomically (MULTI/EXEC): records, retry-set changes, history and,
         last, the cursor. The cursor therefore never moves without the work it covers.
 
         ``failed`` tickets are retried from their stored record; ``refetch`` tickets
         (unreadable, or never read) are read afresh from Zendesk when retried.
+        ``keep_refetch``: the successes were planned from stored records, which are older
+        than what a "read afresh" retry waits for, so such retries stay queued.
         """
         now = time.time() if now is None else now
+        succeeded = list(succeeded)
+        if keep_refetch and succeeded:
+            infos = self.r.hmget(self.key("retry:info"), succeeded)
+            succeeded = [t for t, raw in zip(succeeded, infos, strict=True)
+                         if not (raw and json.loads(raw).get("refetch"))]
         failed = {**(failed or {}), **(refetch or {})}
         info = {}
         if failed:
@@ -336,10 +351,10 @@ class Store:
             pipe.execute()
 
     def remove_mapping(self, zendesk_user_id: int) -> bool:
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.key("users"), str(zendesk_user_id))
-            pipe.zadd(self.key("remap"), {str(zendesk_user_id): time.time()})
-            return bool(pipe.execute()[0])
+        """Forget a mapping (False, and nothing written, when there was none)."""
+        return bool(self.r.register_script(_UNMAP)(
+            keys=[self.key("users"), self.key("remap")],
+            args=[str(zendesk_user_id), repr(time.time())]))
 
     def remapped(self) -> list[tuple[int, float]]:
         """(agent, when) for agents whose mapping changed and whose tickets wait to be
