@@ -210,23 +210,13 @@ class TeamworkClient:
         return int(response.json()["TASKLISTID"])
 
     def project(self, project_id: int) -> dict[str, Any] | None:
-        try:
-            return self.http.request("GET", f"{V3}/projects/{project_id}.json").json()["project"]
-        except NotFound:
-            return None
+        return self.http.get_object(f"{V3}/projects/{project_id}.json", "project")
 
     def person(self, person_id: int) -> dict[str, Any] | None:
-        try:
-            return self.http.request("GET", f"{V3}/people/{person_id}.json").json()["person"]
-        except NotFound:
-            return None
+        return self.http.get_object(f"{V3}/people/{person_id}.json", "person")
 
     def tasklist(self, tasklist_id: int) -> dict[str, Any] | None:
-        try:
-            return (self.http.request("GET", f"{V3}/tasklists/{tasklist_id}.json")
-                    .json()["tasklist"])
-        except NotFound:
-            return None
+        return self.http.get_object(f"{V3}/tasklists/{tasklist_id}.json", "tasklist")
 
     def people_by_ids(self, person_ids: Iterable[int],
                       project_id: int | None = None) -> dict[int, dict[str, Any]]:

@@ -109,6 +109,13 @@ class Transport:
         if seconds > 0:
             self.sleep(seconds)
 
+    def get_object(self, path: str, key: str) -> dict[str, Any] | None:
+        """GET one resource: ``body[key]``, or None when it does not exist (404)."""
+        try:
+            return self.request("GET", path).json()[key]
+        except NotFound:
+            return None
+
     def request(
         self,
         method: str,

@@ -18,7 +18,7 @@ import requests
 
 from zdsync import defaults
 from zdsync.config import ZendeskSettings
-from zdsync.errors import NotFound, PermanentError, RetryableError
+from zdsync.errors import PermanentError, RetryableError
 from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
@@ -126,16 +126,10 @@ class ZendeskClient:
 
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """The ticket now, or None when it is deleted or gone (404)."""
-        try:
-            return self.http.request("GET", f"/api/v2/tickets/{ticket_id}.json").json()["ticket"]
-        except NotFound:
-            return None
+        return self.http.get_object(f"/api/v2/tickets/{ticket_id}.json", "ticket")
 
     def user(self, user_id: int) -> dict[str, Any] | None:
-        try:
-            return self.http.request("GET", f"/api/v2/users/{user_id}.json").json()["user"]
-        except NotFound:
-            return None
+        return self.http.get_object(f"/api/v2/users/{user_id}.json", "user")
 
     def me(self) -> dict[str, Any]:
         return self.http.request("GET", "/api/v2/users/me.json").json()["user"]
