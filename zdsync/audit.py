@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from zdsync.rules import Applied, Presence, Record, desired_task
+from zdsync.rules import Applied, Presence, Record, desired_task, who
 from zdsync.teamwork import Task
 
 
@@ -55,10 +55,6 @@ def actual(task: Task | None) -> Applied:
                    completed=task.completed)
 
 
-def _who(person: int | None) -> str:
-    return "Anyone" if person is None else f"person {person}"
-
-
 def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
             title_template: str) -> Finding | None:
     """The drift of one ticket, or None. ``task`` is the live task of the recorded task id
@@ -91,7 +87,7 @@ def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
         if task.assignee != want.assignee or len(task.assignees) > 1:
             held = ", ".join(f"person {p}" for p in task.assignees) or "Anyone"
             drifts.append(Drift(DriftKind.ASSIGNEE, f"assigned to {held}; should be "
-                                f"{_who(want.assignee)}"))
+                                f"{who(want.assignee)}"))
         if task.name != want.title:
             drifts.append(Drift(DriftKind.TITLE, f"titled {task.name!r}; should be "
                                 f"{want.title!r}"))

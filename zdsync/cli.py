@@ -27,7 +27,7 @@ from zdsync import agents, audit, checks, logs
 from zdsync.config import OPTIONS, Settings, load, parse_time
 from zdsync.errors import API_ERRORS, ConfigError, LockHeld
 from zdsync.metrics import Metrics
-from zdsync.rules import KNOWN_STATUSES, Record, plan
+from zdsync.rules import KNOWN_STATUSES, Record, plan, who
 from zdsync.store import Store, SyncLock
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
 
@@ -187,10 +187,6 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
 
 def _json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _who(person: int | None) -> str:
-    return "Anyone" if person is None else f"person {person}"
 
 
 @contextmanager
@@ -487,7 +483,7 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     _table(["TICKET", "STATE", "TASK", "ASSIGNEE", "RETRY", "TITLE"],
            [(r["ticket_id"], r["status"],
              r["task_id"] or ("create pending" if r["create_pending"] else None),
-             _who(r["assignee"]) if r["task_id"] else None,
+             who(r["assignee"]) if r["task_id"] else None,
              f"{r['retry_attempts']} attempt(s)" if r["retry_attempts"] else None, r["title"])
             for r in rows])
     click.echo(f"{len(rows)} ticket(s)")
@@ -537,7 +533,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
         click.echo("  no task" + (" (a create is pending: the next attempt looks for it first)"
                                   if record.create_pending else ""))
     else:
-        click.echo(f"  task {a.task_id}: {a.title!r}, {_who(a.assignee)}, "
+        click.echo(f"  task {a.task_id}: {a.title!r}, {who(a.assignee)}, "
                    f"{'completed' if a.completed else 'open'}")
     if a.task_id is not None:
         click.echo("live Teamwork task:")
@@ -586,7 +582,7 @@ def tickets_resync(ctx: Context, ticket_id: int) -> None:
             click.echo(f"  {entry.get('what')}")
     if record is not None:
         a = record.applied
-        state = (f"task {a.task_id}: {a.title!r}, {_who(a.assignee)}, "
+        state = (f"task {a.task_id}: {a.title!r}, {who(a.assignee)}, "
                  f"{'completed' if a.completed else 'open'}" if a.task_id else "no task")
         click.echo(f"ticket {ticket_id} ({record.ticket.status}): {state}")
     if summary.failed or retry is not None:

@@ -65,7 +65,6 @@ class Daemon:
                            settings.redis.key_prefix)
         self.lock_ttl_seconds = settings.sync.lock_ttl
         self.stopping = threading.Event()
-        self.stopped = threading.Event()
         self.work = threading.Lock()  # one reconciler at a time in this process
         self.lock: SyncLock | None = None
         self.started_at = time.time()
@@ -143,7 +142,6 @@ class Daemon:
             log.warning("the ticket in hand did not finish in %.0f s; leaving the lease to "
                         "expire", SHUTDOWN_SECONDS)
         self.server.stop()
-        self.stopped.set()
         log.info("zdsync stopped")
         return finished
 

@@ -230,15 +230,16 @@ class Action:
 
     def __str__(self) -> str:
         if self.kind is Kind.CREATE:
-            return f"create {self.title!r} for {_who(self.assignee)}"
+            return f"create {self.title!r} for {who(self.assignee)}"
         if self.kind is Kind.RETITLE:
             return f"retitle to {self.title!r}"
         if self.kind is Kind.REASSIGN:
-            return f"reassign to {_who(self.assignee)}"
+            return f"reassign to {who(self.assignee)}"
         return self.kind.value
 
 
-def _who(person: int | None) -> str:
+def who(person: int | None) -> str:
+    """A Teamwork assignee for people: "Anyone" or "person N"."""
     return "Anyone" if person is None else f"person {person}"
 
 

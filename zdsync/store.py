@@ -263,9 +263,6 @@ class Store:
             if record is not None:
                 yield record
 
-    def count_records(self) -> int:
-        return int(self.r.hlen(self.key("tickets")))
-
     def save_record(self, record: Record, *, replicated: bool = False) -> None:
         """Store one record; ``replicated`` waits for a replica (see ``_fence``)."""
         self.r.hset(self.key("tickets"), str(record.ticket.id), json.dumps(record.to_json()))
@@ -584,9 +581,3 @@ class SyncLock:
                 log.warning("could not release the lock %s (it expires by itself): %s",
                             self.key, exc)
         self._held = False
-
-    def __enter__(self) -> SyncLock:
-        return self.acquire_or_raise()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
