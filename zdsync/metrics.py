@@ -51,6 +51,10 @@ class Metrics:
         self.webhook_queue = Gauge("zdsync_webhook_queue_depth",
                                    "Ticket ids queued by webhooks, not yet reconciled.",
                                    registry=r)
+        self.state_rebuilds = Counter("zdsync_state_rebuilds_total",
+                                      "Times the ticket->task links were rebuilt from Teamwork "
+                                      "because Redis came back empty or is another store.",
+                                      registry=r)
         self.scheduler_events = Counter("zdsync_scheduler_events_total",
                                         "Scheduler events: missed, error, max_instances.",
                                         ["event"], registry=r)
