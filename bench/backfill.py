@@ -15,6 +15,7 @@ import time
 from zdsync.config import load
 from zdsync.localredis import LocalRedis
 from zdsync.metrics import Metrics
+from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
 from zdsync.sim.base import Clock
 from zdsync.sim.teamwork import TeamworkSim
@@ -54,12 +55,14 @@ def main() -> None:
         store.set_mappings({agent: person})
         metrics = Metrics()
         reconciler = Reconciler(settings, store,
-                                ZendeskClient(settings.zendesk, metrics=metrics),
                                 TeamworkClient(settings.teamwork, metrics=metrics), metrics,
                                 clock=clock.now)
+        lock = store.lock()
+        lock.acquire_or_raise()
         calls_before = sum(v["calls"] for k, v in store.r.info("commandstats").items())
         started = time.perf_counter()
-        summary = reconciler.run_pass()
+        summary = Pass(reconciler, ZendeskClient(settings.zendesk, metrics=metrics), lock,
+                       metrics=metrics, clock=clock.now).run()
         elapsed = time.perf_counter() - started
         calls = sum(v["calls"] for k, v in store.r.info("commandstats").items()) - calls_before
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

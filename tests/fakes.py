@@ -34,6 +34,7 @@ class FakeZendesk:
         self.export_calls = 0
         mock.get(ZD + "/api/v2/incremental/tickets/cursor.json", json=self._export)
         mock.get(re.compile(re.escape(ZD) + r"/api/v2/tickets/\d+\.json"), json=self._show)
+        mock.get(ZD + "/api/v2/tickets/show_many.json", json=self._show_many)
 
     def put(self, tid: int, **fields: Any) -> dict[str, Any]:
         stamp = next(self.clock)
@@ -54,6 +55,11 @@ class FakeZendesk:
         cursor = str(page[-1]["generated_timestamp"]) if page else str(after)
         return {"tickets": [dict(t) for t in page], "after_cursor": cursor,
                 "end_of_stream": len(changed) <= per_page}
+
+    def _show_many(self, request, context):
+        ids = [int(i) for i in request.qs.get("ids", [""])[0].split(",") if i]
+        return {"tickets": [dict(self.tickets[i]) for i in ids if i in self.tickets
+                            and self.tickets[i]["status"] != "deleted"]}
 
     def _show(self, request, context):
         tid = int(request.path.rsplit("/", 1)[1].split(".")[0])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from zdsync.audit import DriftKind, compare, repaired
-from zdsync.rules import Applied, Record, Ticket, plan
+from zdsync.audit import DriftKind, compare
+from zdsync.rules import Applied, Record, Ticket
 from zdsync.teamwork import Task
 
 T = "[ZD#{id}] {subject}"
@@ -14,7 +14,7 @@ def record(status="open", task_id=50, assignee_id=100, tags=(), pending=False):
     ticket = Ticket(1, status, "s", assignee_id, None, tuple(tags))
     applied = Applied(task_id, "[ZD#1] s", MAP.get(assignee_id), status == "solved") \
         if task_id else Applied()
-    return Record(ticket, applied, create_pending=pending)
+    return Record(ticket, applied, in_flight="create" if pending else None)
 
 
 def task(name="[ZD#1] s", assignees=(7,), status="new", tid=50):
@@ -50,14 +50,3 @@ def test_what_is_not_drift():
     assert compare(record("closed", tags=["closed_by_merge"]), None, MAP, T) is None
     # A closed ticket whose task is gone is exactly right.
     assert compare(record("closed"), None, MAP, T) is None
-
-
-def test_repaired_record_plans_the_fix():
-    gone = repaired(record(), None)
-    assert gone.applied == Applied() and [a.kind.value for a in plan(gone, MAP, T)] == ["create"]
-    done = repaired(record(), task(status="completed", name="x"))
-    assert [str(a) for a in plan(done, MAP, T)] == ["retitle to '[ZD#1] s'", "reopen"]
-    several = repaired(record(), task(assignees=(7, 8)))
-    assert [str(a) for a in plan(several, MAP, T)] == ["reassign to person 7"]
-    untracked = record(task_id=None)
-    assert repaired(untracked, None) is untracked

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fakes import V3, ZD, FakeDirectory, FakeTeamwork, FakeZendesk
+from tests.helpers import seed
 from zdsync.cli import main
 from zdsync.rules import Applied, Record, Ticket
 from zdsync.store import Store
@@ -124,7 +125,7 @@ def test_users_remove(env, world):
 def test_users_import_applies_every_row(env, world, tmp_path):
     *_, store = world
     store.set_mappings({BOB: BOB_P})
-    store.remap_done(store.remapped())
+    seed(store, unlist_remapped=True)
     path = tmp_path / "agents.csv"
     path.write_text("\ufeffzendesk_user_id,teamwork_person_id,name\n100,7,Ada\n\n101,8,Bob\n")
     result = run(env, "users", "import", str(path))
@@ -198,7 +199,7 @@ def test_users_auto_proposes_then_applies_new_pairs(env, world):
     directory.person(10, "Dee", "One", "DEE@example.com")
     directory.person(11, "Dee", "Two", "dee@example.com")  # ambiguous: no guess
     store.set_mappings({ADA: 99})  # by hand: kept
-    store.remap_done(store.remapped())
+    seed(store, unlist_remapped=True)
     result = run(env, "users", "auto")
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -378,9 +379,9 @@ def test_cursor_reset_refuses_bad_times_and_a_held_lock(env, world):
 @pytest.fixture
 def queued(world):
     *_, store = world
-    store.commit(failed={5: "teamwork: PUT /tasks/500/complete.json: 500"}, now=time.time())
-    store.commit(failed={6: "zendesk: timeout"}, now=time.time())
-    store.commit(failed={6: "zendesk: timeout"}, now=time.time())
+    seed(store, failed={5: "teamwork: PUT /tasks/500/complete.json: 500"})
+    seed(store, failed={6: "zendesk: timeout"})
+    seed(store, failed={6: "zendesk: timeout"})
     return store
 
 
@@ -401,9 +402,9 @@ def test_retries_retry_and_drop(env, queued):
     assert result.exit_code == 1 and "not in the retry set: 77" in result.output
     assert store.due_retries() == []  # nothing changed
     assert run(env, "retries", "retry", "5").exit_code == 0
-    assert [t for t, _ in store.due_retries()] == [5]
+    assert store.due_retries() == [5]
     assert run(env, "retries", "retry", "--all").exit_code == 0
-    assert sorted(t for t, _ in store.due_retries()) == [5, 6]
+    assert sorted(store.due_retries()) == [5, 6]
     assert run(env, "retries", "retry").exit_code == 2
     assert run(env, "retries", "retry", "5", "--all").exit_code == 2
     result = run(env, "retries", "drop", "6", "77")
@@ -552,8 +553,8 @@ def test_audit_reads_in_batches_and_finds_missing_tasks(env, world):
     store.set_mappings({ADA: ADA_P})
     for tid in range(1, 251):
         ticket = Ticket(tid, "open", f"s{tid}", ADA, None, (), "2026-01-01T00:00:00Z", tid)
-        store.save_record(Record(ticket, Applied(10_000 + tid, f"[ZD#{tid}] s{tid}", ADA_P)))
-    store.save_record(Record(Ticket(999, "open", "x", ADA)))  # needs a task, has none
+        seed(store, [Record(ticket, Applied(10_000 + tid, f"[ZD#{tid}] s{tid}", ADA_P))])
+    seed(store, [Record(Ticket(999, "open", "x", ADA))])  # needs a task, has none
     result = run(env, "audit", "--json")
     assert result.exit_code == 1
     assert [len(c) for c in tw.by_ids_calls] == [100, 100, 50]
@@ -596,11 +597,11 @@ def test_audit_repair_adopts_the_task_of_a_lost_create(env, world):
     assert "no_task: the ticket has no task (a create was attempted" in result.output
     assert len(tw.tasks) == 1  # found and adopted, not created twice
     record = store.record(1)
-    assert record.applied.task_id == 500 and not record.create_pending
+    assert record.applied.task_id == 500 and record.in_flight is None
 
 
 def test_audit_repair_stops_when_the_lock_is_lost(env, world, monkeypatch):
-    from zdsync.store import SyncLock
+    from zdsync.lease import SyncLock
 
     tw, _ = drifted(env, world)
     writes_before = len(tw.writes)
@@ -612,7 +613,7 @@ def test_audit_repair_stops_when_the_lock_is_lost(env, world, monkeypatch):
 
 def test_audit_repair_keeps_a_retry_that_waits_for_a_fresh_read(env, world):
     _, store = drifted(env, world)
-    store.commit(refetch={2: "malformed: unreadable in the export"})
+    seed(store, failed={2: "malformed: unreadable in the export"})
     result = run(env, "audit", "--repair")
     assert result.exit_code == 0, result.output
     assert [(r.ticket_id, r.error) for r in store.retries()] == [
@@ -628,6 +629,6 @@ def test_check_survives_a_service_that_answers_html(env, world, requests_mock):
 
 def test_users_remove_of_an_unknown_id_writes_nothing(env, world):
     _, _, _, store = world
-    store.remap_done(store.remapped())
+    seed(store, unlist_remapped=True)
     result = run(env, "users", "remove", "424242")
     assert result.exit_code == 1 and store.remapped() == []

@@ -426,8 +426,8 @@ def test_second_signal_exits_at_once(world, spawn):
     world.exportable()
     world.teamwork.faults.set(latency_seconds=4.0)  # the ticket in hand takes a while
     daemon = spawn(world)
-    wait_until(lambda: len(world.teamwork.log) > 0, 15,
-               "a Teamwork request in flight")
+    wait_until(lambda: world.teamwork.log.count("POST") and world.teamwork.in_flight, 20,
+               "a create in flight after the first one")
     daemon.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert daemon.proc.poll() is None  # the first signal waits for the ticket in hand
@@ -615,21 +615,24 @@ def test_sentinel_failover_loses_no_write_and_duplicates_no_task(sentinel_cluste
 
 
 def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):
-    """In-process: a drain that is told to stop leaves the queued ids for the next leader."""
+    """In-process: webhook work that is told to stop leaves the queued ids for the next
+    leader; once it may work, the ticket gets its task and the id is unqueued."""
     from zdsync.daemon import Daemon
 
     daemon = Daemon(world.settings(HTTP_PORT=free_port(), HTTP_HOST="127.0.0.1"),
                     store=world.store())
     t = world.ticket("Queued", assignee=world.agents[0], status="open")
     daemon.store.enqueue_webhook(t, "evt-1")
-    daemon.stopping.set()  # as on SIGTERM, or a lost lease
-    assert daemon._drain() == set()
-    assert [tid for tid, _ in daemon.store.webhook_batch()] == [t]
-    daemon.stopping.clear()
     daemon.lock = daemon.store.lock("sync", 5)
     assert daemon.lock.acquire()
     try:
-        assert daemon._drain() == {t}
+        daemon.identity = daemon.store.claim_identity(daemon.lock.token)
+        daemon.stopping.set()  # as on SIGTERM
+        daemon._drain()
+        assert [tid for tid, _ in daemon.store.webhook_batch()] == [t]
+        assert world.tasks_for(t) == []
+        daemon.stopping.clear()
+        daemon._drain()
     finally:
         daemon.lock.release()
     assert daemon.store.webhook_batch() == [] and len(world.tasks_for(t)) == 1

@@ -106,7 +106,7 @@ def test_rate_limits_are_honoured_in_simulated_time(redis_server, redis_client, 
         for n in range(45):
             world.ticket(f"T{n}", assignee=world.agents[n % 2], status="open")
         world.exportable()
-        summary = world.reconciler().run_pass()
+        summary = world.run_pass().run()
         assert summary.error is None and summary.failed == 0, summary.line()
         assert summary.created == 45 and summary.pages >= 5
         assert world.check() == []

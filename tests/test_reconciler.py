@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -19,6 +21,7 @@ def world(requests_mock, redis_client):
     zd, tw = FakeZendesk(requests_mock), FakeTeamwork(requests_mock)
     store = Store(redis_client, "t:")
     store.set_mappings({AGENT_A: PERSON_A, AGENT_B: PERSON_B})
+    redis_client.set("t:identity", "an installation that has run before")
     return zd, tw, store
 
 
@@ -86,7 +89,7 @@ def test_replayed_export_is_harmless(env, world):
     zd, tw, store = world
     zd.put(1, subject="a", assignee_id=AGENT_A, status="solved")
     assert sync(env).exit_code == 0
-    store.reset_cursor()  # the whole export again, as after a lost cursor
+    store.r.delete("t:cursor")  # the whole export again, as after a lost cursor
     assert sync(env).exit_code == 0
     assert len(tw.live()) == 1 and tw.writes == ["create 500", "complete 500"]
 
@@ -99,7 +102,7 @@ def test_lost_create_response_leaves_exactly_one_task(env, world):
     assert result.exit_code == 1  # the ticket waits in the retry set
     assert "failed 1" in result.output
     assert len(tw.live()) == 1  # the create landed although its response was lost
-    assert store.record(1).create_pending
+    assert store.record(1).in_flight == "create"
     assert store.cursor().cursor  # the page was handled: the ticket is queued, not lost
 
     store.retry_now([1])
@@ -110,7 +113,7 @@ def test_lost_create_response_leaves_exactly_one_task(env, world):
     assert task["status"] == "completed"
     assert len(tw.tasks) == 1
     assert store.record(1).applied.task_id == task["id"]
-    assert not store.record(1).create_pending
+    assert store.record(1).in_flight is None
     assert store.retries() == []
 
 
@@ -149,7 +152,7 @@ def test_malformed_ticket_is_skipped_and_queued(env, world):
     result = sync(env)
     assert result.exit_code == 1 and "skipped 1" in result.output
     assert len(tw.live()) == 1
-    assert store.due_retries(10**12) == [(2, True)]  # re-read from Zendesk on retry
+    assert store.due_retries(10**12) == [2]  # re-read from Zendesk on retry
     zd.put(2, assignee_id=AGENT_B)  # fixed in Zendesk
     store.retry_now([2])
     assert sync(env).exit_code == 0
@@ -261,7 +264,7 @@ def test_retry_of_a_ticket_deleted_before_it_was_ever_stored_is_cleared(env, wor
     zd, tw, store = world
     zd.put(2, subject="bad", assignee_id="not-a-number")
     assert sync(env).exit_code == 1
-    assert store.due_retries(10**12) == [(2, True)]
+    assert store.due_retries(10**12) == [2]
     zd.put(2, status="deleted", assignee_id=None)  # gone from show-ticket (404)
     store.retry_now([2])
     assert sync(env).exit_code == 0
@@ -272,7 +275,8 @@ def test_unexpected_response_shape_fails_only_that_ticket(env, world, requests_m
     zd, _, store = world
     zd.put(1, subject="a", assignee_id=AGENT_A)
     zd.put(2, subject="b", assignee_id=AGENT_A)
-    store.save_record(Record(Ticket.from_api(zd.tickets[1]), create_pending=True))
+    store.r.hset("t:tickets", "1", json.dumps(
+        Record(Ticket.from_api(zd.tickets[1]), in_flight="create").to_json()))
     requests_mock.get(TW + "/projects/api/v3/tasklists/3/tasks.json",
                       json={"tasks": [{"name": "no id"}], "meta": {}})
     result = sync(env)
@@ -290,16 +294,16 @@ def test_mapping_change_survives_a_redis_failure_during_the_replan(env, world, m
     zd.put(1, subject="a", assignee_id=UNMAPPED, status="open")
     assert sync(env).exit_code == 0
     store.set_mappings({UNMAPPED: 9})
-    real_commit = Store.commit
+    real_write = Store.write
     calls = {"n": 0}
 
     def failing_once(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] == 3:  # the state check, the mark before the reassign, its record
             raise redis_lib.ConnectionError("Redis went away")
-        return real_commit(self, *args, **kwargs)
+        return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "commit", failing_once)
+    monkeypatch.setattr(Store, "write", failing_once)
     result = sync(env)
     assert result.exit_code == 1 and "Redis failed during the pass" in result.output
     assert [a for a, _ in store.remapped()] == [UNMAPPED]  # still to do

@@ -16,8 +16,10 @@ from zdsync.rules import (
     assignee_for,
     desired_task,
     is_stale,
+    linked_ticket_id,
     plan,
     render_title,
+    task_description,
     ticket_link,
 )
 
@@ -210,8 +212,37 @@ def test_ticket_and_record_round_trip():
     t = Ticket.from_api({"id": 5, "status": "hold", "subject": None, "assignee_id": None,
                          "submitter_id": 3, "tags": ["x"], "updated_at": "u",
                          "generated_timestamp": 9, "priority": "high"})
-    record = Record(t, Applied(11, "T", 4, True), create_pending=True)
+    record = Record(t, Applied(11, "T", 4, True), in_flight="create")
     assert Record.from_json(record.to_json()) == record
+    assert Record.from_json({**record.to_json(), "in_flight": None}).in_flight is None
+
+
+def test_record_of_zdsync_0_1_with_a_pending_create_reads_as_a_create_in_flight():
+    t = Ticket(5, "open", "s")
+    legacy = {"ticket": t.to_json(), "task_id": None, "title": None, "assignee": None,
+              "completed": False, "create_pending": True}
+    assert Record.from_json(legacy).in_flight == "create"
+    with pytest.raises(ValueError):
+        Record.from_json({**legacy, "create_pending": False, "in_flight": "maybe"})
+
+
+@pytest.mark.parametrize(("description", "url", "expected"), [
+    ("Zendesk ticket: https://a.zendesk.com/agent/tickets/42\n\nKept", "https://a.zendesk.com", 42),
+    ("Zendesk ticket: https://a.zendesk.com/agent/tickets/42", "https://a.zendesk.com/", 42),
+    ("Zendesk ticket: https://b.zendesk.com/agent/tickets/42", "https://a.zendesk.com", None),
+    ("Zendesk ticket: https://a.zendesk.com/agent/tickets/42x", "https://a.zendesk.com", None),
+    ("Zendesk ticket: https://a.zendesk.com/agent/tickets/4²", "https://a.zendesk.com", None),
+    ("Zendesk ticket: https://a.zendesk.com/agent/tickets/0", "https://a.zendesk.com", None),
+    ("See https://a.zendesk.com/agent/tickets/42", "https://a.zendesk.com", None),
+    ("", "https://a.zendesk.com", None),
+])
+def test_linked_ticket_id_reads_back_only_the_link_zdsync_writes(description, url, expected):
+    assert linked_ticket_id(description, url) == expected
+
+
+def test_linked_ticket_id_inverts_task_description():
+    for tid in (1, 77, 10**12):
+        assert linked_ticket_id(task_description("https://x.test", tid), "https://x.test") == tid
 
 
 def test_after_tracks_each_action():
@@ -227,3 +258,22 @@ def test_after_tracks_each_action():
 
 def test_ticket_link():
     assert ticket_link("https://acme.zendesk.com/", 42) == "https://acme.zendesk.com/agent/tickets/42"
+
+
+@pytest.mark.parametrize(("status", "assignee", "applied", "expected"), [
+    ("open", 102, Applied(9, "[ZD#1] s", 7, False), []),  # keeps person 7, not "Anyone"
+    ("solved", 102, Applied(9, "[ZD#1] s", 7, False), [Kind.COMPLETE]),
+    ("open", 102, Applied(9, "[ZD#1] old", 7, False), [Kind.RETITLE]),
+    ("open", 100, Applied(), [Kind.CREATE]),  # a new task still follows the mappings
+    ("closed", 100, Applied(9, "[ZD#1] s", 7, False), [Kind.DELETE]),
+])
+def test_held_assignees_change_nothing_else(status, assignee, applied, expected):
+    """After a rebuild that found no mappings, existing tasks keep their assignees."""
+    record = Record(Ticket(1, status, "s", assignee_id=assignee), applied)
+    actions = plan(record, {}, TEMPLATE, hold_assignees=True)
+    assert [a.kind for a in actions] == expected
+
+
+def test_without_the_hold_an_unmapped_assignee_means_anyone():
+    record = Record(Ticket(1, "open", "s", assignee_id=102), Applied(9, "[ZD#1] s", 7, False))
+    assert plan(record, {}, TEMPLATE) == [Action(Kind.REASSIGN, assignee=None)]

@@ -19,7 +19,10 @@ def sentinel_store(cluster) -> Store:
 def test_failover_during_writes_loses_nothing(sentinel_cluster):
     store = sentinel_store(sentinel_cluster)
     store.set_mappings({1: 10, 2: 20})
-    store.commit(cursor=("cursor-1", 1000))
+    lease = store.lock(ttl_seconds=60)
+    assert lease.acquire()
+    store.r.execute_command("WAIT", 1, 2000)  # the lease is on the replica too
+    store.write(lease.token, ops=store.cursor_ops("cursor-1", 1000, time.time()))
     written: list[int] = []
     errors: list[Exception] = []
     stop = threading.Event()
@@ -33,7 +36,8 @@ def test_failover_during_writes_loses_nothing(sentinel_cluster):
                 # Replication is asynchronous: a write the old master acknowledged but did
                 # not replicate can vanish in a failover (zdsync's replays absorb that). The
                 # test counts a write as made once the replica has it.
-                store.commit([record], cursor=(f"cursor-{n}", 1000 + n))
+                store.write(lease.token, [record],
+                            store.cursor_ops(f"cursor-{n}", 1000 + n, time.time()))
                 store.r.execute_command("WAIT", 1, 1000)
                 written.append(n)
             except Exception as exc:  # the test fails on any error surfacing to the caller
@@ -58,3 +62,4 @@ def test_failover_during_writes_loses_nothing(sentinel_cluster):
     assert set(store.records(written)) == set(written)
     # And the client really talks to the new master now.
     assert store.r.connection_pool.get_master_address()[1] == new_port
+    lease.release()

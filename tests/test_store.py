@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import pytest
 
-from zdsync.errors import LockHeld
+from zdsync.errors import LeaseLost
+from zdsync.lease import SyncLock
 from zdsync.rules import Applied, Record, Ticket
 from zdsync.store import Store, retry_delay
 
@@ -16,19 +17,31 @@ def store(redis_client) -> Store:
     return Store(redis_client, "t:")
 
 
-def rec(tid: int, task: int | None = None, status: str = "open") -> Record:
-    return Record(Ticket(tid, status, f"s{tid}", 1, 2, (), "2026-01-01T00:00:00Z", 100),
-                  Applied(task, f"[ZD#{tid}] s{tid}", 5, False))
+@pytest.fixture
+def lease(store) -> Iterator[SyncLock]:
+    lock = store.lock(ttl_seconds=30)
+    assert lock.acquire()
+    yield lock
+    lock.release()
 
 
-def test_records_round_trip_in_one_round_trip(store, redis_client):
-    store.commit([rec(1, 11), rec(2)])
-    before = redis_client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+def rec(tid: int, task: int | None = None, status: str = "open", *, gts: int = 100,
+        updated: str = "2026-01-01T00:00:00Z", in_flight: str | None = None) -> Record:
+    return Record(Ticket(tid, status, f"s{tid}", 1, 2, (), updated, gts),
+                  Applied(task, f"[ZD#{tid}] s{tid}", 5, False), in_flight)
+
+
+def calls(redis_client, command: str) -> int:
+    return redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def test_records_round_trip_in_one_round_trip(store, lease, redis_client):
+    assert store.write(lease.token, [rec(1, 11), rec(2, in_flight="write")]) == 2
+    before = calls(redis_client, "hmget")
     got = store.records([1, 2, 3, 1])
-    after = redis_client.info("commandstats")["cmdstat_hmget"]["calls"]
-    assert after - before == 1
-    assert got == {1: rec(1, 11), 2: rec(2)}
-    assert set(redis_client.keys("*")) <= {"t:tickets"}  # everything under the prefix
+    assert calls(redis_client, "hmget") - before == 1
+    assert got == {1: rec(1, 11), 2: rec(2, in_flight="write")}
+    assert set(redis_client.keys("*")) <= {"t:tickets", "t:lock:sync"}  # under the prefix
 
 
 def test_unreadable_record_is_treated_as_new(store, redis_client):
@@ -36,30 +49,50 @@ def test_unreadable_record_is_treated_as_new(store, redis_client):
     assert store.records([7]) == {}
 
 
-def test_commit_moves_cursor_with_work_and_schedules_retries(store):
+def test_a_write_without_the_lease_writes_nothing(store, lease, redis_client):
+    store.write(lease.token, [rec(1, 11)])
+    with pytest.raises(LeaseLost):
+        store.write("someone-else", [rec(1, 99)], [["set", "t:x", "1"]])
+    redis_client.set("t:lock:sync", "a-successor")  # the lease moved on meanwhile
+    with pytest.raises(LeaseLost):
+        store.write(lease.token, [rec(1, 99)])
+    assert store.record(1) == rec(1, 11) and redis_client.get("t:x") is None
+
+
+@pytest.mark.parametrize(("stored", "new", "kept"), [
+    ((100, "2026-01-01T00:00:05Z"), (101, "2026-01-01T00:00:00Z"), "new"),  # later export
+    ((101, "2026-01-01T00:00:00Z"), (100, "2026-01-01T00:00:09Z"), "stored"),  # older one
+    ((100, "2026-01-01T00:00:05Z"), (100, "2026-01-01T00:00:05Z"), "new"),  # same: applied
+    ((100, "2026-01-01T00:00:05Z"), (0, "2026-01-01T00:00:06Z"), "new"),  # fresh read
+    ((100, "2026-01-01T00:00:05Z"), (0, "2026-01-01T00:00:04Z"), "stored"),
+    ((0, "2026-01-01T00:00:05Z"), (100, "2026-01-01T00:00:04Z"), "stored"),
+])
+def test_an_older_record_never_overwrites_a_newer_one(store, lease, stored, new, kept):
+    old = rec(1, 11, gts=stored[0], updated=stored[1])
+    newer = rec(1, 12, gts=new[0], updated=new[1])
+    store.write(lease.token, [old])
+    assert store.write(lease.token, [newer]) == (1 if kept == "new" else 0)
+    assert store.record(1) == (newer if kept == "new" else old)
+
+
+def test_retry_entries_count_attempts_and_clear_on_success(store, lease):
     now = 1_000_000.0
-    store.commit([rec(1, 11), rec(2)], failed={2: "teamwork: 500"}, cursor=("c1", 900),
-                 now=now)
-    state = store.cursor()
-    assert (state.cursor, state.position) == ("c1", 900)
+    store.write(lease.token, ops=store.retry_ops({2: "teamwork: 500"}, [1], now)
+                + store.cursor_ops("c1", 900, now))
+    assert (store.cursor().cursor, store.cursor().position) == ("c1", 900)
     assert store.due_retries(now) == []
-    assert store.due_retries(now + retry_delay(1)) == [(2, False)]
+    assert store.due_retries(now + retry_delay(1)) == [2]
     entry = store.retries()[0]
     assert (entry.ticket_id, entry.attempts, entry.error) == (2, 1, "teamwork: 500")
-    store.commit([rec(2)], failed={2: "again"}, now=now + 100)
+    store.write(lease.token, ops=store.retry_ops({2: "again"}, [], now + 100))
     assert store.retries()[0].attempts == 2
     assert store.retries()[0].next_at == now + 100 + retry_delay(2)
-    store.commit([rec(2, 12)], succeeded=[2])
+    assert store.retries()[0].since == now
+    store.write(lease.token, ops=store.retry_ops({}, [2], now + 200))
     assert store.retries() == []
     # A cursor update without a cursor keeps the previous one.
-    store.commit(cursor=(None, 950))
-    assert store.cursor().cursor == "c1"
-    assert store.cursor().position == 950
-
-
-def test_refetch_retries_are_marked(store):
-    store.commit(refetch={9: "malformed"}, now=0)
-    assert store.due_retries(10**9) == [(9, True)]
+    store.write(lease.token, ops=store.cursor_ops(None, 950, now))
+    assert store.cursor().cursor == "c1" and store.cursor().position == 950
 
 
 def test_retry_backoff_is_capped():
@@ -67,15 +100,15 @@ def test_retry_backoff_is_capped():
     assert retry_delay(100) == retry_delay(200)
 
 
-def test_mappings_mark_agents_for_replanning(store):
+def test_mappings_mark_agents_for_replanning(store, lease):
     store.set_mappings({10: 100, 11: 110})
     assert store.mappings() == {10: 100, 11: 110}
     pending = store.remapped()
     assert {a for a, _ in pending} == {10, 11}
     store.set_mappings({11: 111})  # changed again while the first change is re-planned
-    store.remap_done(pending)
+    store.write(lease.token, ops=store.dequeue_ops("remap", pending))
     assert [a for a, _ in store.remapped()] == [11]  # the later change is not lost
-    store.remap_done(store.remapped())
+    store.write(lease.token, ops=store.dequeue_ops("remap", store.remapped()))
     assert store.remapped() == []
     assert store.remove_mapping(10) is True
     assert store.remove_mapping(10) is False
@@ -83,46 +116,23 @@ def test_mappings_mark_agents_for_replanning(store):
     assert [a for a, _ in store.remapped()] == [10]
 
 
-def test_history_is_bounded(store):
+def test_merge_mappings_changes_only_what_differs_and_ends_a_hold(store, lease, redis_client):
+    store.set_mappings({10: 100, 11: 110})
+    store.write(lease.token, ops=store.dequeue_ops("remap", store.remapped()))
+    redis_client.set("t:users:held", "1")
+    assert store.mappings_and_hold() == ({10: 100, 11: 110}, True)
+    assert store.merge_mappings({10: 100, 11: 111, 12: 120}) == 2
+    assert store.mappings() == {10: 100, 11: 111, 12: 120}
+    assert {a for a, _ in store.remapped()} == {11, 12}
+    assert store.mappings_and_hold()[1] is False
+
+
+def test_history_is_bounded(store, lease):
     for i in range(60):
-        store.commit(history={5: [f"a{i}"]})
+        store.write(lease.token, ops=store.history_ops(5, [f"a{i}"], float(i)))
     history = store.history(5)
     assert len(history) == 50
-    assert history[0]["what"] == "a59"
-
-
-def test_lock_excludes_a_second_holder_and_releases(store):
-    first = store.lock(ttl_seconds=5)
-    assert first.acquire()
-    second = store.lock(ttl_seconds=5)
-    assert not second.acquire()
-    with pytest.raises(LockHeld, match="another zdsync process holds the lock"):
-        store.lock().acquire_or_raise()
-    first.release()
-    assert second.acquire()
-    second.release()
-
-
-def test_lock_is_renewed_while_held(store, redis_client):
-    lock = store.lock(ttl_seconds=1.5)
-    assert lock.acquire()
-    time.sleep(3.5)  # more than two TTLs: only renewal keeps it
-    assert redis_client.get("t:lock:sync") == lock.token
-    assert lock.held
-    lock.release()
-    assert redis_client.get("t:lock:sync") is None
-
-
-def test_lost_lock_is_noticed_and_not_released_for_others(store, redis_client):
-    lock = store.lock(ttl_seconds=0.6)
-    assert lock.acquire()
-    redis_client.set("t:lock:sync", "someone-else")
-    deadline = time.monotonic() + 3
-    while not lock.lost.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert lock.lost.is_set() and not lock.held
-    lock.release()
-    assert redis_client.get("t:lock:sync") == "someone-else"
+    assert history[0] == {"at": 59.0, "what": "a59"}
 
 
 def test_tasklist_cache_and_last_pass(store):
@@ -133,30 +143,25 @@ def test_tasklist_cache_and_last_pass(store):
     assert store.last_pass() == {"result": "success", "at": "5"}
 
 
-def test_holder_stops_when_renewal_hangs(store):
-    """A renewal stuck on a stalled Redis must not let the holder act past its lease."""
-    lock = store.lock(ttl_seconds=0.9)
-    assert lock.acquire()
-
-    def stalled(*args, **kwargs):
-        time.sleep(3)
-        return 1
-
-    lock._renew = stalled
-    time.sleep(0.75)  # past two thirds of the TTL, with the renewal still hanging
-    assert not lock.held
-    assert not lock.lost.is_set()  # nobody said it was lost: it is simply not safe to act
-    lock.release()
+def test_state_check_sees_no_identity_then_a_claimed_one(store, lease):
+    first = store.check_state(lease.token)
+    assert first.identity is None and not first.restarted
+    identity = store.claim_identity(lease.token)
+    again = store.check_state(lease.token)
+    assert again.identity == identity and not again.restarted
+    assert not store.writes_in_doubt()
 
 
-def test_lock_names_its_holder(store):
-    import os
-    import socket
+def test_a_redis_restart_puts_recent_writes_in_doubt(store, lease, redis_client):
+    store.check_state(lease.token)
+    redis_client.set("t:redis_run", "the-run-id-before-a-restart")
+    state = store.check_state(lease.token)
+    assert state.restarted and store.writes_in_doubt()
+    assert redis_client.get("t:redis_run") == redis_client.info("server")["run_id"]
 
-    lock = store.lock(ttl_seconds=5)
-    assert lock.acquire()
-    try:
-        with pytest.raises(LockHeld, match=f"{socket.gethostname()}:{os.getpid()}"):
-            store.lock().acquire_or_raise()
-    finally:
-        lock.release()
+
+def test_restart_export_keeps_the_position_and_drops_the_cursor(store, lease):
+    store.write(lease.token, ops=store.cursor_ops("c9", 500, 1.0))
+    store.restart_export(lease.token, 123)
+    state = store.cursor()
+    assert state.cursor is None and state.position == 123

@@ -13,6 +13,7 @@ from typing import Any
 
 from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
+from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check
@@ -88,17 +89,25 @@ class World:
         return subprocess.Popen([sys.executable, "-m", "zdsync", *args], env=self.env(**extra),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def reconciler(self, metrics: Metrics | None = None, **extra: Any) -> Reconciler:
-        """An in-process reconciler whose waits advance the simulated clock instead of
-        sleeping: rate limits and lock-outs play out in simulated time."""
+    def run_pass(self, metrics: Metrics | None = None, *, lock: Any = None,
+                 **extra: Any) -> Pass:
+        """An in-process pass whose waits advance the simulated clock instead of sleeping:
+        rate limits and lock-outs play out in simulated time. Call ``.run()`` on it."""
         settings = self.settings(**extra)
         metrics = metrics or Metrics()
         sleep = self.clock.advance
-        return Reconciler(
-            settings, self.store(),
-            ZendeskClient(settings.zendesk, metrics=metrics, sleep=sleep, clock=self.clock.now),
+        store = self.store()
+        if lock is None:
+            store.r.delete(self.prefix + "lock:sync")
+            lock = store.lock(ttl_seconds=300)
+            lock.acquire_or_raise()
+        reconciler = Reconciler(
+            settings, store,
             TeamworkClient(settings.teamwork, metrics=metrics, sleep=sleep, clock=self.clock.now),
             metrics, clock=self.clock.now)
+        zendesk = ZendeskClient(settings.zendesk, metrics=metrics, sleep=sleep,
+                                clock=self.clock.now)
+        return Pass(reconciler, zendesk, lock, metrics=metrics, clock=self.clock.now)
 
     def check(self) -> list[Difference]:
         return check(self.zendesk, self.teamwork, tasklist_id=self.tasklist,

@@ -77,6 +77,12 @@ def parse_csv(text: str) -> dict[int, int]:
     return pairs
 
 
+def read_mappings_file(path: str) -> dict[int, int]:
+    """The mappings of a ``[users] file``: raises OSError, UnicodeDecodeError or CsvError."""
+    with open(path, encoding="utf-8") as fh:
+        return parse_csv(fh.read())
+
+
 def render_csv(pairs: Mapping[int, int]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -2,19 +2,19 @@
 
 People edit tasks by hand (delete, complete, reassign, rename) and zdsync does not notice:
 it plans from what it last applied, not from what Teamwork holds. The audit compares the
-live task with ``rules.desired_task`` of the stored ticket; the repair records what
-Teamwork really holds as the applied state, so the ordinary ``rules.plan`` and the
-reconciler bring the task back. Pure: the caller reads the tasks.
+live task with ``rules.desired_task`` of the stored ticket; the repair hands the tasks read
+to the reconciler as observed (``passes.Pass.repair``), so the ordinary ``rules.plan``
+brings the task back. Pure: the caller reads the tasks.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from zdsync.rules import Applied, Presence, Record, desired_task, who
+from zdsync.rules import Presence, Record, desired_task, who
 from zdsync.teamwork import Task
 
 
@@ -47,14 +47,6 @@ class Finding:
                 "drift": [{"kind": d.kind.value, "detail": d.detail} for d in self.drifts]}
 
 
-def actual(task: Task | None) -> Applied:
-    """What Teamwork holds, in the shape the planner compares against."""
-    if task is None:
-        return Applied()
-    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
-                   completed=task.completed)
-
-
 def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
             title_template: str) -> Finding | None:
     """The drift of one ticket, or None. ``task`` is the live task of the recorded task id
@@ -72,7 +64,7 @@ def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
             # resolves it until the ticket changes; the repair looks for it before creating.
             drifts.append(Drift(DriftKind.NO_TASK, "the ticket has no task" + (
                 " (a create was attempted; the repair looks for its task first)"
-                if record.create_pending else "")))
+                if record.in_flight else "")))
     elif want.presence is Presence.FORBIDDEN:
         drifts.append(Drift(DriftKind.UNWANTED, f"task {task_id} still exists although the "
                             f"ticket is {record.ticket.status}"))
@@ -92,14 +84,3 @@ def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
             drifts.append(Drift(DriftKind.TITLE, f"titled {task.name!r}; should be "
                                 f"{want.title!r}"))
     return Finding(record.ticket.id, task_id, tuple(drifts)) if drifts else None
-
-
-def repaired(record: Record, task: Task | None) -> Record:
-    """The record with what Teamwork really holds as its applied state: planning it then
-    yields exactly the actions that undo the drift (a gone task is created again)."""
-    if record.applied.task_id is None:
-        return record  # nothing recorded to correct: the plan already creates the task
-    held = actual(task)
-    if task is not None and len(task.assignees) > 1:
-        held = replace(held, assignee=-1)  # several people: never equal to the wanted one
-    return replace(record, applied=held)

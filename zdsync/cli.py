@@ -25,10 +25,11 @@ import redis
 
 from zdsync import agents, audit, checks, logs
 from zdsync.config import OPTIONS, Settings, load, parse_time
-from zdsync.errors import API_ERRORS, ConfigError, LockHeld
+from zdsync.errors import API_ERRORS, ConfigError, Interrupted, LockHeld
+from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.rules import KNOWN_STATUSES, Record, plan, who
-from zdsync.store import Store, SyncLock
+from zdsync.store import Store
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
@@ -98,42 +99,50 @@ def _clients(ctx: Context, settings: Settings | None = None) -> tuple[Any, Any]:
     return ZendeskClient(settings.zendesk), TeamworkClient(settings.teamwork)
 
 
-def _reconciler(ctx: Context, metrics: Metrics | None = None, **kwargs: Any):
+def _pass(ctx: Context, lock: SyncLock, metrics: Metrics | None = None, **kwargs: Any):
+    """A ``passes.Pass`` under ``lock``, with the configured services."""
+    from zdsync.passes import Pass
     from zdsync.reconciler import Reconciler
     from zdsync.teamwork import TeamworkClient
     from zdsync.zendesk import ZendeskClient
 
     settings = ctx.settings()
     metrics = metrics or Metrics()
-    return Reconciler(settings, ctx.store(), ZendeskClient(settings.zendesk, metrics=metrics),
-                      TeamworkClient(settings.teamwork, metrics=metrics), metrics, **kwargs)
+    reconciler = Reconciler(settings, ctx.store(),
+                            TeamworkClient(settings.teamwork, metrics=metrics), metrics)
+    return Pass(reconciler, ZendeskClient(settings.zendesk, metrics=metrics), lock,
+                metrics=metrics, **kwargs)
+
+
+def _load_users_file(ctx: Context, store: Store) -> None:
+    """Apply ``[users] file`` (validated with the configuration) before a pass."""
+    path = ctx.settings(require_services=False).users.file
+    if path:
+        store.merge_mappings(agents.read_mappings_file(path))
 
 
 @main.command()
-@click.option("--once", is_flag=True, required=True, help="Run one pass and exit.")
+@click.option("--once", is_flag=True, help="Accepted for compatibility: sync always runs one "
+              "pass.")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan for the export, ticket by ticket; write nothing, move no "
                    "cursor (mapping changes and retries are not previewed).")
 @click.pass_obj
 def sync(ctx: Context, once: bool, dry_run: bool) -> None:
-    """Run one reconciliation pass from the saved cursor."""
+    """Run one reconciliation pass from the saved cursor, then exit."""
     ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
-    lock = store.lock(ttl_seconds=ctx.settings().sync.lock_ttl)
-    try:
-        lock.acquire_or_raise()
-    except LockHeld as exc:
-        click.echo(f"zdsync: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
-    try:
-        reconciler = _reconciler(ctx, should_stop=lambda: not lock.held)
-        summary = reconciler.run_pass(dry_run=dry_run)
-    except redis.RedisError as exc:
-        click.echo(f"zdsync: Redis failed during the pass ({exc}); nothing past the work "
-                   "done was committed, the next pass resumes", err=True)
-        sys.exit(EXIT_PARTIAL)
-    finally:
-        lock.release()
+    with _sync_lock(ctx, store) as lock:
+        try:
+            if not dry_run:
+                _load_users_file(ctx, store)
+            summary = _pass(ctx, lock, dry_run=dry_run).run()
+        except redis.RedisError as exc:
+            fail(f"Redis failed during the pass ({exc}); nothing past the work done was "
+                 "committed, the next pass resumes")
+    if summary.rebuilt:
+        click.echo("the ticket->task links were rebuilt from Teamwork first (Redis had no "
+                   "zdsync state)", err=True)
     if dry_run:
         for ticket_id, actions in summary.planned:
             click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
@@ -200,8 +209,8 @@ def _api_errors(doing: str) -> Iterator[None]:
 
 @contextmanager
 def _sync_lock(ctx: Context, store: Store) -> Iterator[SyncLock]:
-    """The lock ``sync --once`` and the daemon's leader hold: one writer of the sync state
-    at a time. Exit 75 when another process holds it."""
+    """The lease ``sync`` and the daemon's leader hold: one writer of the sync state at a
+    time. Exit 75 when another process holds it."""
     lock = store.lock(ttl_seconds=ctx.settings(require_services=False).sync.lock_ttl)
     try:
         lock.acquire_or_raise()
@@ -473,7 +482,7 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     records = sorted((r for r in store.all_records() if not states or r.ticket.status in states),
                      key=lambda r: r.ticket.id)
     rows = [{"ticket_id": r.ticket.id, "status": r.ticket.status, "task_id": r.applied.task_id,
-             "create_pending": r.create_pending, "assignee": r.applied.assignee,
+             "in_flight": r.in_flight, "assignee": r.applied.assignee,
              "zendesk_assignee_id": r.ticket.assignee_id, "title": r.applied.title,
              "completed": r.applied.completed, "retry_attempts": retrying.get(r.ticket.id)}
             for r in records]
@@ -482,7 +491,7 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
         return
     _table(["TICKET", "STATE", "TASK", "ASSIGNEE", "RETRY", "TITLE"],
            [(r["ticket_id"], r["status"],
-             r["task_id"] or ("create pending" if r["create_pending"] else None),
+             r["task_id"] or ("create in flight" if r["in_flight"] else None),
              who(r["assignee"]) if r["task_id"] else None,
              f"{r['retry_attempts']} attempt(s)" if r["retry_attempts"] else None, r["title"])
             for r in rows])
@@ -530,11 +539,13 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
                f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
     click.echo("applied (what zdsync last wrote to Teamwork):")
     if a.task_id is None:
-        click.echo("  no task" + (" (a create is pending: the next attempt looks for it first)"
-                                  if record.create_pending else ""))
+        click.echo("  no task" + (" (a create was in flight: the next attempt looks for its "
+                                  "task first)" if record.in_flight else ""))
     else:
         click.echo(f"  task {a.task_id}: {a.title!r}, {who(a.assignee)}, "
-                   f"{'completed' if a.completed else 'open'}")
+                   f"{'completed' if a.completed else 'open'}"
+                   + (" (a write was in flight: the next attempt reads the task first)"
+                      if record.in_flight else ""))
     if a.task_id is not None:
         click.echo("live Teamwork task:")
         if task_error:
@@ -572,7 +583,7 @@ def tickets_resync(ctx: Context, ticket_id: int) -> None:
     store = ctx.store()
     started = time.time()
     with _sync_lock(ctx, store) as lock:
-        summary = _reconciler(ctx, should_stop=lambda: not lock.held).refresh([ticket_id])
+        summary = _pass(ctx, lock).fetch([ticket_id])
     record = store.record(ticket_id)
     retry = next((e for e in store.retries() if e.ticket_id == ticket_id), None)
     if record is None and retry is None:
@@ -585,6 +596,8 @@ def tickets_resync(ctx: Context, ticket_id: int) -> None:
         state = (f"task {a.task_id}: {a.title!r}, {who(a.assignee)}, "
                  f"{'completed' if a.completed else 'open'}" if a.task_id else "no task")
         click.echo(f"ticket {ticket_id} ({record.ticket.status}): {state}")
+    if summary.error:
+        fail(f"ticket {ticket_id} could not be brought in sync: {summary.error}")
     if summary.failed or retry is not None:
         fail(f"ticket {ticket_id} could not be brought in sync; it is in the retry set"
              + (f": {retry.error}" if retry else ""))
@@ -678,8 +691,8 @@ def cursor_reset(ctx: Context, start: int, yes: bool) -> None:
     if not yes and not click.confirm("The next pass re-exports every ticket changed since "
                                      "then. Reset the cursor?", default=False):
         fail("cursor left unchanged")
-    with _sync_lock(ctx, store):
-        store.restart_export(start)
+    with _sync_lock(ctx, store) as lock:
+        store.restart_export(lock.token, start)
     click.echo(f"cursor reset: the next pass starts a fresh export at {_utc(start)}")
 
 
@@ -812,7 +825,7 @@ def audit_command(ctx: Context, repair: bool, as_json: bool) -> None:
         failed: dict[int, str] = {}
         if repair and findings:
             assert lock is not None
-            failed = _repair(ctx, lock, store, findings, tasks, mappings)
+            failed = _repair(ctx, lock, findings, tasks)
     if as_json:
         _json({"audited": len(records), "tasks_checked": len(tracked),
                "drift": [f.as_dict() for f in findings], "repaired": repair,
@@ -832,28 +845,63 @@ def audit_command(ctx: Context, repair: bool, as_json: bool) -> None:
     sys.exit(EXIT_PARTIAL if failed or (findings and not repair) else EXIT_OK)
 
 
-def _repair(ctx: Context, lock: SyncLock, store: Store, findings: list[audit.Finding],
-            tasks: dict[int, Any], mappings: dict[int, int]) -> dict[int, str]:
-    """Record what Teamwork really holds, then let the reconciler plan and apply as in
-    any pass; one commit. Returns the tickets that failed (they are in the retry set)."""
-    from zdsync.reconciler import Batch, Summary
+def _repair(ctx: Context, lock: SyncLock, findings: list[audit.Finding],
+            tasks: dict[int, Any]) -> dict[int, str]:
+    """Reconcile each drifted ticket against what Teamwork really holds, as any pass
+    would; returns the tickets that failed (they are in the retry set)."""
+    observed: dict[int, list[Any] | None] = {}
+    for f in findings:
+        task = tasks.get(f.task_id) if f.task_id is not None else None
+        # No task recorded: the reconciler looks for one itself if a create was in flight.
+        observed[f.ticket_id] = None if f.task_id is None else [task] if task else []
+    p = _pass(ctx, lock)
+    try:
+        unit = p.repair(observed, notes={f.ticket_id: "audit: " + "; ".join(
+            d.detail for d in f.drifts) for f in findings})
+    except Interrupted:
+        fail("lost the sync lock; the repair stopped (what it did is saved); run it again")
+    return dict(unit.failed)
 
-    reconciler = _reconciler(ctx, should_stop=lambda: not lock.held)
-    current = store.records(f.ticket_id for f in findings)  # read under the lock
-    batch, summary = Batch(), Summary()
-    for finding in findings:
-        if not lock.held:  # never write to Teamwork beside another holder
-            reconciler.commit(batch, from_records=True)
-            fail("lost the sync lock; the repair stopped (what it did is saved); run it again")
-        record = current.get(finding.ticket_id)
-        if record is None:
-            continue
-        outcome = reconciler.reconcile(
-            audit.repaired(record, tasks.get(record.applied.task_id or 0)), mappings, summary)
-        outcome.history.insert(0, "audit: " + "; ".join(d.detail for d in finding.drifts))
-        batch.add(outcome)
-    reconciler.commit(batch, from_records=True)
-    return dict(batch.failed)
+
+# -- recover -----------------------------------------------------------------------------
+
+
+@main.command(short_help="Rebuild the ticket->task links from Teamwork.")
+@click.option("--dry-run", is_flag=True, help="Show what it would link, delete and change; "
+              "write nothing.")
+@click.pass_obj
+def recover(ctx: Context, dry_run: bool) -> None:
+    """Rebuild the ticket->task links from Teamwork, as a pass does by itself when Redis
+    comes back without zdsync's state.
+
+    Reads every task of the task list (completed ones too), links each to the ticket its
+    description names, deletes extra copies, reads those tickets from Zendesk and
+    reconciles them. Takes the sync lock (exit 75 while a daemon leads).
+    """
+    ctx.settings()
+    store = ctx.store()
+    with _sync_lock(ctx, store) as lock:
+        p = _pass(ctx, lock, dry_run=dry_run)
+        try:
+            report = p.rebuild()
+        except Interrupted:
+            fail("lost the sync lock; the rebuild stopped; run it again")
+        except API_ERRORS as exc:
+            fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
+    summary = p.summary
+    click.echo(f"task list {p.reconciler.tasklist_id()}: {report.tasks} task(s) link "
+               f"{len(report.linked)} ticket(s); {report.duplicates} extra cop"
+               f"{'y' if report.duplicates == 1 else 'ies'}; {report.unlinked} task(s) "
+               "without a link to this Zendesk (left alone)")
+    if dry_run:
+        for ticket_id, actions in summary.planned:
+            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+        click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; nothing written")
+        return
+    click.echo(f"relinked {len(report.linked)} ticket(s): " + summary.line())
+    if report.start_position:
+        click.echo(f"the export resumes from {_utc(report.start_position)}")
+    sys.exit(EXIT_PARTIAL if summary.failed or summary.error else EXIT_OK)
 
 
 # -- the daemon and the demo ---------------------------------------------------------------

@@ -117,6 +117,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("http", "port", "int", 8080, "Port of that server."),
     Option("webhook", "secret", "secret", None,
            "Zendesk webhook signing secret; the webhook endpoint is on only when set."),
+    Option("users", "file", "str", None,
+           "CSV of agent mappings (as for users import), loaded at start, on SIGHUP and "
+           "after a state rebuild; it wins over Redis for the agents it lists."),
 )
 
 BY_DEST = {o.dest: o for o in OPTIONS}
@@ -288,6 +291,11 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class UsersSettings:
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     zendesk: ZendeskSettings = field(default_factory=ZendeskSettings)
     teamwork: TeamworkSettings = field(default_factory=TeamworkSettings)
@@ -296,11 +304,13 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    users: UsersSettings = field(default_factory=UsersSettings)
 
 
 SECTION_TYPES = {
     "zendesk": ZendeskSettings, "teamwork": TeamworkSettings, "redis": RedisSettings,
     "sync": SyncSettings, "log": LogSettings, "http": HttpSettings, "webhook": WebhookSettings,
+    "users": UsersSettings,
 }
 
 
@@ -417,6 +427,15 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
                         f"{BY_DEST['log_level'].how_to_set()}")
     if s.log.format not in {"text", "json"}:
         problems.append(f"log.format must be text or json: {BY_DEST['log_format'].how_to_set()}")
+    if s.users.file:
+        from zdsync.agents import CsvError, read_mappings_file
+
+        try:
+            read_mappings_file(s.users.file)
+        except (OSError, UnicodeDecodeError, CsvError) as exc:
+            detail = "; ".join(exc.problems) if isinstance(exc, CsvError) else str(exc)
+            problems.append(f"users.file {s.users.file!r} cannot be used: {detail}: "
+                            f"{BY_DEST['users_file'].how_to_set()}")
     if not s.redis.key_prefix:
         problems.append(f"redis.key_prefix must not be empty: "
                         f"{BY_DEST['redis_key_prefix'].how_to_set()}")

@@ -5,17 +5,19 @@ Threads, and why:
 - the APScheduler job runs a pass at start and every ``sync.interval`` seconds
   (``max_instances=1``, ``coalesce=True``, an explicit ``misfire_grace_time``: APScheduler's
   1 s default silently drops late runs). Missed and failed runs are counted;
-- the worker elects the leader (a Redis lease, see ``store.SyncLock``) and, on the leader,
-  drains the webhook queue; during a pass the pass drains it between two tickets instead;
+- the worker elects the leader (a Redis lease, see ``lease.SyncLock``) and, on the leader,
+  handles webhook-queued tickets between passes; a running pass takes them first itself;
 - waitress serves the probes, the metrics and the webhook.
 
-Only the leader touches Zendesk and Teamwork. Passes and webhook work on the leader are
-serialised by one in-process lock, so one ticket is never reconciled twice at once; standby
-replicas stay live and ready (they can still take webhooks: that only queues ids in Redis).
+Only the leader touches Zendesk and Teamwork, and it checks the lease before every write.
+Passes and webhook work on the leader are serialised by one in-process lock, so one
+ticket is never reconciled twice at once; standby replicas stay live and ready (they can
+still take webhooks: that only queues ids in Redis).
 
-Shutdown (SIGTERM/SIGINT): stop taking webhooks, let the ticket in hand finish (retry
-waits are cut short and the ticket goes to the retry set), commit, release the lease, exit 0.
-A second signal exits at once.
+Shutdown (SIGTERM/SIGINT): stop taking webhooks, stop the work in hand at the next
+boundary (a wait for a rate limit or a retry is cut short; the ticket in hand stays marked
+in flight and is observed by whoever works next; nothing counts as failed), release the
+lease, exit 0. A second signal exits at once. SIGHUP reloads ``[users] file``.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from zdsync import defaults
+from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import Settings
-from zdsync.errors import RetryableError
+from zdsync.errors import ShuttingDown
+from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
+from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
 from zdsync.server import App, Health, Server
-from zdsync.store import Store, SyncLock, connect
+from zdsync.store import Store, connect
 from zdsync.teamwork import TeamworkClient
 from zdsync.zendesk import ZendeskClient
 
@@ -69,12 +74,12 @@ class Daemon:
         self.lock: SyncLock | None = None
         self.started_at = time.time()
         self.pass_running = False
-        self._last_drain = 0.0
+        self.current: Pass | None = None  # the work in hand, for the probes
+        self.identity: str | None = None  # the store identity seen: another one means lost
+        self.reload_users = threading.Event()
         self.zendesk = ZendeskClient(settings.zendesk, metrics=self.metrics, sleep=self._sleep)
         self.teamwork = TeamworkClient(settings.teamwork, metrics=self.metrics, sleep=self._sleep)
-        self.reconciler = Reconciler(settings, self.store, self.zendesk, self.teamwork,
-                                     self.metrics, should_stop=self._should_stop,
-                                     interleave=self._drain_between)
+        self.reconciler = Reconciler(settings, self.store, self.teamwork, self.metrics)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True,
@@ -93,6 +98,7 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Daemon:
+        self.reload_users.set()  # the worker loads [users] file, retrying while Redis is down
         self.server.start()
         self.scheduler.add_job(self._pass_job, "interval", seconds=self.settings.sync.interval,
                                id="pass", next_run_time=_now_utc())
@@ -118,6 +124,7 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload_users.set())
         self.start()
         self.stopping.wait()
         if not self.shutdown():
@@ -146,18 +153,28 @@ class Daemon:
         return finished
 
     def _sleep(self, seconds: float) -> None:
-        """Waits inside API clients; cut short by shutdown (the ticket is then retried)."""
+        """Waits inside API clients; cut short by shutdown."""
         if self.stopping.wait(seconds):
-            raise RetryableError("zdsync", "shutting down")
+            raise ShuttingDown("shutting down")
+
+    def load_users_file(self) -> None:
+        """Apply ``[users] file`` (at start and on SIGHUP); a bad file is logged and the
+        mappings in Redis stay as they are."""
+        path = self.settings.users.file
+        if not path:
+            return
+        try:
+            changed = self.store.merge_mappings(read_mappings_file(path))
+        except (OSError, UnicodeDecodeError, CsvError) as exc:
+            log.error("users.file %s not loaded, mappings unchanged: %s", path, exc)
+            return
+        log.info("users.file %s loaded: %d mapping(s) changed", path, changed)
 
     # -- leadership --------------------------------------------------------------------
 
     @property
     def leader(self) -> bool:
         return self.lock is not None and self.lock.held
-
-    def _should_stop(self) -> bool:
-        return self.stopping.is_set() or not self.leader
 
     def _elect(self) -> None:
         if self.lock is not None and self.lock.lost.is_set():
@@ -182,6 +199,9 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 self.store.follow_master()
+                if self.reload_users.is_set():
+                    self.load_users_file()
+                    self.reload_users.clear()
                 if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
                     self._elect()
                     next_elect = time.monotonic() + min(ELECT_EVERY_SECONDS,
@@ -199,13 +219,21 @@ class Daemon:
 
     # -- work --------------------------------------------------------------------------
 
+    def _new_pass(self) -> Pass:
+        assert self.lock is not None
+        return Pass(self.reconciler, self.zendesk, self.lock, metrics=self.metrics,
+                    poll_webhooks=True, expected_identity=self.identity,
+                    stopping=self.stopping.is_set)
+
     def _pass_job(self) -> None:
         if not self.leader or self.stopping.is_set():
             return
         with self.work:
             self.pass_running = True
             try:
-                summary = self.reconciler.run_pass()
+                self.current = self._new_pass()
+                summary = self.current.run()
+                self.identity = self.current.identity or self.identity
                 log.info("pass: %s", summary.line())
             except redis.RedisError as exc:
                 # The cursor only moves with the work it covers: the next pass resumes.
@@ -213,25 +241,15 @@ class Daemon:
                 log.error("pass failed, Redis unavailable: %s", exc)
             finally:
                 self.pass_running = False
+                self.current = None
 
-    def _drain(self) -> set[int]:
-        """Reconcile up to 100 webhook-queued tickets from a fresh read of each."""
-        batch = self.store.webhook_batch(100)
-        self._last_drain = time.monotonic()
-        if not batch:
+    def _drain(self) -> None:
+        """Reconcile webhook-queued tickets between passes (the same path as a pass).
+        Tickets not handled (shutdown, a lost lease) stay queued for whoever leads next."""
+        if self.identity is None or not self.store.webhook_batch(1):
             self.metrics.webhook_queue.set(0)
-            return set()
-        ids = [t for t, _ in batch]
-        handled = self.reconciler.refresh(ids, source="webhook").handled
-        # Ids not handled (shutdown, lost lease) stay queued for whoever leads next.
-        self.store.webhooks_done([(t, s) for t, s in batch if t in handled])
-        self.metrics.webhook_queue.set(self.store.webhook_depth())
-        return handled
-
-    def _drain_between(self) -> set[int]:
-        if time.monotonic() - self._last_drain < 0.5 or self._should_stop():
-            return set()
-        return self._drain()
+            return  # and until a first pass has checked the store, nothing is reconciled
+        self._new_pass().webhooks()
 
     def _on_job_event(self, event: object) -> None:
         code = getattr(event, "code", 0)
@@ -261,6 +279,10 @@ class Daemon:
             self.probe.ping()
         except redis.RedisError as exc:
             problems.append(f"redis: {type(exc).__name__}")
+        current = self.current
+        if current is not None and current.rebuilding:
+            problems.append("rebuilding the ticket->task links from Teamwork (Redis had "
+                            "lost the state)")
         if self.leader:
             window = 3 * self.settings.sync.interval + HEALTH_MARGIN_SECONDS
             now = time.time()

@@ -47,6 +47,12 @@ DOUBT_SECONDS = 600.0
 """After the Redis master moved, or a write reached no replica, every create first looks
 for an existing task for this long: a record may have vanished with the old master."""
 
+# Losing Redis
+REBUILD_REPLAY_MARGIN_SECONDS = 3600
+"""After a state rebuild, the export replays from this long before zdsync's most recent
+write in Teamwork: the export position trails its writes by a pass or so; replays are
+harmless, missed changes are not."""
+
 # Bookkeeping
 HISTORY_LENGTH = 50
 """Actions remembered per ticket for ``zdsync tickets show``."""

@@ -36,7 +36,8 @@ from zdsync.config import (
 )
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
-from zdsync.reconciler import Reconciler, Summary
+from zdsync.passes import COUNTS, Pass, Summary
+from zdsync.reconciler import Reconciler
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import check
@@ -171,8 +172,8 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
               file=out)
 
     metrics = Metrics()
-    reconciler = Reconciler(run_settings, store, ZendeskClient(run_settings.zendesk,
-                                                               metrics=metrics),
+    zendesk_client = ZendeskClient(run_settings.zendesk, metrics=metrics)
+    reconciler = Reconciler(run_settings, store,
                             TeamworkClient(run_settings.teamwork, metrics=metrics), metrics,
                             clock=clock.now)
     generator = ActivityGenerator(zendesk, seed=seed, mapped_agent_ids=agents[:-1],
@@ -190,6 +191,10 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
     totals = Summary()
     lock = store.lock("sync")
     lock.acquire_or_raise()
+
+    def one_pass() -> Summary:
+        return Pass(reconciler, zendesk_client, lock, metrics=metrics, clock=clock.now).run()
+
     started = time.monotonic()
     worker = threading.Thread(target=activity, name="zdsync-demo-activity", daemon=True)
     print(f"\nRunning for {duration_seconds:.0f} s: ~{tickets} tickets, a pass every "
@@ -198,7 +203,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
         with TimeLapse(clock, TIME_LAPSE):
             worker.start()
             while time.monotonic() - started < duration_seconds:
-                _add(totals, reconciler.run_pass())
+                _add(totals, one_pass())
                 _progress(out, started, zendesk, teamwork, store, totals, clock)
                 time.sleep(PASS_EVERY_SECONDS)
             stop.set()
@@ -208,7 +213,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
             for _ in range(SETTLE_PASSES):
                 time.sleep(PASS_EVERY_SECONDS)  # past the last minute, in simulated time
                 store.retry_now(r.ticket_id for r in store.retries())
-                summary = reconciler.run_pass()
+                summary = one_pass()
                 _add(totals, summary)
                 _progress(out, started, zendesk, teamwork, store, totals, clock)
                 if (summary.seen == 0 and not summary.failed and not store.retry_depth()
@@ -237,9 +242,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
 
 
 def _add(totals: Summary, summary: Summary) -> None:
-    for name in ("seen", "created", "updated", "completed", "reopened", "deleted", "adopted",
-                 "skipped", "failed"):
-        setattr(totals, name, getattr(totals, name) + getattr(summary, name))
+    totals.add({name: getattr(summary, name) for name in COUNTS})
 
 
 def _progress(out: TextIO, started: float, zendesk: ZendeskSim, teamwork: TeamworkSim,

@@ -53,5 +53,16 @@ class LockHeld(ZdsyncError):
     """Another process holds the sync lock."""
 
 
-class LockLost(ZdsyncError):
-    """This process held the sync lock and lost it; stop before the next ticket."""
+class Interrupted(ZdsyncError):
+    """The work in hand must stop now. Not a failure of the ticket in hand: it is neither
+    counted as failed nor queued for retry; what it wrote is marked in flight, so whoever
+    works next observes Teamwork before trusting the record."""
+
+
+class ShuttingDown(Interrupted):
+    """A signal asked the process to stop."""
+
+
+class LeaseLost(Interrupted):
+    """This process no longer holds the sync lease: another may be working already, so it
+    must not write to Teamwork or to the sync state again."""

@@ -1,42 +1,48 @@
-"""The reconciler: drives Teamwork toward the state each ticket implies.
+"""The reconciler: one ticket at a time, drive Teamwork toward the state it implies.
 
-Level-triggered. Whatever brings a ticket id here (an export page, a retry, a mapping
-change, a webhook), the same steps run: load the stored record, take the newest snapshot,
-resolve a create whose outcome is unknown, ``rules.plan``, apply, store. Replays and
-retries are therefore harmless.
+Level-triggered: whatever brought the ticket here (an export page, a retry, a mapping
+change, a webhook, a rebuild), the same step runs on its stored record and its newest
+snapshot: observe Teamwork where the record cannot be trusted, ``rules.plan``, apply, store.
+Replays and retries are therefore harmless. ``passes.Pass`` feeds it.
 
-Crash safety, step by step:
+Per-ticket durability, step by step:
 
-- A create first stores the intent (``create_pending``) and only then calls Teamwork; the
-  task carries the ticket link in its description. If the response is lost, or the process
-  dies before the task id is stored, the next attempt finds the pending intent, searches
-  the task list for the link and adopts what landed (deleting any extra copies) instead of
-  creating again.
-- Other actions are idempotent "set to X" calls; a replay repeats them harmlessly, and a
-  404 means the task is gone: a ticket that still needs one gets a new task.
-- A page's records, retry-set entries and the advanced cursor are written in one
-  transaction after every ticket of the page was applied or queued for retry.
+- Before the first Teamwork write for a ticket, its record is stored marked *in flight*
+  (``"create"`` when a create is among the writes). After its last write the record is
+  stored again, unmarked, with what was applied. The stored record therefore never trails
+  Teamwork by more than the writes of the one ticket in hand, and says so.
+- A ticket found in flight (the process died, Redis failed, a write timed out) is first
+  observed: its task is read (one GET), or, for a create, the task list is searched for
+  the ticket's link and what landed is adopted (extra copies are deleted). Planning then
+  starts from what Teamwork really holds, not from what was remembered.
+- The lease is checked right before every Teamwork write (``Transport.before_write``) and
+  every Redis write is fenced by its token, so a leader that lost its lease mid-ticket
+  writes nothing more to either.
+- A 404 on an update, complete or reopen is confirmed with a GET before the task counts as
+  gone (then a ticket that still needs a task gets a new one); a 401/403 stops the pass.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import redis
 
-from zdsync import defaults
 from zdsync.config import Settings
-from zdsync.errors import ApiError, NotFound, PermanentError, RetryableError
+from zdsync.errors import ApiError, Interrupted, NotFound, PermanentError, RetryableError
+from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.rules import (
+    IN_FLIGHT_CREATE,
+    IN_FLIGHT_WRITE,
     Action,
     Applied,
     Kind,
-    MalformedTicket,
     Record,
     Ticket,
     after,
@@ -47,7 +53,6 @@ from zdsync.rules import (
 )
 from zdsync.store import Store
 from zdsync.teamwork import Task, TeamworkClient
-from zdsync.zendesk import ZendeskClient
 
 log = logging.getLogger(__name__)
 
@@ -55,421 +60,201 @@ COUNTED = {Kind.CREATE: "created", Kind.RETITLE: "updated", Kind.REASSIGN: "upda
            Kind.COMPLETE: "completed", Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
 
 
-class Stopped(Exception):
-    """The pass was asked to stop (shutdown or lost lock) between two tickets."""
+class PassStopped(Exception):
+    """Teamwork refused the credentials (401/403): no ticket can succeed, so the pass
+    stops at once and keeps its cursor. Carries the message naming what to fix."""
 
 
-@dataclass
-class Summary:
-    seen: int = 0
-    created: int = 0
-    updated: int = 0
-    completed: int = 0
-    reopened: int = 0
-    deleted: int = 0
-    adopted: int = 0
-    skipped: int = 0
-    failed: int = 0
-    pages: int = 0
-    cursor_position: int | None = None
-    error: str | None = None  # a service stayed unreachable; the cursor kept its place
-    stopped: bool = False
-    planned: list[tuple[int, list[str]]] = field(default_factory=list)  # dry runs
-    handled: set[int] = field(default_factory=set)  # refresh: ids dealt with (not stopped)
+@dataclass(frozen=True)
+class Context:
+    """What every ticket of a pass is planned with."""
 
-    def count(self, kind: Kind) -> None:
-        name = COUNTED[kind]
-        setattr(self, name, getattr(self, name) + 1)
-
-    def line(self) -> str:
-        position = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.cursor_position))
-                    if self.cursor_position else "none")
-        text = (f"tickets seen {self.seen}; tasks created {self.created}, updated "
-                f"{self.updated}, completed {self.completed}, reopened {self.reopened}, "
-                f"deleted {self.deleted}; skipped {self.skipped}; failed {self.failed}; "
-                f"cursor {position}")
-        if self.error:
-            text += f"; error: {self.error}"
-        return text
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("planned", "handled")}
-
-
-@dataclass
-class Progress:
-    """The record as applied so far while one ticket's actions run."""
-
-    record: Record
+    mappings: Mapping[int, int]
+    hold_assignees: bool = False
+    doubt: Callable[[], bool] = lambda: False  # records may trail Teamwork: observe first
+    dry_run: bool = False
 
 
 @dataclass
 class Outcome:
-    record: Record
-    history: list[str]
+    """What happened to one ticket: the record to keep and what to tell about it."""
+
+    record: Record | None  # None: nothing to store (a deleted ticket zdsync never knew)
+    history: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    stored: bool = False  # already written; else the pass stores it with its unit
+    planned: list[str] = field(default_factory=list)  # dry runs
+
+
+def applied_from(task: Task | None) -> Applied:
+    """What Teamwork holds, in the shape the planner compares against."""
+    if task is None:
+        return Applied()
+    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
+                   completed=task.completed)
 
 
 class Reconciler:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        zendesk: ZendeskClient,
-        teamwork: TeamworkClient,
-        metrics: Metrics | None = None,
-        *,
-        should_stop: Callable[[], bool] = lambda: False,
-        interleave: Callable[[], set[int]] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """``interleave`` runs between two tickets of a batch (the daemon drains webhooks
-        there) and returns the ticket ids it reconciled, whose records are then re-read."""
+    def __init__(self, settings: Settings, store: Store, teamwork: TeamworkClient,
+                 metrics: Metrics | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
-        self.zendesk = zendesk
         self.teamwork = teamwork
         self.metrics = metrics or Metrics()
-        self.should_stop = should_stop
-        self.interleave = interleave
-        self.progress_at = clock()  # last time a ticket was finished: for health checks
-        self.last_success_at: float | None = None
         self.clock = clock
         self.template = settings.sync.title_template
+        self.lease: SyncLock | None = None  # set by the pass: the lease its writes need
+        self.progress_at = clock()  # last time a ticket was finished: for health checks
+        self.last_success_at: float | None = None
         self._tasklist_id = settings.teamwork.tasklist_id
+        self._tasklist_lock = threading.Lock()
 
     # -- set-up ------------------------------------------------------------------------
 
     def tasklist_id(self) -> int:
         """The configured task list, else the one named ``tasklist_name`` (created if
         missing); the id found is remembered in Redis."""
-        if self._tasklist_id is not None:
-            return self._tasklist_id
-        tw = self.settings.teamwork
-        assert tw.project_id is not None
-        found = self.store.tasklist_id(tw.project_id, tw.tasklist_name)
-        if found is None:
-            matches = [int(t["id"]) for t in self.teamwork.tasklists(tw.project_id,
-                                                                      tw.tasklist_name)
-                       if (t.get("name") or "").strip() == tw.tasklist_name]
-            if matches:
-                found = min(matches)
-            else:
-                found = self.teamwork.create_tasklist(tw.project_id, tw.tasklist_name)
-                log.info("created task list %r (%s) in project %s", tw.tasklist_name, found,
-                         tw.project_id)
-            self.store.set_tasklist_id(tw.project_id, tw.tasklist_name, found)
-        self._tasklist_id = found
-        return found
+        with self._tasklist_lock:
+            if self._tasklist_id is not None:
+                return self._tasklist_id
+            tw = self.settings.teamwork
+            assert tw.project_id is not None
+            found = self.store.tasklist_id(tw.project_id, tw.tasklist_name)
+            if found is None:
+                matches = [int(t["id"]) for t in self.teamwork.tasklists(tw.project_id,
+                                                                          tw.tasklist_name)
+                           if (t.get("name") or "").strip() == tw.tasklist_name]
+                if matches:
+                    found = min(matches)
+                else:
+                    found = self.teamwork.create_tasklist(tw.project_id, tw.tasklist_name)
+                    log.info("created task list %r (%s) in project %s", tw.tasklist_name,
+                             found, tw.project_id)
+                self.store.set_tasklist_id(tw.project_id, tw.tasklist_name, found)
+            self._tasklist_id = found
+            return found
 
     def _forget_tasklist(self) -> None:
         """A task list that answers 404 is looked up (or created) again next time."""
         tw = self.settings.teamwork
-        if tw.tasklist_id is None and tw.project_id is not None:
-            self.store.forget_tasklist_id(tw.project_id, tw.tasklist_name)
-        self._tasklist_id = tw.tasklist_id
+        with self._tasklist_lock:
+            if tw.tasklist_id is None and tw.project_id is not None:
+                self.store.forget_tasklist_id(tw.project_id, tw.tasklist_name)
+            self._tasklist_id = tw.tasklist_id
 
     def link(self, ticket_id: int) -> str:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
 
-    # -- one pass ----------------------------------------------------------------------
-
-    def run_pass(self, *, dry_run: bool = False) -> Summary:
-        """Remapped agents' tickets, due retries, then the export from the saved cursor."""
-        summary = Summary()
-        started = time.monotonic()
-        try:
-            remapped = self.store.remapped()  # before the mappings: a later change stays
-            mappings = self.store.mappings()
-            if not dry_run:
-                self._remapped(remapped, mappings, summary)
-                self._retries(mappings, summary)
-            self._export(mappings, summary, dry_run)
-        except Stopped:
-            summary.stopped = True
-        except ApiError as exc:
-            summary.error = str(exc)
-            log.error("pass stopped early: %s", exc)
-        except redis.RedisError:
-            raise  # the caller reports it; nothing was committed past the work done
-        except Exception as exc:  # e.g. a response body that is not the JSON documented
-            summary.error = f"{type(exc).__name__}: {exc}"
-            log.exception("pass stopped early")
-        duration = time.monotonic() - started
-        if not dry_run:
-            self._finish(summary, duration)
-        return summary
-
-    def _finish(self, summary: Summary, duration: float) -> None:
-        result = ("error" if summary.error else "stopped" if summary.stopped
-                  else "partial" if summary.failed else "success")
-        self.metrics.passes.labels(result).inc()
-        self.metrics.pass_duration.observe(duration)
-        depth = self.store.retry_depth()
-        self.metrics.retry_depth.set(depth)
-        position = self.store.cursor().position
-        if position:
-            self.metrics.cursor_lag.set(max(0.0, self.clock() - position))
-        if result in ("success", "partial"):
-            self.last_success_at = self.clock()
-            self.metrics.last_success.set(self.last_success_at)
-        self.store.save_last_pass({"at": self.clock(), "result": result,
-                                   "duration": round(duration, 3), "retry_depth": depth,
-                                   "summary": summary.line()})
-
-    def _export(self, mappings: dict[int, int], summary: Summary, dry_run: bool) -> None:
-        state = self.store.cursor()
-        start_time = None
-        if not state.cursor:
-            start_time = self._first_start_time(state.position, dry_run)
-        position = state.position
-        for page in self.zendesk.export(state.cursor, start_time):
-            summary.pages += 1
-            if page.too_recent:
-                log.info("export: nothing new yet (start time within the last minute)")
-                return
-            tickets, unreadable = self._parse(page.tickets, summary)
-            batch = self._apply(tickets, mappings, summary, dry_run, "export")
-            batch.refetch.update(unreadable)
-            if dry_run:
-                continue
-            if not batch.stopped:
-                position = self._page_position(page.tickets, page.end_of_stream) or position
-            # One transaction: the page's records and retries, then the cursor. A page cut
-            # short by a stop is committed without moving the cursor; it is read again.
-            self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
-                              history=batch.history, refetch=batch.refetch, now=self.clock(),
-                              cursor=None if batch.stopped else (page.after_cursor, position))
-            if batch.stopped:
-                raise Stopped()
-            summary.cursor_position = position
-            if position:
-                self.metrics.cursor_lag.set(max(0.0, self.clock() - position))
-
-    def _first_start_time(self, saved: int | None, dry_run: bool) -> int:
-        """Where the very first export starts. Chosen once and saved, so a first pass that
-        fails does not move the start forward and lose the changes in between."""
-        latest = int(self.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
-        start = min(saved or self.settings.sync.start_time or latest, latest)
-        if saved is None and not dry_run:
-            self.store.commit(cursor=(None, start), now=self.clock())
-        return start
-
-    def _page_position(self, tickets: list[Any], end_of_stream: bool) -> int | None:
-        """Epoch seconds the export has reached: for ``zdsync cursor show`` and the lag."""
-        if end_of_stream:
-            return int(self.clock()) - 60  # caught up: Zendesk holds back the last minute
-        stamps = [t.get("generated_timestamp") for t in tickets if isinstance(t, dict)]
-        return max((s for s in stamps if isinstance(s, int)), default=None)
-
-    def _parse(self, raw_tickets: Iterable[Any],
-               summary: Summary) -> tuple[list[Ticket], dict[int, str]]:
-        """Readable tickets, newest snapshot per id, and the ids of unreadable ones (to be
-        read afresh on retry). A malformed ticket is logged with its id, counted and
-        skipped: it never blocks the others."""
-        tickets: dict[int, Ticket] = {}
-        unreadable: dict[int, str] = {}
-        for raw in raw_tickets:
-            summary.seen += 1
-            try:
-                ticket = Ticket.from_api(raw)
-            except MalformedTicket as exc:
-                log.error("ticket %s: skipped, malformed: %s", exc.ticket_id, exc.reason)
-                self.metrics.skipped.labels("malformed").inc()
-                summary.skipped += 1
-                if isinstance(exc.ticket_id, int) and exc.ticket_id > 0:
-                    unreadable[exc.ticket_id] = f"malformed: {exc.reason}"
-                continue
-            prior = tickets.get(ticket.id)
-            if prior is None or ticket.version >= prior.version:
-                tickets[ticket.id] = ticket
-        return list(tickets.values()), unreadable
-
-    # -- a batch of tickets ------------------------------------------------------------
-
-    def _apply(self, tickets: Iterable[Ticket | Record], mappings: dict[int, int],
-               summary: Summary, dry_run: bool, source: str) -> Batch:
-        """Reconcile tickets (fresh snapshots, or stored records to re-plan). Reads the
-        stored records in one round trip; stops between two tickets when asked."""
-        items = list(tickets)
-        ids = [i.id if isinstance(i, Ticket) else i.ticket.id for i in items]
-        stored = self.store.records(ids)
-        batch = Batch()
-        for n, item in enumerate(items):
-            if self.should_stop():
-                batch.stopped = True
-                break
-            if self.interleave is not None:
-                touched = self._interleave()
-                if touched:  # reconciled meanwhile: what they committed is newer
-                    batch.forget(touched)
-                    later = touched.intersection(ids[n:])
-                    if later:
-                        stored.update(self.store.records(later))
-            if isinstance(item, Record):
-                record = stored.get(item.ticket.id, item)
-            else:
-                prior = stored.get(item.id)
-                if is_stale(item, prior):
-                    self.metrics.skipped.labels("stale").inc()
-                    summary.skipped += 1
-                    continue
-                record = replace(prior, ticket=item) if prior else Record(item)
-            outcome = self.reconcile(record, mappings, summary, dry_run)
-            self.metrics.tickets.labels(source, "failed" if outcome.error else "ok").inc()
-            self.progress_at = self.clock()
-            batch.add(outcome)
-        return batch
-
-    def _interleave(self) -> set[int]:
-        hook, self.interleave = self.interleave, None  # no re-entry from inside the hook
-        try:
-            return hook() if hook is not None else set()
-        finally:
-            self.interleave = hook
-
-    def commit(self, batch: Batch, *, from_records: bool = False) -> None:
-        """Commit a batch; ``from_records``: planned from stored records, not fresh reads
-        (a retry waiting for a fresh read then stays queued)."""
-        self.store.commit(batch.records, failed=batch.failed, succeeded=batch.succeeded,
-                          history=batch.history, refetch=batch.refetch, now=self.clock(),
-                          keep_refetch=from_records)
-
-    # -- retries, remapped agents, fresh reads -----------------------------------------
-
-    def _retries(self, mappings: dict[int, int], summary: Summary) -> None:
-        due = self.store.due_retries(self.clock())
-        if not due:
-            return
-        log.info("retrying %d ticket(s)", len(due))
-        records = self.store.records(t for t, refetch in due if not refetch)
-        # Tickets never stored, or unreadable when exported, are read afresh.
-        fresh = [t for t, refetch in due if refetch or t not in records]
-        batch = self._apply(records.values(), mappings, summary, False, "retry")
-        self.commit(batch, from_records=True)
-        if batch.stopped:
-            raise Stopped()
-        if fresh:
-            self.refresh(fresh, summary, source="retry", mappings=mappings)
-
-    def _remapped(self, remapped: list[tuple[int, float]], mappings: dict[int, int],
-                  summary: Summary) -> None:
-        """Re-plan open tickets of agents whose mapping changed, from stored snapshots.
-        The agents are unlisted only once their tickets are committed."""
-        agents = {a for a, _ in remapped}
-        if not agents:
-            return
-        affected = [r for r in self.store.all_records()
-                    if r.ticket.status not in ("closed", "deleted")
-                    and (r.ticket.assignee_id in agents
-                         or (r.ticket.assignee_id is None and r.ticket.submitter_id in agents))]
-        log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
-                 len(affected))
-        batch = self._apply(affected, mappings, summary, False, "remap")
-        self.commit(batch, from_records=True)
-        if batch.stopped:
-            raise Stopped()
-        self.store.remap_done(remapped)
-
-    def refresh(self, ticket_ids: Iterable[int], summary: Summary | None = None, *,
-                source: str = "fetch", mappings: dict[int, int] | None = None) -> Summary:
-        """Read tickets afresh from Zendesk and reconcile them (webhooks, resync, tickets
-        that could not be read from the export). A 404 means deleted."""
-        summary = summary or Summary()
-        mappings = self.store.mappings() if mappings is None else mappings
-        ids = list(dict.fromkeys(ticket_ids))
-        stored = self.store.records(ids)
-        tickets: list[Ticket] = []
-        failed: dict[int, str] = {}
-        unreadable: dict[int, str] = {}
-        gone: list[int] = []
-        for tid in ids:
-            if self.should_stop():
-                break
-            try:
-                raw = self.zendesk.ticket(tid)
-                if raw is None:
-                    prior = stored.get(tid)
-                    if prior is None:
-                        gone.append(tid)  # deleted before zdsync ever saw it: nothing to do
-                        continue
-                    raw = {**prior.ticket.to_json(), "status": "deleted",
-                           "updated_at": _iso(self.clock()), "generated_timestamp": 0}
-                parsed, bad = self._parse([raw], summary)
-                tickets += parsed
-                unreadable.update(bad)
-            except redis.RedisError:
-                raise
-            except Exception as exc:
-                log.warning("ticket %s: could not read it from Zendesk: %s", tid, exc)
-                failed[tid] = str(exc) or type(exc).__name__
-        batch = self._apply(tickets, mappings, summary, False, source)
-        batch.refetch.update(failed)
-        batch.refetch.update(unreadable)
-        batch.succeeded += gone  # clears a retry entry of a ticket that no longer exists
-        summary.failed += len(failed)
-        self.commit(batch)
-        summary.handled = {r.ticket.id for r in batch.records} | set(failed) | set(
-            unreadable) | set(gone) | ({t.id for t in tickets} if not batch.stopped else set())
-        return summary
+    @property
+    def token(self) -> str:
+        assert self.lease is not None, "a reconciler writes only under the lease"
+        return self.lease.token
 
     # -- one ticket --------------------------------------------------------------------
 
-    def reconcile(self, record: Record, mappings: dict[int, int], summary: Summary,
-                  dry_run: bool = False) -> Outcome:
-        """Bring one ticket's task to the state its record implies. Never raises for an
-        API error: the error is returned and the record holds what was applied."""
-        tid = record.ticket.id
-        history: list[str] = []
-        done = Progress(record)  # what has been applied so far, also when a step fails
+    def reconcile(self, prior: Record | None, ticket: Ticket, ctx: Context, *,
+                  observed: list[Task] | None = None, note: str | None = None) -> Outcome:
+        """Bring one ticket's task to the state its newest snapshot implies.
+
+        ``prior`` is the stored record; ``observed``, when given, is what Teamwork holds
+        for the ticket (already read by the caller), which replaces what was remembered.
+        Never raises for an API error: the error is returned and the record holds what was
+        applied (still marked in flight). ``Interrupted`` and ``PassStopped`` propagate.
+        """
+        tid = ticket.id
+        if is_stale(ticket, prior):
+            self.metrics.skipped.labels("stale").inc()
+            return Outcome(prior, counts=Counter(skipped=1))
+        record = replace(prior, ticket=ticket) if prior else Record(ticket)
+        out = Outcome(record, history=[note] if note else [])
         try:
-            if record.applied.task_id is None and not dry_run and (
-                    record.create_pending or (self.store.writes_in_doubt() and any(
-                        a.kind is Kind.CREATE for a in plan(record, mappings, self.template)))):
-                done.record = record = self._recover(record, history, summary)
-            actions = plan(record, mappings, self.template)
-            if dry_run:
-                if actions:
-                    summary.planned.append((tid, [str(a) for a in actions]))
-                    for action in actions:
-                        summary.count(action.kind)
-                return Outcome(record, [])
-            try:
-                self._apply_actions(done, actions, history, summary)
-            except NotFound:
-                # The recorded task is gone from Teamwork (deleted by hand): forget it and
-                # plan again, which creates a new one if the ticket still needs it. A 404
-                # on that second round is an error, never a loop.
-                gone = done.record.applied.task_id
-                log.warning("ticket %s: task %s is gone from Teamwork", tid, gone)
-                history.append(f"task {gone} was gone from Teamwork")
-                done.record = replace(done.record, applied=Applied())
-                self._apply_actions(done, plan(done.record, mappings, self.template), history,
-                                    summary)
-            return Outcome(done.record, history)
-        except redis.RedisError:
-            raise  # Redis is the pass's problem, not this ticket's: the cursor stays put
+            if observed is not None:
+                record = self._adopt(record, observed, out, dry_run=ctx.dry_run)
+            elif record.in_flight and not ctx.dry_run:
+                record = self._observe(record, out)
+            elif (record.applied.task_id is None and not ctx.dry_run and ctx.doubt()
+                    and any(a.kind is Kind.CREATE for a in self._plan(record, ctx))):
+                # The record of a task may have vanished with Redis's last writes.
+                record = self._observe(replace(record, in_flight=IN_FLIGHT_CREATE), out)
+            out.record = record
+            actions = self._plan(record, ctx)
+            if ctx.dry_run:
+                out.planned += [str(a) for a in actions]
+                out.counts.update(COUNTED[a.kind] for a in actions)
+                return out
+            if actions:
+                self._apply(out, actions, ctx)
+            return out
+        except (Interrupted, PassStopped, redis.RedisError):
+            raise  # not this ticket's failure: the pass deals with it
         except Exception as exc:  # an API error, or a response of a shape nobody expected
-            summary.failed += 1
+            if isinstance(exc, ApiError) and exc.status in (401, 403) \
+                    and exc.service == "teamwork":
+                raise PassStopped(str(exc)) from exc
+            out.counts["failed"] += 1
             if isinstance(exc, ApiError):
                 log.error("ticket %s: failed, will retry: %s", tid, exc)
             else:
                 log.exception("ticket %s: failed, will retry", tid)
-            history.append(f"failed: {exc}")
-            return Outcome(done.record, history, error=str(exc) or type(exc).__name__)
+            out.history.append(f"failed: {exc}")
+            out.error = str(exc) or type(exc).__name__
+            if out.record is not None and out.record.in_flight and not ctx.dry_run:
+                # What was applied before the failure, still marked in flight: the write
+                # that failed may have landed, so the next attempt observes first.
+                self.store.write(self.token, [out.record])
+                out.stored = True
+            return out
 
-    def _apply_actions(self, done: Progress, actions: list[Action], history: list[str],
-                       summary: Summary) -> None:
-        for action in actions:
-            if action.kind is Kind.CREATE:
-                # The intent is durable before the request: a lost response cannot cause a
-                # duplicate, as the next try searches first.
-                done.record = replace(done.record, create_pending=True)
-                self.store.save_record(done.record, replicated=True)
-            done.record = self._execute(done.record, action, history, summary)
+    def _plan(self, record: Record, ctx: Context) -> list[Action]:
+        return plan(record, ctx.mappings, self.template, hold_assignees=ctx.hold_assignees)
 
-    def _execute(self, record: Record, action: Action, history: list[str],
-                 summary: Summary) -> Record:
+    def _apply(self, out: Outcome, actions: list[Action], ctx: Context) -> None:
+        """Mark the ticket in flight, run its writes in order, store what was applied."""
+        assert out.record is not None
+        replanned = False
+        while True:
+            self._mark(out, actions)
+            try:
+                for action in actions:
+                    out.record = self._execute(out.record, action, out)
+                break
+            except NotFound as exc:
+                task_id = out.record.applied.task_id
+                if replanned or task_id is None or exc.service != "teamwork":
+                    raise
+                if self.teamwork.get_task(task_id) is not None:
+                    raise RetryableError("teamwork", f"task {task_id} answered 404 but still "
+                                         "exists; will retry") from None
+                # The recorded task is gone from Teamwork (deleted by hand): plan again,
+                # which creates a new one if the ticket still needs it. Once only.
+                log.warning("ticket %s: task %s is gone from Teamwork", out.record.ticket.id,
+                            task_id)
+                out.history.append(f"task {task_id} was gone from Teamwork")
+                out.record = replace(out.record, applied=Applied())
+                actions = self._plan(out.record, ctx)
+                replanned = True
+        out.record = replace(out.record, in_flight=None)
+        now = self.clock()
+        self.store.write(self.token, [out.record],
+                         self.store.history_ops(out.record.ticket.id, out.history, now))
+        out.stored = True
+
+    def _mark(self, out: Outcome, actions: list[Action]) -> None:
+        """Durably mark the ticket in flight before its first Teamwork write."""
+        assert out.record is not None
+        creates = any(a.kind is Kind.CREATE for a in actions)
+        wanted = IN_FLIGHT_CREATE if creates else IN_FLIGHT_WRITE
+        if out.record.in_flight in (wanted, IN_FLIGHT_CREATE):
+            return
+        assert self.lease is not None
+        self.lease.check()
+        out.record = replace(out.record, in_flight=wanted)
+        # A create's mark must survive a failover: without it a duplicate could follow.
+        self.store.write(self.token, [out.record], replicate=creates)
+
+    def _execute(self, record: Record, action: Action, out: Outcome) -> Record:
         tid = record.ticket.id
         task_id = record.applied.task_id
         kind = action.kind.value
@@ -477,18 +262,15 @@ class Reconciler:
             if action.kind is Kind.CREATE:
                 tasklist = self.tasklist_id()
                 try:
-                    task = self.teamwork.create_task(tasklist, action.title or "",
-                                                     task_description(self.settings.zendesk
-                                                                      .base_url, tid),
-                                                     action.assignee)
+                    task = self.teamwork.create_task(
+                        tasklist, action.title or "",
+                        task_description(self.settings.zendesk.base_url, tid), action.assignee)
                 except NotFound:
                     self._forget_tasklist()
                     raise PermanentError("teamwork", f"task list {tasklist} not found (deleted,"
                                          " or a wrong teamwork.tasklist_id)", 404) from None
                 task_id = task.id
-                record = replace(record, applied=after(record.applied, action, task.id),
-                                 create_pending=False)
-                self.store.save_record(record)
+                record = replace(record, applied=after(record.applied, action, task.id))
             elif action.kind is Kind.DELETE:
                 assert task_id is not None
                 self.teamwork.delete_task(task_id)  # False (404) means already gone
@@ -512,66 +294,54 @@ class Reconciler:
                         exc)
             raise
         self.metrics.actions.labels(kind, "ok").inc()
-        summary.count(action.kind)
+        out.counts[COUNTED[action.kind]] += 1
         log.info("ticket %s task %s: %s: ok", tid, task_id, action)
-        history.append(f"task {task_id}: {action}")
+        out.history.append(f"task {task_id}: {action}")
         if action.kind in (Kind.CREATE, Kind.REASSIGN) and action.assignee is None:
             self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
         return record
 
-    def _recover(self, record: Record, history: list[str], summary: Summary) -> Record:
-        """A create may have landed without its id being stored: adopt what is there."""
+    # -- observing Teamwork --------------------------------------------------------------
+
+    def _observe(self, record: Record, out: Outcome) -> Record:
+        """Rebase a record marked in flight on what Teamwork holds: read the recorded task,
+        or search the task list for the ticket's link when a create may have landed."""
+        task_id = record.applied.task_id
+        if record.in_flight == IN_FLIGHT_CREATE or task_id is None:
+            found = self.teamwork.find_ticket_tasks(self.tasklist_id(),
+                                                    self.link(record.ticket.id))
+            if task_id is not None and all(t.id != task_id for t in found):
+                task = self.teamwork.get_task(task_id)  # moved to another list, say
+                found += [task] if task is not None else []
+        else:
+            task = self.teamwork.get_task(task_id)
+            found = [task] if task is not None else []
+        return self._adopt(record, found, out)
+
+    def _adopt(self, record: Record, found: list[Task], out: Outcome, *,
+               dry_run: bool = False) -> Record:
+        """Take what Teamwork holds as applied: one task for the ticket (the recorded one if
+        it is there, else the oldest); extra copies are deleted."""
         tid = record.ticket.id
-        found = sorted(self.teamwork.find_ticket_tasks(self.tasklist_id(), self.link(tid)),
-                       key=lambda t: t.id)
         if not found:
-            log.info("ticket %s: an earlier create did not land; creating", tid)
-            return replace(record, create_pending=False)
-        keep, extras = found[0], found[1:]
+            if record.applied.task_id is not None or record.in_flight:
+                log.info("ticket %s: Teamwork holds no task for it", tid)
+            return replace(record, applied=Applied(), in_flight=None)
+        ordered = sorted(found, key=lambda t: (t.id != record.applied.task_id, t.id))
+        keep, extras = ordered[0], ordered[1:]
         for extra in extras:  # only possible if something else created copies: clean up
+            if dry_run:
+                out.planned.append(f"delete duplicate task {extra.id}")
+                continue
             self.teamwork.delete_task(extra.id)
             log.warning("ticket %s: deleted duplicate task %s (kept %s)", tid, extra.id, keep.id)
-            history.append(f"deleted duplicate task {extra.id}")
-        log.info("ticket %s task %s: adopted the task an earlier create left", tid, keep.id)
-        history.append(f"task {keep.id}: adopted after a lost create response")
-        summary.adopted += 1
-        return replace(record, applied=_applied(keep), create_pending=False)
-
-
-def _applied(task: Task) -> Applied:
-    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
-                   completed=task.completed)
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@dataclass
-class Batch:
-    """The outcomes of a batch of tickets, ready to be committed in one transaction."""
-
-    records: list[Record] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
-    succeeded: list[int] = field(default_factory=list)
-    history: dict[int, list[str]] = field(default_factory=dict)
-    refetch: dict[int, str] = field(default_factory=dict)  # to be read afresh on retry
-    stopped: bool = False
-
-    def forget(self, ticket_ids: set[int]) -> None:
-        """Drop outcomes that a later reconcile of the same tickets superseded."""
-        self.records = [r for r in self.records if r.ticket.id not in ticket_ids]
-        self.succeeded = [t for t in self.succeeded if t not in ticket_ids]
-        for tid in ticket_ids:
-            self.failed.pop(tid, None)
-            self.history.pop(tid, None)
-            self.refetch.pop(tid, None)
-
-    def add(self, outcome: Outcome) -> None:
-        tid = outcome.record.ticket.id
-        self.records.append(outcome.record)
-        self.history[tid] = outcome.history
-        if outcome.error:
-            self.failed[tid] = outcome.error
-        else:
-            self.succeeded.append(tid)
+            out.history.append(f"deleted duplicate task {extra.id}")
+            out.counts["deleted"] += 1
+        held = applied_from(keep)
+        if len(keep.assignees) > 1:
+            held = replace(held, assignee=-1)  # several people: never what is wanted
+        if record.applied.task_id != keep.id:
+            log.info("ticket %s task %s: adopted the task found in Teamwork", tid, keep.id)
+            out.history.append(f"task {keep.id}: adopted (found in Teamwork)")
+            out.counts["adopted"] += 1
+        return replace(record, applied=held, in_flight=None)

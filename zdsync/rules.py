@@ -160,8 +160,22 @@ def ticket_link(zendesk_url: str, ticket_id: int) -> str:
     return f"{zendesk_url.rstrip('/')}/agent/tickets/{ticket_id}"
 
 
+LINK_LINE = "Zendesk ticket: "
+
+
 def task_description(zendesk_url: str, ticket_id: int) -> str:
-    return f"Zendesk ticket: {ticket_link(zendesk_url, ticket_id)}\n\nKept in sync by zdsync."
+    return f"{LINK_LINE}{ticket_link(zendesk_url, ticket_id)}\n\nKept in sync by zdsync."
+
+
+def linked_ticket_id(description: str, zendesk_url: str) -> int | None:
+    """The ticket a task zdsync created stands for: read back from the first line of its
+    description (``task_description``), if it links to a ticket of this Zendesk."""
+    first = (description or "").split("\n", 1)[0].strip()
+    prefix = LINK_LINE + ticket_link(zendesk_url, 0)[:-1]
+    number = first[len(prefix):] if first.startswith(prefix) else ""
+    if not (number.isascii() and number.isdigit()) or len(number) > 18:
+        return None
+    return int(number) or None
 
 
 @dataclass(frozen=True)
@@ -174,19 +188,27 @@ class Applied:
     completed: bool = False
 
 
+IN_FLIGHT_WRITE = "write"
+IN_FLIGHT_CREATE = "create"
+
+
 @dataclass(frozen=True)
 class Record:
     """Everything stored for one ticket: the newest snapshot seen and what was applied.
 
     Keeping the snapshot makes every later decision (retries, mapping changes) a pure
     function of the record and the mappings; no re-export is needed.
-    ``create_pending`` is the intent written before a create: while it is set, a task may
-    exist in Teamwork that the record does not know about yet.
+
+    ``in_flight`` is written (durably) before the first Teamwork write for the ticket and
+    cleared when the ticket's record is stored after its last write: while it is set,
+    Teamwork may hold more than ``applied`` says, so the task is observed before planning.
+    ``"create"`` means a create may have landed unrecorded: the task list is searched for
+    the ticket's link. ``"write"``: the recorded task may have changed; it is read.
     """
 
     ticket: Ticket
     applied: Applied = field(default_factory=Applied)
-    create_pending: bool = False
+    in_flight: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         a = self.applied
@@ -196,11 +218,16 @@ class Record:
             "title": a.title,
             "assignee": a.assignee,
             "completed": a.completed,
-            "create_pending": self.create_pending,
+            "in_flight": self.in_flight,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
+        in_flight = data.get("in_flight")
+        if in_flight not in (None, IN_FLIGHT_WRITE, IN_FLIGHT_CREATE):
+            raise ValueError(f"unknown in_flight {in_flight!r}")
+        if data.get("create_pending"):  # written by zdsync 0.1
+            in_flight = IN_FLIGHT_CREATE
         return cls(
             ticket=Ticket.from_api(data["ticket"]),
             applied=Applied(
@@ -209,7 +236,7 @@ class Record:
                 assignee=data.get("assignee"),
                 completed=bool(data.get("completed")),
             ),
-            create_pending=bool(data.get("create_pending")),
+            in_flight=in_flight,
         )
 
 
@@ -258,11 +285,14 @@ def is_stale(ticket: Ticket, record: Record | None) -> bool:
     return ticket.updated_at < old.updated_at
 
 
-def plan(record: Record, mappings: Mapping[int, int], title_template: str) -> list[Action]:
+def plan(record: Record, mappings: Mapping[int, int], title_template: str, *,
+         hold_assignees: bool = False) -> list[Action]:
     """The actions that bring the task to the state the record's ticket implies.
 
     ``record.applied`` is what Teamwork holds as far as zdsync knows. The caller resolves
-    a pending create (finds and adopts a task that may have landed) before planning.
+    a write in flight (observes the task, or finds one a create may have left) first.
+    ``hold_assignees``: the agent mappings were lost with Redis and not restored yet, so
+    existing tasks keep the assignee Teamwork holds instead of all falling to "Anyone".
     """
     want = desired_task(record.ticket, mappings, title_template)
     have = record.applied
@@ -280,7 +310,7 @@ def plan(record: Record, mappings: Mapping[int, int], title_template: str) -> li
     actions = []
     if have.title != want.title:
         actions.append(Action(Kind.RETITLE, title=want.title))
-    if have.assignee != want.assignee:
+    if have.assignee != want.assignee and not hold_assignees:
         actions.append(Action(Kind.REASSIGN, assignee=want.assignee))
     if want.completed and not have.completed:
         actions.append(Action(Kind.COMPLETE))

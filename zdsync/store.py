@@ -1,21 +1,38 @@
 """Everything zdsync remembers, in Redis (standalone or behind Sentinel).
 
+What Redis holds is a cache of what was applied to Teamwork, not the truth: it can come
+back empty, older (a failover, a restart that lost the last second) or be another store
+altogether, and zdsync then observes Teamwork (see ``reconciler`` and ``rebuild``).
+
 Keys, all under ``redis.key_prefix``:
 
+- ``identity``          string: written once, after the first rebuild; missing or changed
+                        means the state was lost (see ``rebuild``)
+- ``redis_run``         string: Redis's ``run_id`` at the last pass: a change means Redis
+                        restarted or failed over, and its last writes may be lost
+- ``rebuilt``           hash: when and what the last rebuild found (``zdsync cursor show``)
 - ``cursor``            hash: ``cursor`` (Zendesk export cursor), ``position`` (epoch s of
                         the newest ticket change applied), ``updated`` (epoch s)
 - ``tickets``           hash: ticket id -> record JSON (last snapshot + applied task state)
 - ``users``             hash: Zendesk user id -> Teamwork person id
+- ``users:held``        string: set by a rebuild that found no mappings: existing tasks keep
+                        their assignees until a mapping is stored again
 - ``remap``             sorted set: Zendesk user ids whose mapping changed, scored by when
 - ``retry``             sorted set: ticket id scored by the time of its next attempt
 - ``retry:info``        hash: ticket id -> JSON {attempts, error, since}
 - ``history:{id}``      list: the ticket's recent actions, newest first, bounded
 - ``tasklist:{p}:{n}``  string: the id of task list ``n`` in project ``p``
-- ``lock:sync``         string: the sync lock token (see ``SyncLock``)
+- ``lock:sync``         string: the sync lease token (see ``lease.SyncLock``)
 - ``last_pass``         hash: summary of the last completed pass
 - ``fence``             counter written before WAIT, to check replication (Sentinel only)
 - ``webhook:queue``     sorted set: ticket ids a webhook announced, scored by arrival
 - ``webhook:event:{id}`` string: a webhook event id seen recently (duplicate deliveries)
+
+Every write of the sync state goes through one script (``Store.write``) that refuses to
+write unless the caller still holds the lease (a fencing token: a paused or deposed
+leader cannot overwrite what its successor wrote) and stores a ticket's record only if
+its snapshot is not older than the one stored (an older record never overwrites a newer
+one, whoever writes it).
 
 Every Redis command is retried on transient errors (connection, timeout, READONLY after a
 failover, master not found) with bounded backoff; a pass that still fails keeps its cursor.
@@ -25,12 +42,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import socket
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +59,8 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from zdsync import defaults
 from zdsync.config import RedisSettings
-from zdsync.errors import LockHeld
+from zdsync.errors import LeaseLost
+from zdsync.lease import SyncLock
 from zdsync.rules import MalformedTicket, Record
 
 log = logging.getLogger(__name__)
@@ -55,11 +71,49 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 REPLICA_WAIT_MS = 250
 """How long a write zdsync relies on may take to reach a replica (Sentinel only)."""
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
+Op = list[str]
+"""One Redis command for ``Store.write``: ``["hset", key, field, value]``; the extra
+``["zremif", key, member, score]`` removes a member only if its score is still ``score``."""
+
+_WRITE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return -1
 end
-return 0
+local batch = cjson.decode(ARGV[2])
+local stored = 0
+for _, r in ipairs(batch.records) do
+  local id, gts, uat, json = r[1], tonumber(r[2]), r[3], r[4]
+  local newer = true
+  local old = redis.call('hget', KEYS[2], id)
+  if old then
+    local ok, prior = pcall(cjson.decode, old)
+    if ok and type(prior) == 'table' and type(prior.ticket) == 'table' then
+      local ogts = tonumber(prior.ticket.generated_timestamp) or 0
+      local ouat = prior.ticket.updated_at
+      if type(ouat) ~= 'string' then ouat = '' end
+      if gts > 0 and ogts > 0 then
+        newer = gts > ogts or (gts == ogts and uat >= ouat)
+      else
+        newer = uat >= ouat
+      end
+    end
+  end
+  if newer then
+    redis.call('hset', KEYS[2], id, json)
+    stored = stored + 1
+  end
+end
+for _, op in ipairs(batch.ops) do
+  if op[1] == 'zremif' then
+    local score = redis.call('zscore', op[2], op[3])
+    if score and tonumber(score) == tonumber(op[4]) then
+      redis.call('zrem', op[2], op[3])
+    end
+  else
+    redis.call(unpack(op))
+  end
+end
+return stored
 """
 _ENQUEUE = """
 if ARGV[3] ~= '' then
@@ -83,13 +137,8 @@ return removed
 _UNMAP = """
 if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
   redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('del', KEYS[3])
   return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
 end
 return 0
 """
@@ -137,21 +186,99 @@ class RetryEntry:
     since: float
 
 
+@dataclass(frozen=True)
+class StateCheck:
+    """What a pass learns about the store before it trusts it."""
+
+    identity: str | None  # None: empty, or never rebuilt: the links must be rebuilt
+    restarted: bool  # Redis restarted or failed over since the last pass
+
+
+def record_json(record: Record) -> str:
+    return json.dumps(record.to_json(), separators=(",", ":"))
+
+
 class Store:
     def __init__(self, client: redis.Redis, prefix: str = "zdsync:", *,
                  replicated: bool = False) -> None:
-        """``replicated``: the writes zdsync relies on across a failover (a create's intent,
-        a page commit with its cursor) are checked to have reached a replica; when one did
-        not, creates search Teamwork first for a while (``writes_in_doubt``). On with
+        """``replicated``: the writes zdsync relies on across a failover (a write-in-flight
+        mark, a page commit with its cursor) are checked to have reached a replica; when one
+        did not, recent writes are in doubt for a while (``writes_in_doubt``). On with
         Sentinel, where a failover can discard what the old master acknowledged."""
         self.r = client
         self.prefix = prefix
         self.replicated = replicated
         self._doubt_until = 0.0
+        self._write = client.register_script(_WRITE)
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> Store:
         return cls(connect(settings), settings.key_prefix, replicated=settings.use_sentinel)
+
+    def key(self, *parts: object) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())
+
+    # -- the one fenced write ----------------------------------------------------------
+
+    def write(self, token: str, records: Sequence[Record] = (), ops: Iterable[Op] = (), *,
+              replicate: bool = False) -> int:
+        """Store records (each only if its snapshot is not older than the stored one) and
+        run ``ops``, atomically, if ``token`` still holds the sync lease; else raise
+        ``LeaseLost`` and write nothing. Returns how many records were stored.
+
+        ``replicate``: the caller relies on this write surviving a failover (see
+        ``_confirm_replicated``).
+        """
+        payload = {
+            "records": [[str(r.ticket.id), str(r.ticket.generated_timestamp),
+                         r.ticket.updated_at, record_json(r)] for r in records],
+            "ops": [[str(part) for part in op] for op in ops],
+        }
+        if not payload["records"] and not payload["ops"]:
+            return 0
+        stored = int(self._write(keys=[self.key("lock", "sync"), self.key("tickets")],
+                                 args=[token, json.dumps(payload, separators=(",", ":"))]))
+        if stored < 0:
+            raise LeaseLost("the sync lease moved to another holder (or Redis lost it); "
+                            "nothing was written")
+        if replicate:
+            self._confirm_replicated()
+        return stored
+
+    # -- failovers, restarts and lost state --------------------------------------------
+
+    def check_state(self, token: str) -> StateCheck:
+        """The store's identity, and whether Redis restarted or failed over since the last
+        pass (its ``run_id`` changed): then the last writes before it may be lost, and
+        recent records are in doubt (see ``writes_in_doubt``). One round trip, plus a
+        fenced write when the run id changed."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.get(self.key("identity"))
+            pipe.get(self.key("redis_run"))
+            pipe.info("server")
+            identity, seen_run, info = pipe.execute()
+        run_id = str(info.get("run_id", ""))
+        restarted = seen_run is not None and seen_run != run_id
+        if restarted:
+            log.warning("Redis restarted or failed over since the last pass (run id %s, was "
+                        "%s): its last writes may be lost", run_id[:8], seen_run[:8])
+            self._doubt()
+        if seen_run != run_id:
+            self.write(token, ops=[["set", self.key("redis_run"), run_id]])
+        return StateCheck(identity=identity, restarted=restarted)
+
+    def claim_identity(self, token: str) -> str:
+        """Write a new identity: the links in this store now stand for Teamwork's."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        identity = f"{uuid.uuid4()} {socket.gethostname()} {stamp}"
+        self.write(token, ops=[["set", self.key("identity"), identity]], replicate=True)
+        return identity
+
+    def last_rebuild(self) -> dict[str, str]:
+        return dict(self.r.hgetall(self.key("rebuilt")))
 
     def follow_master(self) -> None:
         """With Sentinel, ask where the master is now; idle connections to a deposed master
@@ -165,14 +292,14 @@ class Store:
                 log.warning("Redis master moved from %s to %s", before, after)
                 self._doubt()
 
-    def _fence(self) -> None:
+    def _confirm_replicated(self) -> None:
         """Check that a replica holds every write made so far (a no-op unless replicated).
 
         WAIT counts the writes of its own connection, so it follows a write of its own on
         the same connection; that write comes after ours, so its acknowledgement covers
         ours. Without an acknowledgement the write may not survive a failover, and recent
-        writes are in doubt (see ``writes_in_doubt``). While they are, creates look before
-        they leap anyway, so the check (and its wait) is skipped.
+        writes are in doubt (see ``writes_in_doubt``). While they are, every ticket is
+        observed in Teamwork anyway, so the check (and its wait) is skipped.
         """
         if not self.replicated or self.writes_in_doubt():
             return
@@ -185,20 +312,14 @@ class Store:
 
     def _doubt(self) -> None:
         if not self.writes_in_doubt():
-            log.warning("recent Redis writes may be lost in a failover: for %.0f s, every "
-                        "create first looks for an existing task", defaults.DOUBT_SECONDS)
+            log.warning("recent Redis writes may be lost: for %.0f s, every ticket's task is "
+                        "observed in Teamwork before it is planned", defaults.DOUBT_SECONDS)
         self._doubt_until = time.monotonic() + defaults.DOUBT_SECONDS
 
     def writes_in_doubt(self) -> bool:
-        """True for a while after the master moved or a write reached no replica: a record
-        may have vanished, so a ticket without one may already have a task."""
+        """True for a while after Redis restarted, the master moved, or a write reached no
+        replica: a record may be older than what Teamwork holds, or gone."""
         return time.monotonic() < self._doubt_until
-
-    def key(self, *parts: object) -> str:
-        return self.prefix + ":".join(str(p) for p in parts)
-
-    def ping(self) -> bool:
-        return bool(self.r.ping())
 
     # -- cursor ------------------------------------------------------------------------
 
@@ -210,25 +331,20 @@ class Store:
             updated=float(data["updated"]) if data.get("updated") else None,
         )
 
-    def set_cursor_fields(self, pipe: Any, cursor: str | None, position: int | None) -> None:
-        values: dict[str, Any] = {"updated": time.time()}
+    def cursor_ops(self, cursor: str | None, position: int | None, now: float) -> list[Op]:
+        """Move the cursor (a page's end) and/or the position; a missing one is kept."""
+        op = ["hset", self.key("cursor"), "updated", repr(now)]
         if cursor:
-            values["cursor"] = cursor
+            op += ["cursor", cursor]
         if position:
-            values["position"] = position
-        pipe.hset(self.key("cursor"), mapping=values)
+            op += ["position", str(int(position))]
+        return [op]
 
-    def reset_cursor(self) -> None:
-        self.r.delete(self.key("cursor"))
-
-    def restart_export(self, position: int) -> None:
+    def restart_export(self, token: str, position: int) -> None:
         """Forget the export cursor and keep ``position`` (epoch s): with no cursor, the
         next pass starts a fresh export at the saved position (``zdsync cursor reset``)."""
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.delete(self.key("cursor"))
-            pipe.hset(self.key("cursor"), mapping={"position": int(position),
-                                                   "updated": time.time()})
-            pipe.execute()
+        self.write(token, ops=[["del", self.key("cursor")],
+                               *self.cursor_ops(None, position, time.time())])
 
     # -- records -----------------------------------------------------------------------
 
@@ -263,72 +379,20 @@ class Store:
             if record is not None:
                 yield record
 
-    def save_record(self, record: Record, *, replicated: bool = False) -> None:
-        """Store one record; ``replicated`` waits for a replica (see ``_fence``)."""
-        self.r.hset(self.key("tickets"), str(record.ticket.id), json.dumps(record.to_json()))
-        if replicated:
-            self._fence()
-
     def delete_record(self, ticket_id: int) -> bool:
+        """Forget a ticket (``zdsync tickets unlink``): an operator's act, not fenced."""
         with self.r.pipeline() as pipe:
             pipe.hdel(self.key("tickets"), str(ticket_id))
-            self._clear_retry(pipe, [ticket_id])
+            pipe.zrem(self.key("retry"), str(ticket_id))
+            pipe.hdel(self.key("retry:info"), str(ticket_id))
             return bool(pipe.execute()[0])
 
-    def commit(
-        self,
-        records: Iterable[Record] = (),
-        *,
-        failed: Mapping[int, str] | None = None,
-        succeeded: Iterable[int] = (),
-        history: Mapping[int, list[str]] | None = None,
-        refetch: Mapping[int, str] | None = None,
-        cursor: tuple[str | None, int | None] | None = None,
-        now: float | None = None,
-        keep_refetch: bool = False,
-    ) -> None:
-        """Write a batch atomically (MULTI/EXEC): records, retry-set changes, history and,
-        last, the cursor. The cursor therefore never moves without the work it covers.
-
-        ``failed`` tickets are retried from their stored record; ``refetch`` tickets
-        (unreadable, or never read) are read afresh from Zendesk when retried.
-        ``keep_refetch``: the successes were planned from stored records, which are older
-        than what a "read afresh" retry waits for, so such retries stay queued.
-        """
-        now = time.time() if now is None else now
-        succeeded = list(succeeded)
-        if keep_refetch and succeeded:
-            infos = self.r.hmget(self.key("retry:info"), succeeded)
-            succeeded = [t for t, raw in zip(succeeded, infos, strict=True)
-                         if not (raw and json.loads(raw).get("refetch"))]
-        failed = {**(failed or {}), **(refetch or {})}
-        info = {}
-        if failed:
-            prior = self.r.hmget(self.key("retry:info"), list(failed))
-            for (tid, error), raw in zip(failed.items(), prior, strict=True):
-                old = json.loads(raw) if raw else {}
-                attempts = int(old.get("attempts", 0)) + 1
-                info[tid] = {"attempts": attempts, "error": error[:500],
-                             "since": old.get("since", now),
-                             "refetch": tid in (refetch or {})}
-        with self.r.pipeline(transaction=True) as pipe:
-            batch = {str(r.ticket.id): json.dumps(r.to_json()) for r in records}
-            if batch:
-                pipe.hset(self.key("tickets"), mapping=batch)
-            for tid, data in info.items():
-                pipe.zadd(self.key("retry"), {str(tid): now + retry_delay(data["attempts"])})
-                pipe.hset(self.key("retry:info"), str(tid), json.dumps(data))
-            self._clear_retry(pipe, [t for t in succeeded if t not in failed])
-            for tid, lines in (history or {}).items():
-                if lines:
-                    key = self.key("history", tid)
-                    pipe.lpush(key, *(json.dumps({"at": now, "what": line}) for line in lines))
-                    pipe.ltrim(key, 0, defaults.HISTORY_LENGTH - 1)
-            if cursor is not None:
-                self.set_cursor_fields(pipe, *cursor)
-            pipe.execute()
-        if cursor is not None:
-            self._fence()
+    def history_ops(self, ticket_id: int, lines: Sequence[str], now: float) -> list[Op]:
+        if not lines:
+            return []
+        key = self.key("history", ticket_id)
+        return [["lpush", key, *(json.dumps({"at": now, "what": line}) for line in lines)],
+                ["ltrim", key, "0", str(defaults.HISTORY_LENGTH - 1)]]
 
     def history(self, ticket_id: int) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self.r.lrange(self.key("history", ticket_id), 0, -1)]
@@ -338,43 +402,73 @@ class Store:
     def mappings(self) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.r.hgetall(self.key("users")).items()}
 
+    def mappings_and_hold(self) -> tuple[dict[int, int], bool]:
+        """The mappings, and whether assignees are held (see ``users:held``): one trip."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("users"))
+            pipe.exists(self.key("users", "held"))
+            users, held = pipe.execute()
+        return {int(k): int(v) for k, v in users.items()}, bool(held)
+
     def set_mappings(self, pairs: Mapping[int, int]) -> None:
-        """Store mappings and mark the agents for re-planning of their open tickets."""
+        """Store mappings and mark the agents for re-planning of their open tickets. A
+        mapping stored ends a hold of assignees (see ``users:held``)."""
         if not pairs:
             return
         with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.key("users"), mapping={str(k): str(v) for k, v in pairs.items()})
             pipe.zadd(self.key("remap"), {str(k): time.time() for k in pairs})
+            pipe.delete(self.key("users", "held"))
             pipe.execute()
+
+    def merge_mappings(self, pairs: Mapping[int, int]) -> int:
+        """Store those of ``pairs`` that differ from what is stored (a ``[users] file``
+        wins for the agents it lists; others are kept); returns how many changed."""
+        current = self.mappings()
+        changes = {z: t for z, t in pairs.items() if current.get(z) != t}
+        self.set_mappings(changes)
+        return len(changes)
 
     def remove_mapping(self, zendesk_user_id: int) -> bool:
         """Forget a mapping (False, and nothing written, when there was none)."""
         return bool(self.r.register_script(_UNMAP)(
-            keys=[self.key("users"), self.key("remap")],
+            keys=[self.key("users"), self.key("remap"), self.key("users", "held")],
             args=[str(zendesk_user_id), repr(time.time())]))
 
     def remapped(self) -> list[tuple[int, float]]:
         """(agent, when) for agents whose mapping changed and whose tickets wait to be
-        re-planned. They stay listed until ``remap_done``."""
+        re-planned. They stay listed until unlisted by ``dequeue_ops("remap", ...)``."""
         return [(int(a), s) for a, s in self.r.zrange(self.key("remap"), 0, -1,
                                                       withscores=True)]
 
-    def remap_done(self, agents: list[tuple[int, float]]) -> None:
-        """Unlist re-planned agents, unless their mapping changed again meanwhile."""
-        self._dequeue("remap", agents)
-
     # -- retry set ---------------------------------------------------------------------
 
-    def due_retries(self, now: float | None = None,
-                    limit: int = 1000) -> list[tuple[int, bool]]:
-        """(ticket id, read afresh?) of the retries due now, oldest first."""
+    def retry_ops(self, failed: Mapping[int, str], succeeded: Iterable[int],
+                  now: float) -> list[Op]:
+        """Queue failed tickets (backoff grows with their attempts) and unqueue succeeded
+        ones. Reads the failed tickets' attempts: one round trip when any failed."""
+        ops: list[Op] = []
+        cleared = [str(t) for t in dict.fromkeys(succeeded) if t not in failed]
+        if cleared:
+            ops += [["zrem", self.key("retry"), *cleared],
+                    ["hdel", self.key("retry:info"), *cleared]]
+        if failed:
+            prior = self.r.hmget(self.key("retry:info"), list(failed))
+            for (tid, error), raw in zip(failed.items(), prior, strict=True):
+                old = json.loads(raw) if raw else {}
+                attempts = int(old.get("attempts", 0)) + 1
+                info = {"attempts": attempts, "error": error[:500],
+                        "since": old.get("since", now)}
+                ops += [["zadd", self.key("retry"), repr(now + retry_delay(attempts)),
+                         str(tid)],
+                        ["hset", self.key("retry:info"), str(tid), json.dumps(info)]]
+        return ops
+
+    def due_retries(self, now: float | None = None, limit: int = 1000) -> list[int]:
+        """The tickets whose retry is due now, oldest first."""
         now = time.time() if now is None else now
-        ids = self.r.zrangebyscore(self.key("retry"), "-inf", now, start=0, num=limit)
-        if not ids:
-            return []
-        infos = self.r.hmget(self.key("retry:info"), ids)
-        return [(int(t), bool(json.loads(raw).get("refetch")) if raw else True)
-                for t, raw in zip(ids, infos, strict=True)]
+        return [int(t) for t in self.r.zrangebyscore(self.key("retry"), "-inf", now,
+                                                     start=0, num=limit)]
 
     def retries(self) -> list[RetryEntry]:
         scored = self.r.zrange(self.key("retry"), 0, -1, withscores=True)
@@ -409,15 +503,12 @@ class Store:
         return {tid for tid, score in zip(ids, scores, strict=True) if score is not None}
 
     def drop_retries(self, ticket_ids: Iterable[int]) -> None:
-        with self.r.pipeline(transaction=True) as pipe:
-            self._clear_retry(pipe, list(ticket_ids))
-            pipe.execute()
-
-    def _clear_retry(self, pipe: Any, ticket_ids: list[int]) -> None:
-        if ticket_ids:
-            ids = [str(t) for t in ticket_ids]
-            pipe.zrem(self.key("retry"), *ids)
-            pipe.hdel(self.key("retry:info"), *ids)
+        ids = [str(t) for t in ticket_ids]
+        if ids:
+            with self.r.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.key("retry"), *ids)
+                pipe.hdel(self.key("retry:info"), *ids)
+                pipe.execute()
 
     # -- task list and pass summary ----------------------------------------------------
 
@@ -457,26 +548,27 @@ class Store:
                                  self.WEBHOOK_EVENT_TTL_SECONDS]))
 
     def webhook_batch(self, limit: int = 100) -> list[tuple[int, float]]:
-        """The oldest queued (ticket id, score) pairs; they stay queued until ``done``."""
+        """The oldest queued (ticket id, score) pairs; they stay queued until dequeued."""
         return [(int(t), s) for t, s in self.r.zrange(self.key("webhook", "queue"), 0,
                                                       limit - 1, withscores=True)]
 
-    def webhooks_done(self, batch: list[tuple[int, float]]) -> None:
-        """Unqueue handled tickets, unless re-queued meanwhile (their score changed)."""
-        self._dequeue("webhook:queue", batch)
+    def dequeue_ops(self, name: str, members: Iterable[tuple[int, float]]) -> list[Op]:
+        """Unqueue handled members of ``webhook:queue`` or ``remap``, unless re-queued
+        meanwhile (their score changed)."""
+        return [["zremif", self.key(name), str(m), repr(s)] for m, s in members]
 
-    def _dequeue(self, name: str, members: list[tuple[int, float]]) -> None:
-        """Remove members of a sorted set whose score is still the one read."""
+    def unqueue_webhooks(self, members: list[tuple[int, float]]) -> None:
+        """Unqueue without the lease: ids whose tickets are handled (tests, operators)."""
         if members:
             args: list[str] = []
             for member, score in members:
                 args += [str(member), repr(score)]
-            self.r.register_script(_DEQUEUE)(keys=[self.key(name)], args=args)
+            self.r.register_script(_DEQUEUE)(keys=[self.key("webhook", "queue")], args=args)
 
     def webhook_depth(self) -> int:
         return int(self.r.zcard(self.key("webhook", "queue")))
 
-    # -- locks -------------------------------------------------------------------------
+    # -- the lease ---------------------------------------------------------------------
 
     def lock(self, name: str = "sync", ttl_seconds: float = defaults.LOCK_TTL_SECONDS) -> SyncLock:
         return SyncLock(self.r, self.key("lock", name), ttl_seconds)
@@ -485,99 +577,3 @@ class Store:
 def retry_delay(attempts: int) -> float:
     """Backoff of a failing ticket: base * 2**(attempts-1), capped."""
     return min(defaults.RETRY_CAP_SECONDS, defaults.RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-
-
-class SyncLock:
-    """A lease in Redis with a random token and a TTL, renewed by a token-checking script.
-
-    It keeps two passes (and two replicas) from working at once; it is an efficiency
-    lock, not a correctness guarantee (Redis replication is asynchronous), so the
-    reconciler stays idempotent. A background thread renews it every third of the TTL;
-    ``lost`` is set when a renewal finds the lock gone or the TTL runs out unrenewed.
-    ``held`` also turns false two thirds of a TTL after the last renewal was sent, even
-    while a renewal hangs on a stalled Redis: by then a standby may take over, so the
-    holder stops first (as controller-runtime's renew deadline does).
-
-    The value is ``host:pid:random``, so "who holds it" can be told; the scripts compare
-    the whole value.
-    """
-
-    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
-        self.r = client
-        self.key = key
-        self.ttl_ms = int(ttl_seconds * 1000)
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
-        self.lost = threading.Event()
-        self._held = False
-        self._valid_until = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    @property
-    def held(self) -> bool:
-        return (self._held and not self.lost.is_set()
-                and time.monotonic() < self._valid_until)
-
-    def _validity_from(self, sent: float) -> None:
-        self._valid_until = sent + self.ttl_ms / 1000 * 2 / 3
-
-    def acquire(self) -> bool:
-        sent = time.monotonic()
-        if self.r.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            self._held = True
-            self._validity_from(sent)
-            self.lost.clear()
-            self._start_keeper()
-            return True
-        return False
-
-    def acquire_or_raise(self) -> SyncLock:
-        if not self.acquire():
-            holder = (self.r.get(self.key) or "?").rsplit(":", 1)[0]
-            ttl = self.r.pttl(self.key) / 1000
-            raise LockHeld(f"another zdsync process holds the lock {self.key}: {holder} "
-                           f"(it expires {ttl:.0f} s after its holder stops renewing it)")
-        return self
-
-    def renew(self) -> bool:
-        sent = time.monotonic()
-        ok = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-        if ok:
-            self._validity_from(sent)
-        else:
-            self.lost.set()
-        return ok
-
-    def _start_keeper(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._keep, name="zdsync-lock", daemon=True)
-        self._thread.start()
-
-    def _keep(self) -> None:
-        interval = self.ttl_ms / 3000
-        deadline = time.monotonic() + self.ttl_ms / 1000
-        while not self._stop.wait(interval):
-            try:
-                if not self.renew():
-                    log.error("lost the lock %s", self.key)
-                    return
-                deadline = time.monotonic() + self.ttl_ms / 1000
-            except redis.RedisError as exc:
-                log.warning("could not renew the lock %s: %s", self.key, exc)
-                if time.monotonic() >= deadline:
-                    self.lost.set()
-                    return
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._held:
-            try:
-                self._release(keys=[self.key], args=[self.token])
-            except redis.RedisError as exc:
-                log.warning("could not release the lock %s (it expires by itself): %s",
-                            self.key, exc)
-        self._held = False

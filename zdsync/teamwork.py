@@ -23,6 +23,8 @@ from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
 V3 = "/projects/api/v3"
+TASKLIST_PAGE_SIZE = 500
+"""Tasks per page when listing a whole task list: Teamwork's v3 maximum."""
 TASKS_BY_IDS_BATCH = 100
 """Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
@@ -54,6 +56,8 @@ class Task:
     assignees: tuple[int, ...]
     status: str
     tasklist_id: int | None
+    updated_at: str = ""
+    updated_by: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -81,6 +85,8 @@ class Task:
             assignees=assignees,
             status=data.get("status") or "new",
             tasklist_id=data.get("tasklistId"),
+            updated_at=data.get("updatedAt") or "",
+            updated_by=data.get("updatedBy") if isinstance(data.get("updatedBy"), int) else None,
         )
 
 
@@ -196,6 +202,17 @@ class TeamworkClient:
         pattern = re.compile(re.escape(link) + r"(?!\d)")
         return [t for t in self.search_tasks(tasklist_id, ticket_number)
                 if pattern.search(t.description)]
+
+    def tasklist_tasks(self, tasklist_id: int) -> Iterator[Task]:
+        """Every live task of a list, completed ones and those of a completed list too
+        (Teamwork hides both unless asked), ``TASKLIST_PAGE_SIZE`` a request: what the
+        state rebuild reads the ticket links from."""
+        params = {"includeCompletedTasks": "true", "showCompletedLists": "true",
+                  "pageSize": TASKLIST_PAGE_SIZE}
+        for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
+            task = Task.from_api(item)
+            if not task.deleted:
+                yield task
 
     # -- task lists and people ---------------------------------------------------------
 

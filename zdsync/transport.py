@@ -101,6 +101,10 @@ class Transport:
         self.rng = rng
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.before_write: Callable[[], None] | None = None
+        """Called right before every request that is not a GET, after any pacing or
+        rate-limit wait: the lease check, so a process that lost its lease (or was frozen
+        past it) while waiting sends nothing."""
 
     def __repr__(self) -> str:  # never show the session (it holds the credentials)
         return f"Transport({self.service!r}, {self.base_url!r})"
@@ -139,6 +143,8 @@ class Transport:
         attempt = 0
         while True:
             self._wait(self.pacer.reserve())
+            if method != "GET" and self.before_write is not None:
+                self.before_write()
             started = time.monotonic()
             try:
                 response = self.session.request(method, url, params=params, json=json,

@@ -23,6 +23,8 @@ from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+SHOW_MANY_BATCH = 100
+"""Ids per ``show_many`` request: Zendesk's maximum."""
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -127,6 +129,24 @@ class ZendeskClient:
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """The ticket now, or None when it is deleted or gone (404)."""
         return self.http.get_object(f"/api/v2/tickets/{ticket_id}.json", "ticket")
+
+    def tickets_by_ids(self, ticket_ids: Iterable[int]) -> dict[int, Any]:
+        """The tickets among these ids as they are now (``show_many``, 100 per request),
+        by id; an id absent from the result is deleted or gone, as a 404 of show ticket."""
+        ids = list(dict.fromkeys(ticket_ids))
+        found: dict[int, Any] = {}
+        for start in range(0, len(ids), SHOW_MANY_BATCH):
+            chunk = ids[start:start + SHOW_MANY_BATCH]
+            body = self.http.request("GET", "/api/v2/tickets/show_many.json",
+                                     params={"ids": ",".join(str(i) for i in chunk)}).json()
+            tickets = body.get("tickets") if isinstance(body, dict) else None
+            if not isinstance(tickets, list):
+                raise RetryableError("zendesk", "show_many answered without a tickets list")
+            for ticket in tickets:
+                tid = ticket.get("id") if isinstance(ticket, dict) else None
+                if tid in chunk and not isinstance(tid, bool):
+                    found[tid] = ticket
+        return found
 
     def user(self, user_id: int) -> dict[str, Any] | None:
         return self.http.get_object(f"/api/v2/users/{user_id}.json", "user")

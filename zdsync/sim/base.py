@@ -450,6 +450,8 @@ class SimServer:
         self.faults = Faults(seed)
         self.log = RequestLog()
         self._routes: list[Route] = []
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -482,10 +484,25 @@ class SimServer:
 
     # -- the pipeline -----------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """API requests received and not answered yet (tests wait for one to be under way)."""
+        with self._in_flight_lock:
+            return self._in_flight
+
     def dispatch(self, request: Request) -> Response | None:
         """Answer one request; ``None`` means: close the connection without a response."""
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            return self._dispatch(request)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _dispatch(self, request: Request) -> Response | None:
         matched = self.match(request)
         route_name = matched[0].name if matched else ""
         affected = self.faults.applies(route_name)

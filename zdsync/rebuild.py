@@ -1,0 +1,184 @@
+"""Rebuilding the ticket->task links from Teamwork, after Redis lost them.
+
+Redis holds a cache of what was applied. When a pass finds no store identity (Redis came
+back empty, as with an ``emptyDir`` volume, or this is a first start) or another store's,
+it creates nothing until the links are rebuilt from what Teamwork really holds:
+
+1. page through the task list's tasks, completed ones and those of a completed list
+   included, and read the ticket link each task carries in its description;
+2. keep one task per ticket (the oldest); extra copies zdsync made are deleted;
+3. read those tickets from Zendesk (``show_many``, 100 a request) and reconcile each one
+   against the task found, so closed and deleted tickets lose their tasks and the rest
+   get the right title, assignee and completion;
+4. reload the agent mappings from ``[users] file``; with none at all, tasks keep the
+   assignee Teamwork holds until a mapping is stored (nothing falls to "Anyone" en masse);
+5. write a new identity, and let the export resume: from where zdsync's own most recent
+   Teamwork write shows it had got to (minus ``REBUILD_REPLAY_MARGIN_SECONDS``), never
+   before ``sync.start_time``; with no such task, from ``sync.start_time``, else now.
+
+The rebuild is idempotent: if it dies half-way, no identity is written and the next pass
+starts it over. ``zdsync recover`` runs it by hand (``--dry-run`` to see what it would do).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from zdsync import defaults
+from zdsync.agents import read_mappings_file
+from zdsync.errors import ApiError
+from zdsync.reconciler import Context
+from zdsync.rules import linked_ticket_id
+from zdsync.teamwork import Task
+from zdsync.workqueue import Item, Unit
+
+if TYPE_CHECKING:
+    from zdsync.passes import Pass
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+"""Tickets read and reconciled together: one ``show_many`` request."""
+
+
+@dataclass
+class Report:
+    """What a rebuild found."""
+
+    tasks: int = 0  # live tasks in the task list
+    linked: dict[int, list[Task]] = field(default_factory=dict)  # ticket id -> its tasks
+    unlinked: int = 0  # tasks that carry no link to this Zendesk (not zdsync's)
+    start_position: int | None = None  # where the export resumes, when it had no cursor
+
+    @property
+    def duplicates(self) -> int:
+        return sum(len(tasks) - 1 for tasks in self.linked.values())
+
+
+def read_links(tasks: Iterable[Task], zendesk_url: str) -> Report:
+    """Group a task list's tasks by the ticket their description links to."""
+    report = Report()
+    for task in tasks:
+        report.tasks += 1
+        ticket_id = linked_ticket_id(task.description, zendesk_url)
+        if ticket_id is None:
+            report.unlinked += 1
+        else:
+            report.linked.setdefault(ticket_id, []).append(task)
+    return report
+
+
+def replay_from(tasks: Iterable[Task], integration_user: int | None,
+                start_time: int | None) -> int | None:
+    """Where the export should resume after the cursor was lost: a margin before the most
+    recent write zdsync's integration user made in Teamwork (tasks people edited later do
+    not count), never before ``sync.start_time``; None when zdsync wrote nothing."""
+    stamps = [_epoch(t.updated_at) for t in tasks
+              if integration_user is not None and t.updated_by == integration_user]
+    latest = max((s for s in stamps if s is not None), default=None)
+    if latest is None:
+        return None
+    position = latest - defaults.REBUILD_REPLAY_MARGIN_SECONDS
+    return max(position, start_time) if start_time else position
+
+
+def _epoch(stamp: str) -> int | None:
+    try:
+        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp())
+
+
+def rebuild(p: Pass, *, lost: bool = True) -> Report:
+    """Rebuild the links in ``p``'s store from Teamwork (see the module docstring)."""
+    reconciler, store = p.reconciler, p.store
+    settings = reconciler.settings
+    teamwork = reconciler.teamwork
+    log.warning("Redis holds %s: reading Teamwork for the tasks zdsync made before "
+                "anything is created", "no zdsync state (empty, or a first start)" if lost
+                else "another zdsync store's state, or a rebuild was asked for")
+    p.rebuilding = True
+    started = time.monotonic()
+    try:
+        tasklist = reconciler.tasklist_id()
+        tasks = list(teamwork.tasklist_tasks(tasklist))
+        report = read_links(tasks, settings.zendesk.base_url)
+        if report.linked:
+            log.error("STATE REBUILD: Redis had lost the links of %d ticket(s) whose tasks "
+                      "are in task list %s (%d extra copies, %d task(s) of no ticket); "
+                      "%s them from Teamwork", len(report.linked), tasklist,
+                      report.duplicates, report.unlinked,
+                      "would rebuild" if p.dry_run else "rebuilding")
+            if not p.dry_run:
+                p.metrics.state_rebuilds.inc()
+        else:
+            log.info("no task in task list %s links a ticket: nothing to rebuild", tasklist)
+        if settings.users.file and not p.dry_run:
+            changed = store.merge_mappings(read_mappings_file(settings.users.file))
+            log.info("rebuild: %d agent mapping(s) restored from %s", changed,
+                     settings.users.file)
+        mappings = store.mappings()
+        held = not mappings and any(t.assignees for t in tasks)
+        if held:
+            log.warning("rebuild: no agent mappings are stored and no [users] file has any: "
+                        "tasks keep the assignees Teamwork holds until mappings are stored "
+                        "again (zdsync users import)")
+        p.ctx = Context(mappings, hold_assignees=held, doubt=p.in_doubt, dry_run=p.dry_run)
+        ids = sorted(report.linked)
+        for start in range(0, len(ids), BATCH):
+            unit = Unit("rebuild")
+            p._enqueue(unit, [Item(t, fresh=True, observed=report.linked[t], units=[unit])
+                              for t in ids[start:start + BATCH]])
+            p.drain()
+        report.start_position = _start_position(p, tasks)
+        if not p.dry_run:
+            ops = []
+            if report.start_position is not None:
+                ops += store.cursor_ops(None, report.start_position, p.clock())
+            if held:
+                ops.append(["set", store.key("users", "held"), "1"])
+            ops.append(["hset", store.key("rebuilt"), "at", repr(time.time()),
+                        "tasks", str(report.tasks), "tickets", str(len(report.linked)),
+                        "duplicates", str(report.duplicates),
+                        "seconds", f"{time.monotonic() - started:.1f}"])
+            store.write(p.lease.token, ops=ops)
+            p.identity = store.claim_identity(p.lease.token)
+            log.warning("rebuild done in %.1f s: %d ticket(s) linked again; the export "
+                        "resumes %s", time.monotonic() - started, len(report.linked),
+                        _when(report.start_position) if report.start_position else
+                        "from its saved cursor")
+        return report
+    finally:
+        p.rebuilding = False
+
+
+def _start_position(p: Pass, tasks: list[Task]) -> int | None:
+    """The export position to resume from, when the store has neither cursor nor one and
+    zdsync had made tasks (else the first export starts as usual)."""
+    state = p.store.cursor()
+    if state.cursor or state.position or not tasks:
+        return None
+    start_time = p.reconciler.settings.sync.start_time
+    try:
+        me = p.reconciler.teamwork.me().get("id")
+    except (ApiError, ValueError, KeyError, TypeError) as exc:
+        log.warning("rebuild: could not read Teamwork's integration user (%s); the export "
+                    "resumes at sync.start_time or now", exc)
+        me = None
+    position = replay_from(tasks, me if isinstance(me, int) else None, start_time)
+    latest = int(p.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
+    if position is None:
+        return min(start_time, latest) if start_time else latest
+    return min(position, latest)
+
+
+def _when(epoch: int) -> str:
+    return time.strftime("from %Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
