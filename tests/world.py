@@ -15,6 +15,7 @@ from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
+from zdsync.sim.adapter import session_for
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check
 from zdsync.sim.teamwork import TeamworkSim
@@ -24,6 +25,8 @@ from zdsync.teamwork import TeamworkClient
 from zdsync.zendesk import ZendeskClient
 
 TEMPLATE = "[ZD#{id}] {subject}"
+INPROC_ZENDESK = "https://sim.zendesk.com"  # what ZendeskSim calls itself when not serving
+INPROC_TEAMWORK = "https://sim.teamwork.com"
 
 
 @dataclass
@@ -38,6 +41,19 @@ class World:
     agents: list[int] = field(default_factory=list)  # the last one is unmapped
     mappings: dict[int, int] = field(default_factory=dict)
     customer: int = 0
+
+    @property
+    def in_process(self) -> bool:
+        """Simulators without sockets: clients reach them through ``SimAdapter``."""
+        return not self.zendesk.running
+
+    @property
+    def zendesk_url(self) -> str:
+        return self.zendesk.url if self.zendesk.running else INPROC_ZENDESK
+
+    @property
+    def teamwork_url(self) -> str:
+        return self.teamwork.url if self.teamwork.running else INPROC_TEAMWORK
 
     def setup(self) -> World:
         self.project = self.teamwork.add_project("Support")
@@ -62,9 +78,9 @@ class World:
         env = {k: v for k, v in os.environ.items() if not k.startswith(
             ("ZENDESK_", "TEAMWORK_", "REDIS_", "SYNC_", "LOG_", "HTTP_", "WEBHOOK_"))}
         env.update({
-            "ZENDESK_URL": self.zendesk.url, "ZENDESK_EMAIL": self.zendesk.email,
+            "ZENDESK_URL": self.zendesk_url, "ZENDESK_EMAIL": self.zendesk.email,
             "ZENDESK_API_TOKEN": self.zendesk.api_token,
-            "TEAMWORK_URL": self.teamwork.url, "TEAMWORK_API_TOKEN": self.teamwork.api_token,
+            "TEAMWORK_URL": self.teamwork_url, "TEAMWORK_API_TOKEN": self.teamwork.api_token,
             "TEAMWORK_PROJECT_ID": str(self.project), "TEAMWORK_TASKLIST_ID": str(self.tasklist),
             "TEAMWORK_RATE_LIMIT": "100000",
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port),
@@ -103,16 +119,18 @@ class World:
             lock.acquire_or_raise()
         reconciler = Reconciler(
             settings, store,
-            TeamworkClient(settings.teamwork, metrics=metrics, sleep=sleep, clock=self.clock.now),
+            TeamworkClient(settings.teamwork, metrics=metrics, sleep=sleep, clock=self.clock.now,
+                           session=session_for(self.teamwork) if self.in_process else None),
             metrics, clock=self.clock.now)
         zendesk = ZendeskClient(settings.zendesk, metrics=metrics, sleep=sleep,
-                                clock=self.clock.now)
+                                clock=self.clock.now,
+                                session=session_for(self.zendesk) if self.in_process else None)
         return Pass(reconciler, zendesk, lock, metrics=metrics, clock=self.clock.now)
 
     def check(self) -> list[Difference]:
         return check(self.zendesk, self.teamwork, tasklist_id=self.tasklist,
                      mappings=self.store().mappings(), title_template=TEMPLATE,
-                     zendesk_url=self.zendesk.url)
+                     zendesk_url=self.zendesk_url)
 
     def exportable(self) -> None:
         """Move simulated time past Zendesk's last-minute exclusion."""
@@ -128,7 +146,7 @@ class World:
         return self.teamwork.tasks(tasklist_id=self.tasklist)
 
     def tasks_for(self, ticket_id: int) -> list[dict[str, Any]]:
-        link = f"{self.zendesk.url}/agent/tickets/{ticket_id}"
+        link = f"{self.zendesk_url}/agent/tickets/{ticket_id}"
         return [t for t in self.live_tasks()
                 if any(line.endswith(link) for line in t["description"].splitlines())]
 
@@ -143,3 +161,14 @@ def make_world(redis_port: int, prefix: str, *, zendesk_kwargs: dict | None = No
     finally:
         zendesk.stop()
         teamwork.stop()
+
+
+def make_inproc_world(redis_port: int, prefix: str, *, frozen: bool = True,
+                      zendesk_kwargs: dict | None = None,
+                      teamwork_kwargs: dict | None = None) -> World:
+    """A World whose simulators run in this process without sockets, on a clock that
+    (``frozen``) moves only when a client waits: deterministic, and fast to run often."""
+    clock = Clock(frozen=frozen)
+    zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {}))
+    teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {}))
+    return World(zendesk, teamwork, clock, redis_port, prefix).setup()

@@ -151,10 +151,11 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
                         "seconds", f"{time.monotonic() - started:.1f}"])
             store.write(p.lease.token, ops=ops)
             p.identity = store.claim_identity(p.lease.token)
-            log.warning("rebuild done in %.1f s: %d ticket(s) linked again; the export "
-                        "resumes %s", time.monotonic() - started, len(report.linked),
-                        _when(report.start_position) if report.start_position else
-                        "from its saved cursor")
+            log.log(logging.WARNING if report.linked else logging.INFO,
+                    "rebuild done in %.1f s: %d ticket(s) linked again%s",
+                    time.monotonic() - started, len(report.linked),
+                    f"; the export resumes {_when(report.start_position)}"
+                    if report.start_position else "")
         return report
     finally:
         p.rebuilding = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,6 +63,11 @@ class TeamworkSim(SimServer):
         self._tasks: dict[int, dict[str, Any]] = {}
         self._ids = {"person": 501, "project": 801, "tasklist": 2001, "task": 100001,
                      "error": 1}
+        self._live_by_marker: Counter[str] = Counter()
+        self.most_live_with_one_marker = 0
+        """The most live tasks that ever shared a description's first line at one moment
+        (zdsync writes the ticket link there): above 1 means a duplicate existed, however
+        briefly, even if it was deleted later."""
         self.me_id = self.add_person("Sync", "Bot", "zdsync-bot@example.com", is_admin=True)
         self._register_routes()
 
@@ -161,7 +167,9 @@ class TeamworkSim(SimServer):
             if name is not None:
                 task["name"] = name
             if description is not None:
+                self._count_live(task, -1)
                 task["description"] = description
+                self._count_live(task, +1)
             if assignee_ids is not None:
                 task["assignees"] = list(assignee_ids)
             self._touch(task)
@@ -215,7 +223,15 @@ class TeamworkSim(SimServer):
             "deletedAt": None, "deletedBy": None,
         }
         self._tasks[tid] = task
+        self._count_live(task, +1)
         return task
+
+    def _count_live(self, task: dict[str, Any], delta: int) -> None:
+        marker = (task["description"] or "").split("\n", 1)[0]
+        if marker and task["status"] != "deleted":
+            self._live_by_marker[marker] += delta
+            self.most_live_with_one_marker = max(self.most_live_with_one_marker,
+                                                 self._live_by_marker[marker])
 
     def _touch(self, task: dict[str, Any]) -> None:
         task["updatedAt"] = self._now()
@@ -242,6 +258,7 @@ class TeamworkSim(SimServer):
     def _delete(self, task: dict[str, Any]) -> None:
         if task["status"] == "deleted":
             raise ValueError(f"task {task['id']} is already deleted")
+        self._count_live(task, -1)
         task["status"] = "deleted"
         task["deletedAt"] = self._now()
         task["deletedBy"] = self.me_id
@@ -422,7 +439,9 @@ class TeamworkSim(SimServer):
         changes["assignees"] = assignees
         changed = {k: v for k, v in changes.items() if task[k] != v}
         if changed:
+            self._count_live(task, -1)
             task.update(changed)
+            self._count_live(task, +1)
             self._touch(task)
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
