@@ -286,7 +286,7 @@ def test_redis_round_trips_per_page_of_tickets_that_need_nothing(world, monkeypa
         trips["n"] += 1
         return real(self, *args, **kwargs)
 
-    p._begin = lambda check=True: None  # the once-per-pass state check is not per page
+    p._begin = lambda **kw: None  # the once-per-pass state check is not per page
     p.ctx = p.ctx.__class__(world.store().mappings())
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
     world.teamwork.log.clear()

@@ -9,7 +9,7 @@ import pytest
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import Applied, Record, Ticket
-from zdsync.store import Store, retry_delay
+from zdsync.store import Fence, NodeChanged, Store, retry_delay
 
 
 @pytest.fixture
@@ -57,6 +57,16 @@ def test_a_write_without_the_lease_writes_nothing(store, lease, redis_client):
     with pytest.raises(LeaseLost):
         store.write(lease.token, [rec(1, 99)])
     assert store.record(1) == rec(1, 11) and redis_client.get("t:x") is None
+
+
+def test_a_write_pinned_to_another_redis_node_writes_nothing(store, lease, redis_client):
+    """A pass reads its state from one Redis process and writes only there: after a
+    failover its writes never reach a new master that lacks what it read."""
+    node = store.check_state(lease.token).node
+    assert store.write(Fence(lease.token, node), [rec(1, 11)]) == 1
+    with pytest.raises(NodeChanged):
+        store.write(Fence(lease.token, "the-old-master"), [rec(1, 99)])
+    assert store.record(1) == rec(1, 11) and store.writes_in_doubt()
 
 
 @pytest.mark.parametrize(("stored", "new", "kept"), [

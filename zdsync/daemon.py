@@ -246,9 +246,9 @@ class Daemon:
     def _drain(self) -> None:
         """Reconcile webhook-queued tickets between passes (the same path as a pass).
         Tickets not handled (shutdown, a lost lease) stay queued for whoever leads next."""
-        if self.identity is None or not self.store.webhook_batch(1):
+        if not self.store.webhook_batch(1):
             self.metrics.webhook_queue.set(0)
-            return  # and until a first pass has checked the store, nothing is reconciled
+            return
         self._new_pass().webhooks()
 
     def _on_job_event(self, event: object) -> None:

@@ -1,12 +1,16 @@
 """A private ``redis-server`` on a free port in a temporary folder.
 
 Used by ``zdsync demo`` when no Redis answers, and by the test suite, which must never
-touch anybody's data. Nothing is persisted: the folder is removed on ``stop()``.
+touch anybody's data. Nothing is persisted unless ``appendonly=True``; the folder is removed
+on ``stop()``. ``halt()`` stops the process but keeps the folder, so that ``start()`` brings
+the same server back on the same port (with its data, when it has an append-only file):
+how the soak script restarts Redis under a running daemon.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,10 +34,14 @@ class LocalRedis:
     """One redis-server process (a master, a replica, or a sentinel)."""
 
     def __init__(self, port: int | None = None, *, replica_of: tuple[str, int] | None = None,
-                 sentinel_for: tuple[str, str, int] | None = None) -> None:
+                 sentinel_for: tuple[str, str, int] | None = None,
+                 appendonly: bool = False) -> None:
+        """``appendonly``: keep an append-only file, fsynced every second (what a Redis
+        on a persistent volume does), so a restart after ``halt()`` finds the data."""
         self.port = port or free_port()
         self.replica_of = replica_of
         self.sentinel_for = sentinel_for  # (master name, host, port)
+        self.appendonly = appendonly
         self.dir = Path(tempfile.mkdtemp(prefix="zdsync-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -47,8 +55,11 @@ class LocalRedis:
             raise RedisUnavailable("redis-server is not on PATH")
         conf = [
             f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", 'save ""',
-            "appendonly no", "protected-mode no", f"logfile {self.dir / 'redis.log'}",
+            "appendonly yes" if self.appendonly else "appendonly no",
+            "protected-mode no", f"logfile {self.dir / 'redis.log'}",
         ]
+        if self.appendonly:
+            conf.append("appendfsync everysec")
         if self.replica_of:
             conf.append(f"replicaof {self.replica_of[0]} {self.replica_of[1]}")
         args = [exe, str(self.dir / "redis.conf")]
@@ -82,14 +93,23 @@ class LocalRedis:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True)
 
-    def stop(self) -> None:
+    def halt(self, *, crash: bool = False) -> None:
+        """Stop the process and keep the folder: ``start()`` brings it back on the same
+        port and folder. ``crash``: SIGKILL, so that Redis cannot write anything more (an
+        append-only file then loses up to its last second, as in a real crash)."""
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            if crash:
+                self.proc.send_signal(signal.SIGKILL)
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRedis:

@@ -21,12 +21,12 @@ from typing import Any
 import redis
 
 from zdsync import defaults
-from zdsync.errors import ApiError, Interrupted, ShuttingDown
+from zdsync.errors import ApiError, Interrupted, LeaseLost, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.reconciler import Context, Outcome, PassStopped, Reconciler
 from zdsync.rules import MalformedTicket, Record, Ticket
-from zdsync.store import Store
+from zdsync.store import Fence, Store
 from zdsync.teamwork import Task
 from zdsync.workqueue import Item, Unit, WorkQueue
 from zdsync.zendesk import ZendeskClient
@@ -116,7 +116,9 @@ class Pass:
         self._last_poll = 0.0
         self._polled: set[tuple[int, float]] = set()  # webhook entries queued in this pass
         self.ctx = Context({})
+        self.fence = Fence(lease.token)
         reconciler.lease = lease
+        reconciler._fence = self.fence
         reconciler.teamwork.http.before_write = self._check_lease
 
     # -- entry points ------------------------------------------------------------------
@@ -146,7 +148,7 @@ class Pass:
     def webhooks(self) -> Summary:
         """Only the webhook-queued tickets (the daemon between passes)."""
         try:
-            self._begin(check=False)
+            self._begin()
             self._webhooks()
         except (Interrupted, PassStopped, ApiError) as exc:
             self._stop(exc)
@@ -155,7 +157,7 @@ class Pass:
     def fetch(self, ticket_ids: Iterable[int]) -> Summary:
         """Read tickets afresh from Zendesk and reconcile them (``tickets resync``)."""
         try:
-            self._begin(check=False)
+            self._begin()
             unit = Unit("fetch")
             self._enqueue(unit, [Item(t, fresh=True, units=[unit]) for t in ticket_ids])
             self.drain()
@@ -168,7 +170,7 @@ class Pass:
         recover``); returns the ``rebuild.Report``."""
         from zdsync.rebuild import rebuild
 
-        self._begin(check=False)
+        self._begin(rebuild_if_lost=False)
         report = rebuild(self, lost=False)
         self.summary.rebuilt = not self.dry_run
         return report
@@ -178,7 +180,7 @@ class Pass:
         """Reconcile stored records against the tasks Teamwork holds (``audit --repair``;
         None: not read, the reconciler observes if it must); ``notes`` start each
         ticket's history. Returns the unit, whose ``failed`` tickets are now queued."""
-        self._begin(check=False)
+        self._begin()
         unit = Unit("repair")
         self._enqueue(unit, [Item(t, observed=tasks, units=[unit],
                                   note=(notes or {}).get(t)) for t, tasks in observed.items()])
@@ -191,18 +193,23 @@ class Pass:
         if not self.dry_run:
             self.lease.check()
 
-    def _begin(self, check: bool = True) -> None:
-        if check and not self.dry_run:
-            state = self.store.check_state(self.lease.token)
-            self.started_in_doubt = state.restarted or self.store.writes_in_doubt()
-            if state.identity is None or (self.expected_identity is not None
-                                          and state.identity != self.expected_identity):
-                from zdsync.rebuild import rebuild
+    def _begin(self, *, rebuild_if_lost: bool = True) -> None:
+        """Check the store before trusting it: pin this pass's writes to the Redis node it
+        reads from, doubt recent records after a restart or failover, and rebuild the links
+        first when the store has lost them (whoever asked for the work)."""
+        state = self.store.check_state(self.lease.token, update=not self.dry_run)
+        self.fence = Fence(self.lease.token, state.node)
+        self.reconciler._fence = self.fence
+        self.started_in_doubt = state.restarted or self.store.writes_in_doubt()
+        lost = state.identity is None
+        if rebuild_if_lost and (lost or (self.expected_identity is not None
+                                         and state.identity != self.expected_identity)):
+            from zdsync.rebuild import rebuild
 
-                rebuild(self, lost=state.identity is None)
-                self.summary.rebuilt = True
-            else:
-                self.identity = state.identity
+            rebuild(self, lost=lost)
+            self.summary.rebuilt = not self.dry_run
+        else:
+            self.identity = state.identity
         mappings, held = self.store.mappings_and_hold()
         self.ctx = Context(mappings, hold_assignees=held, doubt=self.in_doubt,
                            dry_run=self.dry_run)
@@ -216,8 +223,8 @@ class Pass:
             log.warning("pass stopped: %s", exc)
             if isinstance(exc, ShuttingDown):
                 self._flush()
-            elif self.lease.held:  # a fenced write found another holder: it is gone
-                self.lease.lost.set()
+            elif isinstance(exc, LeaseLost) and self.lease.held:
+                self.lease.lost.set()  # a fenced write found another holder: it is gone
         else:
             self.summary.error = str(exc)
             log.error("pass stopped early, the cursor keeps its place: %s", exc)
@@ -315,7 +322,7 @@ class Pass:
         latest = int(self.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
         start = min(saved or self.reconciler.settings.sync.start_time or latest, latest)
         if saved is None and not self.dry_run:
-            self.store.write(self.lease.token, ops=self.store.cursor_ops(None, start,
+            self.store.write(self.fence, ops=self.store.cursor_ops(None, start,
                                                                         self.clock()))
         return start
 
@@ -465,24 +472,30 @@ class Pass:
             self._commit(unit)
 
     def _keep(self, prior: Record | None, outcome: Outcome) -> None:
+        """Remember a ticket's new record; the next commit writes it (again, if the
+        reconciler stored it already: see ``_commit``)."""
         record = outcome.record
         if record is None:
             return
         tid = record.ticket.id
         self.cache[tid] = record
-        if outcome.stored:
-            self.dirty.pop(tid, None)
-            self.dirty_history.pop(tid, None)
-        elif record != prior:
+        if record != prior or outcome.stored:
             self.dirty[tid] = record
-            if outcome.history:
-                self.dirty_history.setdefault(tid, []).extend(outcome.history)
+        if outcome.history and not outcome.stored:
+            self.dirty_history.setdefault(tid, []).extend(outcome.history)
 
     # -- commits -----------------------------------------------------------------------
 
     def _commit(self, unit: Unit) -> None:
-        """One fenced write: the records waiting to be stored, the unit's retry entries and
-        its bookkeeping (a page's cursor, the webhook ids or agents it handled)."""
+        """One fenced write: the records changed since the last commit, the unit's retry
+        entries and its bookkeeping (a page's cursor, the webhook ids or agents it handled).
+
+        Records the reconciler stored already are written again, in the same transaction
+        as the cursor. Behind Sentinel, a ticket's own writes and the commit can reach two
+        different masters during a failover (the old one takes writes for seconds, then
+        loses them); only one transaction makes "the cursor moved" imply "the records it
+        covers are there" on whichever master keeps it. The snapshot check makes the
+        second write of a record harmless."""
         if self.dry_run:
             return
         now = self.clock()
@@ -496,7 +509,7 @@ class Pass:
             ops += self.store.dequeue_ops(name, unit.data)
         for tid, lines in self.dirty_history.items():
             ops += self.store.history_ops(tid, lines, now)
-        self.store.write(self.lease.token, list(self.dirty.values()), ops,
+        self.store.write(self.fence, list(self.dirty.values()), ops,
                          replicate=unit.kind == "page")
         self.dirty.clear()
         self.dirty_history.clear()
@@ -508,7 +521,7 @@ class Pass:
         try:
             ops = [op for tid, lines in self.dirty_history.items()
                    for op in self.store.history_ops(tid, lines, self.clock())]
-            self.store.write(self.lease.token, list(self.dirty.values()), ops)
+            self.store.write(self.fence, list(self.dirty.values()), ops)
         except Exception as exc:  # best effort: a later pass re-observes them
             log.warning("could not store %d record(s) on the way out: %s", len(self.dirty), exc)
         self.dirty.clear()

@@ -149,8 +149,8 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
                         "tasks", str(report.tasks), "tickets", str(len(report.linked)),
                         "duplicates", str(report.duplicates),
                         "seconds", f"{time.monotonic() - started:.1f}"])
-            store.write(p.lease.token, ops=ops)
-            p.identity = store.claim_identity(p.lease.token)
+            store.write(p.fence, ops=ops)
+            p.identity = store.claim_identity(p.fence)
             log.log(logging.WARNING if report.linked else logging.INFO,
                     "rebuild done in %.1f s: %d ticket(s) linked again%s",
                     time.monotonic() - started, len(report.linked),

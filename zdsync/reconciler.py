@@ -51,7 +51,7 @@ from zdsync.rules import (
     task_description,
     ticket_link,
 )
-from zdsync.store import Store
+from zdsync.store import Fence, Store
 from zdsync.teamwork import Task, TeamworkClient
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.template = settings.sync.title_template
-        self.lease: SyncLock | None = None  # set by the pass: the lease its writes need
+        self.lease: SyncLock | None = None  # set by the pass: the lease it works under
+        self._fence: Fence | None = None
         self.progress_at = clock()  # last time a ticket was finished: for health checks
         self.last_success_at: float | None = None
         self._tasklist_id = settings.teamwork.tasklist_id
@@ -148,9 +149,10 @@ class Reconciler:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
 
     @property
-    def token(self) -> str:
-        assert self.lease is not None, "a reconciler writes only under the lease"
-        return self.lease.token
+    def fence(self) -> Fence:
+        """What its writes must hold: set by the pass that drives it."""
+        assert self._fence is not None, "a reconciler writes only under a pass's fence"
+        return self._fence
 
     # -- one ticket --------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Reconciler:
             if out.record is not None and out.record.in_flight and not ctx.dry_run:
                 # What was applied before the failure, still marked in flight: the write
                 # that failed may have landed, so the next attempt observes first.
-                self.store.write(self.token, [out.record])
+                self.store.write(self.fence, [out.record])
                 out.stored = True
             return out
 
@@ -237,7 +239,7 @@ class Reconciler:
                 replanned = True
         out.record = replace(out.record, in_flight=None)
         now = self.clock()
-        self.store.write(self.token, [out.record],
+        self.store.write(self.fence, [out.record],
                          self.store.history_ops(out.record.ticket.id, out.history, now))
         out.stored = True
 
@@ -252,7 +254,7 @@ class Reconciler:
         self.lease.check()
         out.record = replace(out.record, in_flight=wanted)
         # A create's mark must survive a failover: without it a duplicate could follow.
-        self.store.write(self.token, [out.record], replicate=creates)
+        self.store.write(self.fence, [out.record], replicate=creates)
 
     def _execute(self, record: Record, action: Action, out: Outcome) -> Record:
         tid = record.ticket.id

@@ -59,7 +59,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from zdsync import defaults
 from zdsync.config import RedisSettings
-from zdsync.errors import LeaseLost
+from zdsync.errors import Interrupted, LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import MalformedTicket, Record
 
@@ -79,7 +79,10 @@ _WRITE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
   return -1
 end
-local batch = cjson.decode(ARGV[2])
+if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
+  return -2
+end
+local batch = cjson.decode(ARGV[3])
 local stored = 0
 for _, r in ipairs(batch.records) do
   local id, gts, uat, json = r[1], tonumber(r[2]), r[3], r[4]
@@ -192,6 +195,26 @@ class StateCheck:
 
     identity: str | None  # None: empty, or never rebuilt: the links must be rebuilt
     restarted: bool  # Redis restarted or failed over since the last pass
+    node: str  # the run id of the Redis process that answered
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a write of the sync state must still hold to be made.
+
+    ``token``: the sync lease's (a paused or deposed leader writes nothing). ``node``: the
+    run id of the Redis process the writer read its state from, or "" for any. During a
+    Sentinel failover a client can talk to the old master and the new one at once (the
+    old one takes writes for seconds, then loses them); pinned to one node, a pass never
+    writes to the new master what it decided from the old one's state (a cursor past
+    records that only the old master had, say)."""
+
+    token: str
+    node: str = ""
+
+
+class NodeChanged(Interrupted):
+    """The Redis master changed under a pass: it stops, the next one starts afresh."""
 
 
 def record_json(record: Record) -> str:
@@ -223,15 +246,18 @@ class Store:
 
     # -- the one fenced write ----------------------------------------------------------
 
-    def write(self, token: str, records: Sequence[Record] = (), ops: Iterable[Op] = (), *,
-              replicate: bool = False) -> int:
+    def write(self, fence: Fence | str, records: Sequence[Record] = (),
+              ops: Iterable[Op] = (), *, replicate: bool = False) -> int:
         """Store records (each only if its snapshot is not older than the stored one) and
-        run ``ops``, atomically, if ``token`` still holds the sync lease; else raise
-        ``LeaseLost`` and write nothing. Returns how many records were stored.
+        run ``ops``, atomically, if ``fence`` still holds (a bare string: the lease token,
+        on any node); else raise ``LeaseLost`` or ``NodeChanged`` and write nothing.
+        Returns how many records were stored.
 
         ``replicate``: the caller relies on this write surviving a failover (see
         ``_confirm_replicated``).
         """
+        if isinstance(fence, str):
+            fence = Fence(fence)
         payload = {
             "records": [[str(r.ticket.id), str(r.ticket.generated_timestamp),
                          r.ticket.updated_at, record_json(r)] for r in records],
@@ -240,21 +266,26 @@ class Store:
         if not payload["records"] and not payload["ops"]:
             return 0
         stored = int(self._write(keys=[self.key("lock", "sync"), self.key("tickets")],
-                                 args=[token, json.dumps(payload, separators=(",", ":"))]))
-        if stored < 0:
+                                 args=[fence.token, fence.node,
+                                       json.dumps(payload, separators=(",", ":"))]))
+        if stored == -1:
             raise LeaseLost("the sync lease moved to another holder (or Redis lost it); "
                             "nothing was written")
+        if stored == -2:
+            self._doubt()
+            raise NodeChanged("the Redis master changed under this pass; nothing was "
+                              "written; the next pass reads its state from the new master")
         if replicate:
             self._confirm_replicated()
         return stored
 
     # -- failovers, restarts and lost state --------------------------------------------
 
-    def check_state(self, token: str) -> StateCheck:
+    def check_state(self, token: str, *, update: bool = True) -> StateCheck:
         """The store's identity, and whether Redis restarted or failed over since the last
         pass (its ``run_id`` changed): then the last writes before it may be lost, and
         recent records are in doubt (see ``writes_in_doubt``). One round trip, plus a
-        fenced write when the run id changed."""
+        fenced write when the run id changed (unless ``update`` is False: dry runs)."""
         with self.r.pipeline(transaction=False) as pipe:
             pipe.get(self.key("identity"))
             pipe.get(self.key("redis_run"))
@@ -266,15 +297,15 @@ class Store:
             log.warning("Redis restarted or failed over since the last pass (run id %s, was "
                         "%s): its last writes may be lost", run_id[:8], seen_run[:8])
             self._doubt()
-        if seen_run != run_id:
-            self.write(token, ops=[["set", self.key("redis_run"), run_id]])
-        return StateCheck(identity=identity, restarted=restarted)
+        if seen_run != run_id and update:
+            self.write(Fence(token, run_id), ops=[["set", self.key("redis_run"), run_id]])
+        return StateCheck(identity=identity, restarted=restarted, node=run_id)
 
-    def claim_identity(self, token: str) -> str:
+    def claim_identity(self, fence: Fence | str) -> str:
         """Write a new identity: the links in this store now stand for Teamwork's."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         identity = f"{uuid.uuid4()} {socket.gethostname()} {stamp}"
-        self.write(token, ops=[["set", self.key("identity"), identity]], replicate=True)
+        self.write(fence, ops=[["set", self.key("identity"), identity]], replicate=True)
         return identity
 
     def last_rebuild(self) -> dict[str, str]:
@@ -340,10 +371,10 @@ class Store:
             op += ["position", str(int(position))]
         return [op]
 
-    def restart_export(self, token: str, position: int) -> None:
+    def restart_export(self, fence: Fence | str, position: int) -> None:
         """Forget the export cursor and keep ``position`` (epoch s): with no cursor, the
         next pass starts a fresh export at the saved position (``zdsync cursor reset``)."""
-        self.write(token, ops=[["del", self.key("cursor")],
+        self.write(fence, ops=[["del", self.key("cursor")],
                                *self.cursor_ops(None, position, time.time())])
 
     # -- records -----------------------------------------------------------------------
