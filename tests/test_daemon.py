@@ -439,6 +439,49 @@ def test_second_signal_exits_at_once(world, spawn):
     assert "second signal: exiting now" in daemon.output()
 
 
+# -- 4b. Redis comes back empty --------------------------------------------------------------
+
+
+def test_redis_back_empty_is_rebuilt_and_users_file_reloads_on_sighup(world, spawn, tmp_path):
+    """A running daemon whose Redis loses everything: /readyz says it is rebuilding while it
+    reads the links back from Teamwork, the mappings come back from [users] file, no ticket
+    gets a second task; SIGHUP reloads the file and the new mapping reassigns a task."""
+    users = tmp_path / "mappings.csv"
+    users.write_text("zendesk_user_id,teamwork_person_id\n"
+                     + "".join(f"{a},{p}\n" for a, p in world.mappings.items()))
+    tickets = make_tickets(world, 6, "Before")  # the third agent's tickets go to Anyone
+    world.exportable()
+    daemon = spawn(world, USERS_FILE=str(users))
+    wait_until(lambda: diff(world) == [], 20, "the first tickets")
+    store = world.store()
+    creates = created_tasks(world)
+    world.teamwork.faults.set(latency_seconds=3.0,
+                              routes={"/projects/api/v3/tasklists/{id}/tasks"})
+    store.r.flushall()  # Redis restarted without persistence
+    problems = wait_until(
+        lambda: [p for p in daemon.get("/readyz").json()["problems"] if "rebuilding" in p],
+        20, "/readyz to say it is rebuilding", interval=0.02)
+    print(f"/readyz while rebuilding: {problems}")
+    world.teamwork.faults.reset()
+    wait_until(lambda: daemon.value("zdsync_state_rebuilds_total") == 1, 20, "the rebuild")
+    wait_until(lambda: daemon.get("/readyz").status_code == 200, 20, "ready again")
+    assert store.mappings() == world.mappings
+    assert created_tasks(world) == creates  # nothing created twice
+    assert_one_task_each(world, tickets)
+    assert diff(world) == []
+
+    unmapped = world.unmapped
+    person = world.teamwork.add_person("Cy", "Agent", "cy@example.com")
+    world.teamwork.add_to_project(world.project, person)
+    users.write_text(users.read_text() + f"{unmapped},{person}\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: store.mappings().get(unmapped) == person, 10, "the reloaded file")
+    [third] = [t for t in tickets if world.zendesk.ticket(t)["assignee_id"] == unmapped][:1]
+    wait_until(lambda: [a["id"] for a in world.tasks_for(third)[0]["assignees"]] == [person],
+               15, "the reassignment after SIGHUP")
+    assert "Traceback" not in daemon.output()
+
+
 # -- 5. Sentinel failover -------------------------------------------------------------------
 
 def announced_master(cluster, prefix: str) -> Store:

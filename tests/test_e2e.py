@@ -6,6 +6,7 @@ for every ticket (no task missing, no duplicate, right title, assignee and compl
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -146,7 +147,10 @@ def test_faults_converge_without_duplicates_or_losses(world):
     assert world.check() == []
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+SIGKILL_SEEDS = [int(s) for s in os.environ.get("ZDSYNC_SIGKILL_SEEDS", "1,2,3").split(",")]
+
+
+@pytest.mark.parametrize("seed", SIGKILL_SEEDS)
 def test_sigkill_at_a_random_moment_then_rerun_converges(world, seed):
     world.teamwork.faults.set(latency_seconds=0.004)
     gen = ActivityGenerator(world.zendesk, seed=seed, mapped_agent_ids=world.agents[:2],

@@ -637,13 +637,15 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
     store = ctx.store()
     state = store.cursor()
     last = store.last_pass()
+    rebuilt = store.last_rebuild()
     now = time.time()
     lag = None if state.position is None else max(0.0, now - state.position)
     if as_json:
         _json({"cursor": state.cursor, "position": state.position,
                "position_utc": None if state.position is None else _utc(state.position),
                "behind_seconds": None if lag is None else round(lag),
-               "updated": state.updated, "last_pass": last or None})
+               "updated": state.updated, "last_pass": last or None,
+               "last_rebuild": rebuilt or None})
         return
     if state.position is None:
         click.echo("position:  none yet: the first pass starts at sync.start_time (default: "
@@ -658,6 +660,12 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
         at = float(last["at"]) if last.get("at") else None
         click.echo(f"last pass: {_utc(at)}, {last.get('result')}, "
                    f"{last.get('duration')} s: {last.get('summary')}")
+    if rebuilt:
+        at = float(rebuilt["at"]) if rebuilt.get("at") else None
+        click.echo(f"rebuilt:   {_utc(at)}: the links of {rebuilt.get('tickets')} ticket(s) "
+                   f"were read back from {rebuilt.get('tasks')} task(s) in Teamwork "
+                   f"(duplicates deleted: {rebuilt.get('duplicates')}) after Redis had lost "
+                   "them")
 
 
 def _start_time(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -890,9 +898,8 @@ def recover(ctx: Context, dry_run: bool) -> None:
             fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
     summary = p.summary
     click.echo(f"task list {p.reconciler.tasklist_id()}: {report.tasks} task(s) link "
-               f"{len(report.linked)} ticket(s); {report.duplicates} extra cop"
-               f"{'y' if report.duplicates == 1 else 'ies'}; {report.unlinked} task(s) "
-               "without a link to this Zendesk (left alone)")
+               f"{len(report.linked)} ticket(s); duplicates: {report.duplicates}; "
+               f"{report.unlinked} task(s) without a link to this Zendesk (left alone)")
     if dry_run:
         for ticket_id, actions in summary.planned:
             click.echo(f"ticket {ticket_id}: " + "; ".join(actions))

@@ -421,6 +421,7 @@ class Pass:
             return
         for item in wanted:
             item.fresh = False
+            self.summary.seen += 1
             raw = found.get(item.ticket_id)
             if raw is None:
                 item.snapshot = self._gone(item)

@@ -102,9 +102,9 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
     reconciler, store = p.reconciler, p.store
     settings = reconciler.settings
     teamwork = reconciler.teamwork
-    log.warning("Redis holds %s: reading Teamwork for the tasks zdsync made before "
-                "anything is created", "no zdsync state (empty, or a first start)" if lost
-                else "another zdsync store's state, or a rebuild was asked for")
+    log.warning("%s: reading Teamwork for the tasks zdsync made before anything is "
+                "created", "Redis holds no zdsync state (empty, or a first start)" if lost
+                else "rebuilding the links (asked for, or Redis holds another store)")
     p.rebuilding = True
     started = time.monotonic()
     try:
@@ -113,8 +113,8 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
         report = read_links(tasks, settings.zendesk.base_url)
         if report.linked:
             log.error("STATE REBUILD: Redis had lost the links of %d ticket(s) whose tasks "
-                      "are in task list %s (%d extra copies, %d task(s) of no ticket); "
-                      "%s them from Teamwork", len(report.linked), tasklist,
+                      "are in task list %s (duplicates: %d; tasks of no ticket: %d); %s "
+                      "them from Teamwork", len(report.linked), tasklist,
                       report.duplicates, report.unlinked,
                       "would rebuild" if p.dry_run else "rebuilding")
             if not p.dry_run:
