@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from zdsync.rules import (
@@ -141,33 +143,112 @@ def test_no_task_after_close_or_delete_stays_none_unless_needed(now):
         assert kinds == [Kind.CREATE]
 
 
-@pytest.mark.parametrize(("change", "kinds"), [
-    ({"subject": "New title"}, [Kind.RETITLE]),
-    ({"subject": None}, [Kind.RETITLE]),
-    ({"assignee": 101}, [Kind.REASSIGN]),          # to another mapped agent
-    ({"assignee": 102}, [Kind.REASSIGN]),          # to an unmapped agent -> Anyone
-    ({"assignee": None}, [Kind.REASSIGN]),         # unassigned -> submitter's person (8)
-    ({"assignee": None, "submitter": 100}, []),    # unassigned -> submitter is person 7 again
-    ({"tags": ("vip",)}, []),                      # a tag changes nothing the task shows
-    ({"gen": 2000, "updated": "2026-11-02T00:00:00Z"}, []),  # a comment, a priority change
-    ({"subject": "X", "assignee": 101, "status": "solved"},
-     [Kind.RETITLE, Kind.REASSIGN, Kind.COMPLETE]),
+@pytest.mark.parametrize(("change", "kinds", "changes"), [
+    ({"subject": "New title"}, [Kind.UPDATE], ("title",)),
+    ({"subject": None}, [Kind.UPDATE], ("title",)),
+    ({"assignee": 101}, [Kind.UPDATE], ("assignee",)),   # to another mapped agent
+    ({"assignee": 102}, [Kind.UPDATE], ("assignee",)),   # to an unmapped agent -> Anyone
+    ({"assignee": None}, [Kind.UPDATE], ("assignee",)),  # unassigned -> submitter's person
+    ({"assignee": None, "submitter": 100}, [], ()),      # unassigned -> submitter is person 7
+    ({"tags": ("vip",)}, [], ()),                        # a tag changes nothing the task shows
+    ({"gen": 2000, "updated": "2026-11-02T00:00:00Z"}, [], ()),  # a comment, a priority
+    ({"subject": "X", "assignee": 101}, [Kind.UPDATE], ("title", "assignee")),  # one write
+    ({"subject": "X", "assignee": 101, "status": "solved"}, [Kind.UPDATE, Kind.COMPLETE],
+     ("title", "assignee")),
 ])
-def test_only_differences_produce_actions(change, kinds):
+def test_only_differences_produce_actions(change, kinds, changes):
     base = ticket()
     record = Record(ticket(**change), applied_for(base))
     actions = plan(record, MAP, TEMPLATE)
     assert [a.kind for a in actions] == kinds
     for a in actions:
-        if a.kind is Kind.REASSIGN:
-            assert a.assignee == assignee_for(record.ticket, MAP)
+        if a.kind is Kind.UPDATE:
+            assert a.changes == changes
+            if "assignee" in changes:
+                assert a.assignee == assignee_for(record.ticket, MAP)
+            if "title" in changes:
+                assert a.title == render_title(record.ticket, TEMPLATE)
+
+
+# -- fewest writes -----------------------------------------------------------------------------
+#
+# Every (stored snapshot, new snapshot) pair over the fields the rules read, with the task
+# zdsync applied for the stored one (or none): the plan has exactly the fewest writes that
+# bring Teamwork to what the new snapshot implies. The minimum is stated here on its own,
+# from the README's rule table, not from the rules module.
+
+SNAPSHOT_STATUSES = ["new", "open", "solved", "closed", "merged", "deleted"]
+SUBJECTS = ["Printer on fire", "Printer still on fire", None]
+ASSIGNEES = [100, 101, 102, None]  # mapped to 7, mapped to 8, unmapped, unassigned (101 opened)
+
+
+def _snapshot(status: str, subject: str | None, assignee: int | None) -> Ticket:
+    tags = ("closed_by_merge",) if status == "merged" else ()
+    return Ticket(42, "closed" if status == "merged" else status, subject, assignee, 101, tags)
+
+
+def _minimum_writes(stored: Ticket | None, new: Ticket) -> int:
+    """Writes from what zdsync applied for ``stored`` to what ``new`` implies (README)."""
+    gone = new.status == "deleted" or (new.status == "closed" and "closed_by_merge" not in
+                                       new.tags)
+    done = new.status in ("solved", "closed")
+    has_task = stored is not None
+    if gone:
+        return 1 if has_task else 0
+    if not has_task:
+        if new.status == "closed":  # merged, first seen: no task is ever created for it
+            return 0
+        return 1 + (1 if done else 0)  # a create carries title and assignee; then complete
+    was_done = stored.status in ("solved", "closed")
+    title = (stored.subject or "").strip() != (new.subject or "").strip()
+    person = {100: 7, 101: 8}
+    who_then = person.get(stored.assignee_id) if stored.assignee_id else person[101]
+    who_now = person.get(new.assignee_id) if new.assignee_id else person[101]
+    return (1 if title or who_then != who_now else 0) + (1 if was_done != done else 0)
+
+
+def _applied_state(t: Ticket) -> Applied | None:
+    """What zdsync holds after applying ``t`` (None: no task)."""
+    if t.status == "deleted" or (t.status == "closed" and "closed_by_merge" not in t.tags):
+        return None
+    return Applied(9, render_title(t, TEMPLATE), assignee_for(t, MAP),
+                   t.status in ("solved", "closed"))
+
+
+PAIRS = [(s, n) for s in [None] + [_snapshot(*v) for v in itertools.product(
+            ["new", "open", "solved", "merged"], SUBJECTS, ASSIGNEES)]
+         for n in [_snapshot(*v) for v in itertools.product(SNAPSHOT_STATUSES, SUBJECTS,
+                                                            ASSIGNEES)]]
+
+
+def test_the_plan_is_the_fewest_writes_for_every_pair_of_snapshots():
+    assert len(PAIRS) > 3000
+    for stored, new in PAIRS:
+        applied = _applied_state(stored) if stored is not None else None
+        record = Record(new, applied or Applied())
+        actions = plan(record, MAP, TEMPLATE)
+        expected = _minimum_writes(stored if applied is not None else None, new)
+        assert len(actions) == expected, (stored, new, actions)
+        assert len({a.kind for a in actions}) == len(actions)  # never two of one kind
+        # and applying them reaches what the new snapshot implies
+        reached = record.applied
+        for action in actions:
+            reached = after(reached, action, task_id=9)
+        want = desired_task(new, MAP, TEMPLATE)
+        if want.presence is Presence.FORBIDDEN or (want.presence is Presence.IF_EXISTS
+                                                   and applied is None):
+            assert reached.task_id is None
+        else:
+            assert (reached.title, reached.assignee, reached.completed) == (
+                want.title, want.assignee, want.completed), (stored, new)
 
 
 def test_mapping_change_reassigns_without_new_snapshot():
     t = ticket(assignee=102)
     record = Record(t, applied_for(t))  # applied while 102 was unmapped: Anyone
     assert plan(record, MAP, TEMPLATE) == []
-    assert plan(record, {**MAP, 102: 9}, TEMPLATE) == [Action(Kind.REASSIGN, assignee=9)]
+    assert plan(record, {**MAP, 102: 9}, TEMPLATE) == [
+        Action(Kind.UPDATE, assignee=9, changes=("assignee",))]
 
 
 def test_merged_after_task_gone_creates_nothing():
@@ -251,8 +332,11 @@ def test_after_tracks_each_action():
     a = after(a, Action(Kind.COMPLETE))
     assert a.completed
     assert after(a, Action(Kind.REOPEN)).completed is False
-    assert after(a, Action(Kind.RETITLE, title="U")).title == "U"
-    assert after(a, Action(Kind.REASSIGN, assignee=None)).assignee is None
+    assert after(a, Action(Kind.UPDATE, title="U", changes=("title",))) == \
+        Applied(5, "U", 3, True)
+    assert after(a, Action(Kind.UPDATE, assignee=None, changes=("assignee",))).assignee is None
+    both = after(a, Action(Kind.UPDATE, title="V", assignee=8, changes=("title", "assignee")))
+    assert (both.title, both.assignee) == ("V", 8)
     assert after(a, Action(Kind.DELETE)) == Applied()
 
 
@@ -263,7 +347,7 @@ def test_ticket_link():
 @pytest.mark.parametrize(("status", "assignee", "applied", "expected"), [
     ("open", 102, Applied(9, "[ZD#1] s", 7, False), []),  # keeps person 7, not "Anyone"
     ("solved", 102, Applied(9, "[ZD#1] s", 7, False), [Kind.COMPLETE]),
-    ("open", 102, Applied(9, "[ZD#1] old", 7, False), [Kind.RETITLE]),
+    ("open", 102, Applied(9, "[ZD#1] old", 7, False), [Kind.UPDATE]),
     ("open", 100, Applied(), [Kind.CREATE]),  # a new task still follows the mappings
     ("closed", 100, Applied(9, "[ZD#1] s", 7, False), [Kind.DELETE]),
 ])
@@ -276,4 +360,5 @@ def test_held_assignees_change_nothing_else(status, assignee, applied, expected)
 
 def test_without_the_hold_an_unmapped_assignee_means_anyone():
     record = Record(Ticket(1, "open", "s", assignee_id=102), Applied(9, "[ZD#1] s", 7, False))
-    assert plan(record, {}, TEMPLATE) == [Action(Kind.REASSIGN, assignee=None)]
+    assert plan(record, {}, TEMPLATE) == [
+        Action(Kind.UPDATE, assignee=None, changes=("assignee",))]

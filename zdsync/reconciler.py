@@ -38,8 +38,10 @@ from zdsync.errors import ApiError, Interrupted, NotFound, PermanentError, Retry
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.rules import (
+    ASSIGNEE,
     IN_FLIGHT_CREATE,
     IN_FLIGHT_WRITE,
+    TITLE,
     Action,
     Applied,
     Kind,
@@ -56,8 +58,8 @@ from zdsync.teamwork import Task, TeamworkClient
 
 log = logging.getLogger(__name__)
 
-COUNTED = {Kind.CREATE: "created", Kind.RETITLE: "updated", Kind.REASSIGN: "updated",
-           Kind.COMPLETE: "completed", Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
+COUNTED = {Kind.CREATE: "created", Kind.UPDATE: "updated", Kind.COMPLETE: "completed",
+           Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
 
 
 class PassStopped(Exception):
@@ -279,10 +281,10 @@ class Reconciler:
                 record = replace(record, applied=after(record.applied, action))
             else:
                 assert task_id is not None
-                if action.kind is Kind.RETITLE:
-                    self.teamwork.update_task(task_id, name=action.title)
-                elif action.kind is Kind.REASSIGN:
-                    self.teamwork.update_task(task_id, assignee=action.assignee)
+                if action.kind is Kind.UPDATE:
+                    self.teamwork.update_task(
+                        task_id, name=action.title if TITLE in action.changes else None,
+                        assignee=action.assignee if ASSIGNEE in action.changes else ...)
                 elif action.kind is Kind.COMPLETE:
                     self.teamwork.complete_task(task_id)
                 elif action.kind is Kind.REOPEN:
@@ -299,7 +301,8 @@ class Reconciler:
         out.counts[COUNTED[action.kind]] += 1
         log.info("ticket %s task %s: %s: ok", tid, task_id, action)
         out.history.append(f"task {task_id}: {action}")
-        if action.kind in (Kind.CREATE, Kind.REASSIGN) and action.assignee is None:
+        if action.assignee is None and (action.kind is Kind.CREATE
+                                        or ASSIGNEE in action.changes):
             self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
         return record
 

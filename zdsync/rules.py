@@ -242,27 +242,43 @@ class Record:
 
 class Kind(enum.Enum):
     CREATE = "create"
-    RETITLE = "retitle"
-    REASSIGN = "reassign"
+    UPDATE = "update"  # the title and/or the assignee, in one write
     COMPLETE = "complete"
     REOPEN = "reopen"
     DELETE = "delete"
 
 
+TITLE = "title"
+ASSIGNEE = "assignee"
+
+
 @dataclass(frozen=True)
 class Action:
+    """One Teamwork write. A create carries everything a create can (title, assignee);
+    an update carries every field that changed, so a ticket costs one write per kind."""
+
     kind: Kind
-    title: str | None = None  # CREATE, RETITLE
-    assignee: int | None = None  # CREATE, REASSIGN
+    title: str | None = None  # CREATE; UPDATE when TITLE in changes
+    assignee: int | None = None  # CREATE; UPDATE when ASSIGNEE in changes
+    changes: tuple[str, ...] = ()  # UPDATE: which of TITLE, ASSIGNEE it sets
 
     def __str__(self) -> str:
         if self.kind is Kind.CREATE:
             return f"create {self.title!r} for {who(self.assignee)}"
-        if self.kind is Kind.RETITLE:
-            return f"retitle to {self.title!r}"
-        if self.kind is Kind.REASSIGN:
-            return f"reassign to {who(self.assignee)}"
+        if self.kind is Kind.UPDATE:
+            parts = []
+            if TITLE in self.changes:
+                parts.append(f"retitle to {self.title!r}")
+            if ASSIGNEE in self.changes:
+                parts.append(f"reassign to {who(self.assignee)}")
+            return " and ".join(parts)
         return self.kind.value
+
+
+def update(*, title: str | None = None, assignee: int | None = None,
+           changes: tuple[str, ...]) -> Action:
+    return Action(Kind.UPDATE, title=title if TITLE in changes else None,
+                  assignee=assignee if ASSIGNEE in changes else None, changes=changes)
 
 
 def who(person: int | None) -> str:
@@ -307,11 +323,11 @@ def plan(record: Record, mappings: Mapping[int, int], title_template: str, *,
         if want.completed:
             actions.append(Action(Kind.COMPLETE))
         return actions
-    actions = []
-    if have.title != want.title:
-        actions.append(Action(Kind.RETITLE, title=want.title))
-    if have.assignee != want.assignee and not hold_assignees:
-        actions.append(Action(Kind.REASSIGN, assignee=want.assignee))
+    changes = tuple(name for name, differs in (
+        (TITLE, have.title != want.title),
+        (ASSIGNEE, have.assignee != want.assignee and not hold_assignees)) if differs)
+    actions = [update(title=want.title, assignee=want.assignee, changes=changes)] \
+        if changes else []
     if want.completed and not have.completed:
         actions.append(Action(Kind.COMPLETE))
     elif not want.completed and have.completed:
@@ -323,10 +339,12 @@ def after(applied: Applied, action: Action, task_id: int | None = None) -> Appli
     """The applied state once ``action`` has succeeded (``task_id`` for a create)."""
     if action.kind is Kind.CREATE:
         return Applied(task_id=task_id, title=action.title, assignee=action.assignee)
-    if action.kind is Kind.RETITLE:
-        return replace(applied, title=action.title)
-    if action.kind is Kind.REASSIGN:
-        return replace(applied, assignee=action.assignee)
+    if action.kind is Kind.UPDATE:
+        if TITLE in action.changes:
+            applied = replace(applied, title=action.title)
+        if ASSIGNEE in action.changes:
+            applied = replace(applied, assignee=action.assignee)
+        return applied
     if action.kind is Kind.COMPLETE:
         return replace(applied, completed=True)
     if action.kind is Kind.REOPEN:
