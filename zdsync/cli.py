@@ -863,11 +863,12 @@ def _repair(ctx: Context, lock: SyncLock, findings: list[audit.Finding],
         # No task recorded: the reconciler looks for one itself if a create was in flight.
         observed[f.ticket_id] = None if f.task_id is None else [task] if task else []
     p = _pass(ctx, lock)
-    try:
-        unit = p.repair(observed, notes={f.ticket_id: "audit: " + "; ".join(
-            d.detail for d in f.drifts) for f in findings})
-    except Interrupted:
+    unit = p.repair(observed, notes={f.ticket_id: "audit: " + "; ".join(
+        d.detail for d in f.drifts) for f in findings})
+    if p.summary.stopped:
         fail("lost the sync lock; the repair stopped (what it did is saved); run it again")
+    if p.summary.error:
+        fail(f"the repair stopped (what it did is saved; run it again): {p.summary.error}")
     return dict(unit.failed)
 
 

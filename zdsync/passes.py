@@ -117,8 +117,7 @@ class Pass:
         self._polled: set[tuple[int, float]] = set()  # webhook entries queued in this pass
         self.ctx = Context({})
         self.fence = Fence(lease.token)
-        reconciler.lease = lease
-        reconciler._fence = self.fence
+        reconciler.bind(lease, self.fence)
         reconciler.teamwork.http.before_write = self._check_lease
 
     # -- entry points ------------------------------------------------------------------
@@ -127,47 +126,44 @@ class Pass:
         """Webhooks first, then remapped agents, due retries and the export from the saved
         cursor. Before all of it, the links are rebuilt if the store lost them."""
         started = time.monotonic()
-        try:
+
+        def steps() -> None:
             self._begin()
             if not self.dry_run:
                 self._webhooks()
                 self._remapped()
                 self._retries()
             self._export()
-        except (Interrupted, PassStopped, ApiError) as exc:
-            self._stop(exc)
-        except redis.RedisError:
-            raise  # the caller reports it; nothing was committed past the work done
-        except Exception as exc:  # e.g. a response body that is not the JSON documented
-            self.summary.error = f"{type(exc).__name__}: {exc}"
-            log.exception("pass stopped early, the cursor keeps its place")
+
+        self._guarded(steps)
         if not self.dry_run:
             self._finish(time.monotonic() - started)
         return self.summary
 
     def webhooks(self) -> Summary:
         """Only the webhook-queued tickets (the daemon between passes)."""
-        try:
-            self._begin()
-            self._webhooks()
-        except (Interrupted, PassStopped, ApiError) as exc:
-            self._stop(exc)
-        return self.summary
+        return self._guarded(lambda: (self._begin(), self._webhooks()))
 
     def fetch(self, ticket_ids: Iterable[int]) -> Summary:
         """Read tickets afresh from Zendesk and reconcile them (``tickets resync``)."""
-        try:
-            self._begin()
-            unit = Unit("fetch")
-            self._enqueue(unit, [Item(t, fresh=True, units=[unit]) for t in ticket_ids])
-            self.drain()
-        except (Interrupted, PassStopped, ApiError) as exc:
-            self._stop(exc)
-        return self.summary
+        unit = Unit("fetch")
+        return self._guarded(lambda: (self._begin(), self._enqueue(
+            unit, [Item(t, fresh=True, units=[unit]) for t in ticket_ids]), self.drain()))
+
+    def repair(self, observed: dict[int, list[Task] | None],
+               notes: dict[int, str] | None = None) -> Unit:
+        """Reconcile stored records against the tasks Teamwork holds (``audit --repair``;
+        None: not read, the reconciler observes if it must); ``notes`` start each
+        ticket's history. Returns the unit, whose ``failed`` tickets are now queued."""
+        unit = Unit("repair")
+        self._guarded(lambda: (self._begin(), self._enqueue(
+            unit, [Item(t, observed=tasks, units=[unit], note=(notes or {}).get(t))
+                   for t, tasks in observed.items()]), self.drain()))
+        return unit
 
     def rebuild(self) -> Any:
         """Rebuild the links from Teamwork now, whatever the store says (``zdsync
-        recover``); returns the ``rebuild.Report``."""
+        recover``); returns the ``rebuild.Report``. Errors propagate to the caller."""
         from zdsync.rebuild import rebuild
 
         self._begin(rebuild_if_lost=False)
@@ -175,17 +171,20 @@ class Pass:
         self.summary.rebuilt = not self.dry_run
         return report
 
-    def repair(self, observed: dict[int, list[Task] | None],
-               notes: dict[int, str] | None = None) -> Unit:
-        """Reconcile stored records against the tasks Teamwork holds (``audit --repair``;
-        None: not read, the reconciler observes if it must); ``notes`` start each
-        ticket's history. Returns the unit, whose ``failed`` tickets are now queued."""
-        self._begin()
-        unit = Unit("repair")
-        self._enqueue(unit, [Item(t, observed=tasks, units=[unit],
-                                  note=(notes or {}).get(t)) for t, tasks in observed.items()])
-        self.drain()
-        return unit
+    def _guarded(self, steps: Callable[[], object]) -> Summary:
+        """Run ``steps``; whatever stops them is recorded in the summary, never half
+        committed: a stop (shutdown, a lost lease) as ``stopped``, a service that failed
+        as ``error``. Redis errors propagate: the caller reports them."""
+        try:
+            steps()
+        except (Interrupted, PassStopped, ApiError) as exc:
+            self._stop(exc)
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # e.g. a response body that is not the JSON documented
+            self.summary.error = f"{type(exc).__name__}: {exc}"
+            log.exception("pass stopped early, the cursor keeps its place")
+        return self.summary
 
     # -- set-up and tear-down ----------------------------------------------------------
 
@@ -199,7 +198,7 @@ class Pass:
         first when the store has lost them (whoever asked for the work)."""
         state = self.store.check_state(self.lease.token, update=not self.dry_run)
         self.fence = Fence(self.lease.token, state.node)
-        self.reconciler._fence = self.fence
+        self.reconciler.bind(self.lease, self.fence)
         self.started_in_doubt = state.restarted or self.store.writes_in_doubt()
         lost = state.identity is None
         if rebuild_if_lost and (lost or (self.expected_identity is not None

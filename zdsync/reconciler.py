@@ -107,8 +107,8 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.template = settings.sync.title_template
-        self.lease: SyncLock | None = None  # set by the pass: the lease it works under
-        self._fence: Fence | None = None
+        self.lease: SyncLock | None = None  # both set by the pass that drives it (bind)
+        self.fence = Fence("")
         self.progress_at = clock()  # last time a ticket was finished: for health checks
         self.last_success_at: float | None = None
         self._tasklist_id = settings.teamwork.tasklist_id
@@ -150,11 +150,9 @@ class Reconciler:
     def link(self, ticket_id: int) -> str:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
 
-    @property
-    def fence(self) -> Fence:
-        """What its writes must hold: set by the pass that drives it."""
-        assert self._fence is not None, "a reconciler writes only under a pass's fence"
-        return self._fence
+    def bind(self, lease: SyncLock, fence: Fence) -> None:
+        """The lease it works under and what its Redis writes must hold (the pass's)."""
+        self.lease, self.fence = lease, fence
 
     # -- one ticket --------------------------------------------------------------------
 
