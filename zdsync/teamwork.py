@@ -23,6 +23,11 @@ from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
 V3 = "/projects/api/v3"
+SEE_ALL_TASKS = {"includeCompletedTasks": "true", "showCompletedLists": "true"}
+"""Task list parameters for calls that must see every live task: v3 lists leave out
+completed tasks, and tasks in completed task lists, unless asked (teamwork-api.md §5,
+§7.2, from the official SDK). Someone completing the zdsync list must not hide its tasks
+from the audit or the lost-create search (a duplicate would follow)."""
 TASKS_BY_IDS_BATCH = 100
 """Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
@@ -169,7 +174,7 @@ class TeamworkClient:
         found: dict[int, Task] = {}
         for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
             chunk = ids[start:start + TASKS_BY_IDS_BATCH]
-            params = {"ids": ",".join(str(i) for i in chunk), "includeCompletedTasks": "true",
+            params = {"ids": ",".join(str(i) for i in chunk), **SEE_ALL_TASKS,
                       "pageSize": TASKS_BY_IDS_BATCH}
             for item in self._pages(f"{V3}/tasks.json", "tasks", params):
                 task = Task.from_api(item)
@@ -178,8 +183,9 @@ class TeamworkClient:
         return found
 
     def search_tasks(self, tasklist_id: int, term: str) -> Iterator[Task]:
-        """Live tasks of a list matching ``term`` (completed included), all pages."""
-        params = {"searchTerm": term, "includeCompletedTasks": "true",
+        """Live tasks of a list matching ``term`` (completed ones, and those of a completed
+        list, included), all pages."""
+        params = {"searchTerm": term, **SEE_ALL_TASKS,
                   "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
         for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
             task = Task.from_api(item)
@@ -200,7 +206,12 @@ class TeamworkClient:
     # -- task lists and people ---------------------------------------------------------
 
     def tasklists(self, project_id: int, search: str | None = None) -> list[dict[str, Any]]:
-        params = {"searchTerm": search} if search else {}
+        """The project's task lists, completed ones included (``showCompleted``; Teamwork
+        leaves them out by default): a lookup by name must find a list someone completed
+        rather than create a second one."""
+        params: dict[str, Any] = {"showCompleted": "true"}
+        if search:
+            params["searchTerm"] = search
         return list(self._pages(f"{V3}/projects/{project_id}/tasklists.json", "tasklists",
                                 params))
 
