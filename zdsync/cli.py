@@ -884,7 +884,12 @@ def run(ctx: Context) -> None:
     from zdsync.daemon import Daemon
 
     settings = ctx.settings()
-    sys.exit(Daemon(settings).run())
+    try:
+        daemon = Daemon(settings)  # binds its ports: an unusable one is a config error
+    except ConfigError as exc:
+        click.echo(f"zdsync: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(daemon.run())
 
 
 @main.command()
