@@ -48,7 +48,7 @@ def main() -> None:
             "ZENDESK_URL": zendesk.url, "ZENDESK_EMAIL": zendesk.email,
             "ZENDESK_API_TOKEN": zendesk.api_token, "TEAMWORK_URL": teamwork.url,
             "TEAMWORK_API_TOKEN": teamwork.api_token, "TEAMWORK_PROJECT_ID": str(project),
-            "TEAMWORK_TASKLIST_ID": str(tasklist), "TEAMWORK_RATE_LIMIT": "1000000000",
+            "TEAMWORK_TASKLIST_ID": str(tasklist), "TEAMWORK_RATE_LIMIT": "1000000",
             "REDIS_PORT": str(redis_server.port), "SYNC_START_TIME": str(int(clock.now()) - 600),
         })
         store = Store.from_settings(settings.redis)

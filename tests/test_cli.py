@@ -463,11 +463,26 @@ def test_check_never_hangs_on_a_failing_service(env, world, requests_mock):
 def test_check_bad_configuration_and_redis_down(env, world):
     bad = {**env, "TEAMWORK_PROJECT_ID": "", "REDIS_PORT": "1"}
     result = run(bad, "check")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a configuration error, as every command exits
     assert "✗ configuration: teamwork.project_id is required" in result.output
     assert "✗ Redis: Redis at localhost:1: no answer" in result.output
     assert "fix: start Redis" in result.output
     assert "- Zendesk credentials: skipped" in result.output
+
+
+def test_check_exits_2_on_any_configuration_error(env, world):
+    result = run({**env, "SYNC_LOCK_TTL": "1e300"}, "check", "--json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and "sync.lock_ttl" in data["checks"][0]["detail"]
+
+
+@pytest.mark.parametrize("bad", ["²", "①", "4²", "٣", "0", "+5", "9" * 4301, str(2**63)])
+def test_ids_on_the_command_line_are_positive_ascii_integers(env, world, bad):
+    for args in (["tickets", "show", bad], ["users", "add", bad, "7"],
+                 ["retries", "drop", bad]):
+        result = run(env, *args)
+        assert result.exit_code == 2 and "is not an id" in result.output, (args, result.output)
 
 
 def test_check_a_missing_project_and_a_tasklist_to_create(env, world, requests_mock):

@@ -62,8 +62,8 @@ def test_every_problem_reported_at_once_with_how_to_set():
         "zendesk.email is required: set [zendesk] email in the config file, --zendesk-email, "
         "or ZENDESK_EMAIL",
         "teamwork.api_token is required",
-        "sync.interval must be > 0",
-        "log.format must be text or json",
+        "sync.interval from environment variable SYNC_INTERVAL: must be 1 to 86,400 s, got '0'",
+        "log.format from environment variable LOG_FORMAT: expected text or json (any case)",
         "sync.title_template is invalid",
     ]:
         assert expected in text
@@ -75,7 +75,27 @@ def test_every_problem_reported_at_once_with_how_to_set():
     ("SYNC_TITLE_TEMPLATE", "[ZD#{id}] {subject.x}", "sync.title_template is invalid"),
     ("SYNC_INTERVAL", "nan", "expected a finite number"),
     ("SYNC_LOCK_TTL", "inf", "expected a finite number"),
-    ("TEAMWORK_RATE_LIMIT", "-5", "teamwork.rate_limit must be > 0"),
+    ("TEAMWORK_RATE_LIMIT", "-5", "teamwork.rate_limit from environment variable "
+                                   "TEAMWORK_RATE_LIMIT: must be 1 to 1,000,000"),
+    ("TEAMWORK_RATE_LIMIT", "1e-9", "teamwork.rate_limit .*: must be 1 to"),
+    ("SYNC_LOCK_TTL", "1e300", "sync.lock_ttl .*: must be 1 to 3,600 s"),
+    ("SYNC_INTERVAL", "1e300", "sync.interval .*: must be 1 to 86,400 s"),
+    ("TEAMWORK_PROJECT_ID", "0", "teamwork.project_id .*: must be 1 to"),
+    ("TEAMWORK_PROJECT_ID", "-12", "teamwork.project_id .*: must be 1 to"),
+    ("TEAMWORK_TASKLIST_ID", "0", "teamwork.tasklist_id .*: must be 1 to"),
+    ("TEAMWORK_PROJECT_ID", "٣", "expected an integer"),
+    ("REDIS_DB", "-1", "redis.db .*: must be 0 to"),
+    ("REDIS_PORT", "0", "redis.port .*: must be 1 to 65,535"),
+    ("HTTP_PORT", "70000", "http.port .*: must be 1 to 65,535"),
+    ("HTTP_PROBE_PORT", "-1", "http.probe_port .*: must be 0 to 65,535"),
+    ("HTTP_PROBE_PORT", "8080", "http.probe_port must differ from http.port"),
+    ("SYNC_START_TIME", "inf", "sync.start_time .*: expected ISO-8601"),
+    ("SYNC_START_TIME", "-5", "sync.start_time .*: must be 1970-01-01T00:00:00Z to"),
+    ("SYNC_START_TIME", "9" * 20, "sync.start_time .*: must be"),
+    ("SYNC_START_TIME", "9" * 5000, "sync.start_time .*: expected ISO-8601"),
+    ("SYNC_TITLE_TEMPLATE", "{id}" + "x" * 200 + "{subject}", "without the subject it is"),
+    ("WEBHOOK_SECRET", "   ", "webhook.secret is empty: .* leave webhook.secret unset"),
+    ("LOG_LEVEL", "verbose", "log.level .*: expected DEBUG, INFO, WARNING or ERROR"),
 ])
 def test_odd_values_are_reported_not_crashed_on(name, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -147,3 +167,64 @@ def test_readme_and_example_document_every_setting():
         assert opt.env in readme, opt.env
         assert opt.flag in readme, opt.flag
         assert f"{opt.key} =" in example, opt.key
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[sync]\nstart_time = inf\n", r"sync.start_time from \[sync\] start_time in .*: expected"),
+    ("[sync]\nstart_time = nan\n", r"sync.start_time from \[sync\] start_time in .*: expected"),
+    ("[sync]\nlock_ttl = 1e300\n", r"sync.lock_ttl .*: must be 1 to 3,600 s, got 1e\+300"),
+    ("[sync]\ninterval = 1e300\n", "sync.interval .*: must be 1 to 86,400 s"),
+    ("[teamwork]\nrate_limit = 1e-9\n", "teamwork.rate_limit .*: must be 1 to"),
+    ("[redis]\ndb = -1\n", "redis.db .*: must be 0 to"),
+    ("[webhook]\nsecret = \"\"\n", "webhook.secret is empty"),
+    ("[http]\nport = 8081\n", "http.probe_port must differ from http.port"),
+])
+def test_values_from_the_file_are_bounded_too(tmp_path, toml, message):
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, toml), {}, REQUIRED)
+
+
+def test_a_config_file_that_is_not_utf8_is_reported(tmp_path):
+    path = tmp_path / "zdsync.toml"
+    path.write_bytes(b'[sync]\ntitle_template = "caf\xe9 {id}"\n')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load(str(path), {}, REQUIRED)
+
+
+def test_every_bad_value_is_reported_at_once(tmp_path):
+    path = write(tmp_path, "[sync]\nstart_time = inf\nlock_ttl = 1e300\ninterval = 1e300\n"
+                           "[redis]\ndb = -1\n[teamwork]\nrate_limit = 1e-9\n"
+                           "[webhook]\nsecret = \"\"\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, {}, {**REQUIRED, "TEAMWORK_PROJECT_ID": "0"})
+    names = [p.split()[0] for p in info.value.problems]
+    assert names == ["sync.start_time", "sync.lock_ttl", "sync.interval", "redis.db",
+                     "teamwork.rate_limit", "teamwork.project_id", "webhook.secret"], names
+
+
+def test_choices_are_case_insensitive_and_normalised():
+    s = load(None, {}, {**REQUIRED, "LOG_LEVEL": "debug", "LOG_FORMAT": "JSON"})
+    assert (s.log.level, s.log.format) == ("DEBUG", "json")
+
+
+def test_the_probe_port_can_be_turned_off():
+    assert load(None, {}, REQUIRED).http.probe_port == 8081
+    assert load(None, {}, {**REQUIRED, "HTTP_PROBE_PORT": "0"}).http.probe_port == 0
+
+
+def test_every_numeric_setting_has_documented_bounds():
+    """The bounds live in OPTIONS; the README's settings table shows them, row by row."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for opt in OPTIONS:
+        if opt.kind in ("int", "float", "time"):
+            assert opt.bounds, opt.dest
+        assert readme_row(opt) in readme, readme_row(opt)
+
+
+def readme_row(opt) -> str:
+    """The README settings-table row of one setting (how the table is written)."""
+    default = "—" if opt.default is None else f"`{opt.default}`"
+    return (f"| `{opt.toml}` | `{opt.flag}` | `{opt.env}` | {default} | "
+            f"{opt.bounds or '—'} | {opt.help} |")

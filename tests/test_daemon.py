@@ -12,7 +12,9 @@ import contextlib
 import functools
 import itertools
 import json
+import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -64,11 +66,12 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str = "",
 class Daemon:
     """One ``zdsync run`` process; its output is collected by a thread (never a full pipe)."""
 
-    def __init__(self, proc: subprocess.Popen, port: int, prefix: str) -> None:
+    def __init__(self, proc: subprocess.Popen, port: int, prefix: str, probe_port: int) -> None:
         self.proc = proc
         self.port = port
         self.prefix = prefix
         self.url = f"http://127.0.0.1:{port}"
+        self.probe_url = f"http://127.0.0.1:{probe_port}"  # probes and metrics only
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -127,18 +130,20 @@ def spawn() -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
     def start(world: World, **env: Any) -> Daemon:
-        port = free_port()
-        settings = {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": port,
+        port, probe_port = free_port(), free_port()  # never the default 8081: tests run
+        settings = {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": port,  # several daemons at once
+                    "HTTP_PROBE_PORT": probe_port,
                     "WEBHOOK_SECRET": ZENDESK_TEST_SECRET, "SYNC_INTERVAL": 1,
                     "SYNC_LOCK_TTL": 3, "LOG_LEVEL": "INFO", **env}
-        daemon = Daemon(world.popen("run", **settings), port, world.prefix)
+        daemon = Daemon(world.popen("run", **settings), port, world.prefix, probe_port)
         started.append(daemon)
 
         def up() -> bool:
             if daemon.proc.poll() is not None:
                 raise AssertionError(f"zdsync run exited with {daemon.proc.returncode}:\n"
                                      + daemon.output()[-3000:])
-            return daemon.get("/livez").status_code == 200
+            return (daemon.get("/livez").status_code == 200
+                    and requests.get(daemon.probe_url + "/livez", timeout=5).status_code == 200)
 
         wait_until(up, 15, "the daemon's HTTP server")
         return daemon
@@ -662,8 +667,8 @@ def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):
     leader; once it may work, the ticket gets its task and the id is unqueued."""
     from zdsync.daemon import Daemon
 
-    daemon = Daemon(world.settings(HTTP_PORT=free_port(), HTTP_HOST="127.0.0.1"),
-                    store=world.store())
+    daemon = Daemon(world.settings(HTTP_PORT=free_port(), HTTP_PROBE_PORT=free_port(),
+                                   HTTP_HOST="127.0.0.1"), store=world.store())
     t = world.ticket("Queued", assignee=world.agents[0], status="open")
     daemon.store.enqueue_webhook(t, "evt-1")
     daemon.lock = daemon.store.lock("sync", 5)
@@ -679,3 +684,144 @@ def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):
     finally:
         daemon.lock.release()
     assert daemon.store.webhook_batch() == [] and len(world.tasks_for(t)) == 1
+
+
+# -- 6. the probe port answers, whatever the webhook port suffers --------------------------
+
+PROBE_TIMEOUT_SECONDS = 1.0
+"""Kubernetes' default probe timeout: a probe that takes longer has failed."""
+
+
+def probes(daemon: Daemon, path: str, count: int, status: int = 200) -> list[float]:
+    """``count`` probes on the probe port, each with the Kubernetes default timeout; every
+    one must answer (with ``status``). Returns their latencies."""
+    latencies = []
+    for _ in range(count):
+        started = time.monotonic()
+        r = requests.get(daemon.probe_url + path, timeout=PROBE_TIMEOUT_SECONDS)
+        latencies.append(time.monotonic() - started)
+        assert r.status_code == status, (path, r.status_code, r.text)
+        time.sleep(0.1)
+    return latencies
+
+
+def starved(url: str) -> bool:
+    try:
+        requests.get(url + "/livez", timeout=PROBE_TIMEOUT_SECONDS)
+    except requests.RequestException:
+        return True
+    return False
+
+
+def test_slow_clients_on_the_webhook_port_never_starve_the_probes(world, spawn):
+    """230 unauthenticated connections sending a byte a second fill the webhook port's 200
+    connection slots (channel_timeout counts only idle time): its own /livez goes
+    unanswered, while every probe on the probe port answers within 1 s."""
+    daemon = spawn(world)
+    slow: list[socket.socket] = []
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(1.0):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"O")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    try:
+        for _ in range(230):
+            sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+            sock.sendall(b"P")
+            slow.append(sock)
+        feeder.start()
+        wait_until(lambda: starved(daemon.url), 30, "the slow clients to fill the webhook port")
+        latencies = (probes(daemon, "/livez", 5) + probes(daemon, "/readyz", 3)
+                     + probes(daemon, "/healthz", 3) + probes(daemon, "/metrics", 2))
+        print(f"probe port under 230 slow clients: {len(latencies)} probes, slowest "
+              f"{max(latencies) * 1000:.0f} ms")
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(timeout=5)
+        for sock in slow:
+            sock.close()
+    wait_until(lambda: not starved(daemon.url), 30, "the webhook port to recover")
+    assert daemon.proc.poll() is None
+
+
+def test_a_hung_redis_never_starves_the_probes_and_webhooks_answer_503(spawn):
+    """Redis stopped (SIGSTOP) while webhooks keep coming, 8 at a time: each webhook answers
+    503 with Retry-After within its short Redis timeout instead of holding an HTTP thread,
+    /livez answers 200 and /readyz 503, each within 1 s."""
+    local = LocalRedis().start()
+    assert local.proc is not None
+    try:
+        with world_on(local.port, "hang:") as world:
+            daemon = spawn(world)
+            wait_until(lambda: daemon.passes() >= 1, 15, "a first pass")
+            answers: list[tuple[int, str | None, float]] = []
+            stop = threading.Event()
+
+            def deliver(n: int) -> None:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    r = daemon.post(event(n))
+                    answers.append((r.status_code, r.headers.get("Retry-After"),
+                                    time.monotonic() - started))
+
+            os.kill(local.proc.pid, signal.SIGSTOP)
+            try:
+                senders = [threading.Thread(target=deliver, args=(n,), daemon=True)
+                           for n in range(1, 9)]
+                for sender in senders:
+                    sender.start()
+                wait_until(lambda: len(answers) >= 8, 20, "the first webhook answers")
+                live = probes(daemon, "/livez", 7)
+                ready = probes(daemon, "/readyz", 3, status=503)
+                health = probes(daemon, "/healthz", 2, status=503)
+                problems = requests.get(daemon.probe_url + "/readyz",
+                                        timeout=PROBE_TIMEOUT_SECONDS).json()["problems"]
+                stop.set()
+                for sender in senders:
+                    sender.join(timeout=15)
+            finally:
+                os.kill(local.proc.pid, signal.SIGCONT)
+            slowest_webhook = max(took for _, _, took in answers)
+            print(f"Redis hung: {len(answers)} webhooks answered, slowest "
+                  f"{slowest_webhook * 1000:.0f} ms; probes: /livez slowest "
+                  f"{max(live) * 1000:.0f} ms, /readyz {max(ready) * 1000:.0f} ms, "
+                  f"/healthz {max(health) * 1000:.0f} ms")
+            assert {(status, retry) for status, retry, _ in answers} == {(503, "5")}
+            assert slowest_webhook < 5  # ~0.5 s (the webhook's Redis timeout); roomy
+            assert any(p.startswith("redis:") for p in problems), problems
+            wait_until(lambda: requests.get(daemon.probe_url + "/readyz", timeout=5)
+                       .status_code == 200, 30, "/readyz once Redis is back")
+            assert daemon.post(event(42)).status_code == 202
+            assert daemon.proc.poll() is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(local.proc.pid, signal.SIGCONT)
+        local.stop()
+
+
+def test_run_refuses_an_address_it_cannot_listen_on(world):
+    """A port in use or an address not of this machine: exit 2 naming the setting, no
+    traceback, before anything starts."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    taken = busy.getsockname()[1]
+    try:
+        for env, setting in [
+            ({"HTTP_HOST": "127.0.0.1", "HTTP_PORT": taken, "HTTP_PROBE_PORT": free_port()},
+             f"http.port {taken} is already in use"),
+            ({"HTTP_HOST": "127.0.0.1", "HTTP_PORT": free_port(), "HTTP_PROBE_PORT": taken},
+             f"http.probe_port {taken} is already in use"),
+            ({"HTTP_HOST": "192.0.2.1", "HTTP_PORT": free_port(),
+              "HTTP_PROBE_PORT": free_port()}, "http.host '192.0.2.1' cannot be listened on"),
+        ]:
+            result = world.zdsync("run", timeout=60, **env)
+            assert result.returncode == 2, (env, result.stdout, result.stderr)
+            assert setting in result.stderr and "Traceback" not in result.stderr, result.stderr
+    finally:
+        busy.close()

@@ -7,6 +7,8 @@ import itertools
 import pytest
 
 from zdsync.rules import (
+    MAX_ID,
+    MAX_TITLE_CHARS,
     Action,
     Applied,
     Kind,
@@ -19,6 +21,7 @@ from zdsync.rules import (
     desired_task,
     is_stale,
     linked_ticket_id,
+    parse_id,
     plan,
     render_title,
     task_description,
@@ -283,6 +286,11 @@ def test_stale_snapshots_are_ignored(stored, incoming, stale):
     {"id": 42, "status": "open", "subject": 5},
     {"id": 42, "status": "open", "generated_timestamp": "x"},
     ["not", "an", "object"],
+    {"id": True, "status": "open"},
+    {"id": 0, "status": "open"},
+    {"id": 2**63, "status": "open"},
+    {"id": 42, "status": ["open"]},  # unhashable: once a TypeError, not MalformedTicket
+    {"id": 42, "status": {"a": 1}},
 ])
 def test_malformed_tickets_are_rejected(data):
     with pytest.raises(MalformedTicket):
@@ -362,3 +370,41 @@ def test_without_the_hold_an_unmapped_assignee_means_anyone():
     record = Record(Ticket(1, "open", "s", assignee_id=102), Applied(9, "[ZD#1] s", 7, False))
     assert plan(record, {}, TEMPLATE) == [
         Action(Kind.UPDATE, assignee=None, changes=("assignee",))]
+
+
+@pytest.mark.parametrize(("bad", "shown"), [
+    (True, "True"),
+    ("4\nERROR forged", "'4\\nERROR forged'"[1:-1]),
+    (10**30, str(10**30)),
+])
+def test_a_malformed_ticket_carries_a_usable_id_or_an_escaped_rendering(bad, shown):
+    """Only a usable id may reach the retry set; anything else is a short escaped string
+    (it is logged)."""
+    with pytest.raises(MalformedTicket) as info:
+        Ticket.from_api({"id": bad, "status": "open"})
+    assert info.value.ticket_id == shown and "\n" not in str(info.value)
+    with pytest.raises(MalformedTicket) as info:
+        Ticket.from_api({"id": 42, "status": "x" * 100_000})
+    assert info.value.ticket_id == 42 and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [
+    (5, 5), ("5", 5), (" 7 ", 7), (MAX_ID, MAX_ID), (str(MAX_ID), MAX_ID),
+    (True, None), (False, None), (0, None), (-3, None), ("0", None), ("-3", None),
+    (MAX_ID + 1, None), ("²", None), ("①", None), ("4²", None), ("٣", None),
+    ("9" * 4301, None), ("1e3", None), (5.0, None), (None, None), ([5], None), ("", None),
+])
+def test_parse_id_takes_positive_ascii_integers_only(raw, parsed):
+    assert parse_id(raw) == parsed
+
+
+def test_titles_are_capped_in_the_subject_keeping_the_id():
+    huge = ticket(subject="Printer " * 12_500)  # 100 KB
+    title = render_title(huge, TEMPLATE)
+    assert len(title) == MAX_TITLE_CHARS
+    assert title.startswith(f"[ZD#{huge.id}] Printer Printer") and title.endswith("…")
+    long_id = Ticket(MAX_ID, "open", subject="y" * 1000)
+    for template in (TEMPLATE, "{subject} ({status}) [ZD#{id}]", "{subject} / {subject} #{id}"):
+        title = render_title(long_id, template)
+        assert len(title) <= MAX_TITLE_CHARS and str(MAX_ID) in title, template
+    assert render_title(ticket(subject="x" * 200), TEMPLATE) == f"[ZD#42] {'x' * 200}"

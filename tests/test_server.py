@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import socket
 import time
 
 import pytest
 import requests
 
+from zdsync.logs import TextFormatter
 from zdsync.metrics import Metrics
 from zdsync.server import App, Health, Server, parse_timestamp, sign, ticket_reference
 from zdsync.store import Store
@@ -183,6 +187,133 @@ def test_signature_matches_zendesk_algorithm():
     ({"ticket_id": "6", "event_id": "x"}, (6, "x")),
     ({"ticket_id": 0}, (None, None)),
     ({"ticket_id": True}, (None, None)),
+    ({"ticket_id": "²"}, (None, None)),
+    ({"ticket_id": 7, "id": True}, (7, None)),
+    ({"ticket_id": 7, "id": "a b"}, (7, "sha256-" + __import__("hashlib").sha256(b"a b")
+                                     .hexdigest())),
 ])
 def test_ticket_reference(payload, ref):
     assert ticket_reference(payload) == ref
+
+
+# -- bad input from outside: never a 500 ----------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 1000 + b"]" * 1000,
+    b'{"ticket": ' * 1000 + b"1" + b"}" * 1000,
+    b"[" * 100_000,
+    b'{"ticket_id": 5, "x": ' + b"[" * 33 + b"]" * 33 + b"}",
+])
+def test_deeply_nested_signed_bodies_get_400(served, raw):
+    url, store, _, _metrics, _ = served
+    r = post(url, None, raw=raw)
+    assert r.status_code == 400 and r.json()["result"] == "malformed", r.text
+    assert store.webhook_depth() == 0
+
+
+def test_nesting_within_limits_is_accepted(served):
+    url, store, _, _, _ = served
+    r = post(url, None, raw=b'{"ticket_id": 5, "x": ' + b"[" * 30 + b"]" * 30 + b"}")
+    assert r.status_code == 202 and [t for t, _ in store.webhook_batch()] == [5]
+
+
+@pytest.mark.parametrize("bad", ["²", "①", "4²", "٣", "9" * 4301, "1e3", "-4", "0",
+                                 str(2**63), True])
+@pytest.mark.parametrize("shape", ["event", "trigger", "ticket_id"])
+def test_signed_webhooks_with_odd_ticket_ids_get_400(served, bad, shape):
+    url, store, _, _metrics, _ = served
+    payload = {"event": {**EVENT, "detail": {"id": bad}}, "trigger": {"ticket": {"id": bad}},
+               "ticket_id": {"ticket_id": bad}}[shape]
+    r = post(url, payload)
+    assert r.status_code == 400 and r.json()["result"] == "no_ticket", r.text
+    assert store.webhook_depth() == 0
+
+
+@pytest.mark.parametrize("stamp", ["nan", "NaN", "inf", "-inf", "1e9", "1.7e9", "²",
+                                   "0x10"])
+def test_a_timestamp_that_is_not_a_finite_whole_number_is_refused(served, stamp):
+    """``abs(now - nan) > 300`` is false: such a stamp once passed the replay window."""
+    url, store, _, _metrics, _ = served
+    r = post(url, EVENT, stamp=stamp)
+    assert r.status_code == 401 and r.json()["result"] == "stale"
+    assert store.webhook_depth() == 0
+
+
+@pytest.mark.parametrize("length", ["-5", "abc", "1e3", "²"])
+def test_bad_content_length_is_400(served, length):
+    _url, _store, _, _, app = served
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/zendesk",
+               "CONTENT_LENGTH": length, "wsgi.input": None}
+    assert app.webhook(environ)[0] == 400
+
+
+def test_outside_values_are_escaped_in_the_log(served, caplog):
+    url, _store, _, _, _ = served
+    caplog.set_level(logging.INFO, "zdsync.server")
+    forged = "evt\n2026-01-01 00:00:00,000 ERROR zdsync.reconciler: forged"
+    assert post(url, {"ticket_id": 9, "event_id": forged}).status_code == 202
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TextFormatter())
+    for record in caplog.records:
+        handler.emit(record)
+    lines = handler.stream.getvalue().splitlines()
+    assert len(lines) == len(caplog.records)
+    assert not any(line.startswith("2026-01-01 00:00:00,000 ERROR") for line in lines)
+    assert any("sha256-" in line for line in lines)  # an odd event id names no key itself
+
+
+def test_unauthenticated_requests_log_one_warning_a_minute(served, caplog):
+    url, _store, _, metrics, _ = served
+    caplog.set_level(logging.DEBUG, "zdsync.server")
+    for _ in range(20):
+        assert post(url, EVENT, secret="wrong").status_code == 401
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) <= 1  # one, unless an earlier test logged it this minute
+    assert count(metrics, "bad_signature") == 20  # every one is still counted
+
+
+def test_a_hung_redis_answers_503_with_retry_after_fast():
+    """Redis accepts the connection and never answers: the webhook's client gives up after
+    its short timeout and says 503 + Retry-After, so Zendesk delivers again."""
+    from zdsync.config import RedisSettings
+    from zdsync.daemon import WEBHOOK_REDIS_TIMEOUT_SECONDS
+    from zdsync.store import connect
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # never accepted, never answered
+    try:
+        client = connect(RedisSettings(host="127.0.0.1", port=hung.getsockname()[1]),
+                         attempts=0, timeout_seconds=WEBHOOK_REDIS_TIMEOUT_SECONDS)
+        metrics = Metrics()
+        app = App(metrics, Health(list, list), enqueue=Store(client, "t:").enqueue_webhook,
+                  webhook_secret=ZENDESK_TEST_SECRET)
+        server = Server(app, "127.0.0.1", 0).start()
+        try:
+            started = time.monotonic()
+            r = post(f"http://127.0.0.1:{server.port}", EVENT)
+            took = time.monotonic() - started
+        finally:
+            server.stop()
+    finally:
+        hung.close()
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json()["result"] == "error" and count(metrics, "error") == 1
+    assert took < 5  # about WEBHOOK_REDIS_TIMEOUT_SECONDS; generous for a busy machine
+
+
+def test_the_probe_port_serves_probes_and_metrics_only(served):
+    _, _, probe, _, app = served
+    server = Server(app, "127.0.0.1", 0, probes_only=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        for path in ("/livez", "/readyz", "/healthz"):
+            assert requests.get(url + path, timeout=5).json()["status"] == "ok"
+        assert "zdsync_webhook_requests_total" in requests.get(url + "/metrics", timeout=5).text
+        r = post(url, EVENT)
+        assert r.status_code == 404 and "only" in r.json()["error"]
+        probe.ready = ["redis: TimeoutError"]
+        assert requests.get(url + "/readyz", timeout=5).status_code == 503
+    finally:
+        server.stop()

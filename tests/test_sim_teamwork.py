@@ -303,3 +303,58 @@ def test_request_log_counts(tw: TeamworkSim, http: requests.Session,
     assert tw.log.count(path=f"{V3}/tasks/*") == 1
     tw.log.clear()
     assert len(tw.log) == 0
+
+
+def test_completed_task_lists_hide_their_tasks_and_themselves(
+        tw: TeamworkSim, http: requests.Session, setup: dict[str, int]) -> None:
+    """Teamwork's defaults, from its SDK (TW §5, §7.2, §8): v3 task lists leave out tasks of
+    completed lists unless showCompletedLists=true, and the list of task lists leaves out
+    completed lists unless showCompleted=true."""
+    tl, project = setup["tasklist"], setup["project"]
+    other = tw.add_tasklist(project, "Other")
+    done = tw.create_task(tl, "[ZD-1] done", "Zendesk ticket: x/1")
+    tw.complete_task(done)
+    open_task = tw.create_task(tl, "[ZD-2] open", "Zendesk ticket: x/2")
+    elsewhere = tw.create_task(other, "[ZD-3] elsewhere")
+    tw.complete_tasklist(tl)
+    assert tw.tasklists()[0]["status"] == "completed"
+
+    def listed(path: str, **params: Any) -> list[int]:
+        return [t["id"] for t in http.get(f"{tw.url}{V3}{path}", params=params).json()["tasks"]]
+
+    every = {"includeCompletedTasks": "true"}
+    for path in (f"/tasklists/{tl}/tasks.json", f"/projects/{project}/tasks.json",
+                 "/tasks.json"):
+        assert open_task not in listed(path, **every), path
+        assert {done, open_task} <= set(listed(path, showCompletedLists="true", **every))
+        assert done not in listed(path, showCompletedLists="true")  # completed task: no
+    assert listed("/tasks.json") == [elsewhere]
+    assert http.get(f"{tw.url}{V3}/tasks/{open_task}.json").status_code == 200  # by id: yes
+
+    def lists(**params: Any) -> list[int]:
+        answer = http.get(f"{tw.url}{V3}/projects/{project}/tasklists.json", params=params)
+        return [t["id"] for t in answer.json()["tasklists"]]
+
+    assert lists() == [other]
+    assert lists(showCompleted="true") == [tl, other]
+    assert http.get(f"{tw.url}{V3}/tasklists/{tl}.json").json()["tasklist"]["id"] == tl
+    tw.reopen_tasklist(tl)
+    assert lists() == [tl, other] and open_task in listed(f"/tasklists/{tl}/tasks.json")
+
+
+def test_the_client_sees_tasks_and_lists_someone_completed(
+        tw: TeamworkSim, setup: dict[str, int]) -> None:
+    """What the audit, the lost-create search and the task-list lookup rely on."""
+    from zdsync.config import Secret, TeamworkSettings
+    from zdsync.teamwork import TeamworkClient
+
+    client = TeamworkClient(TeamworkSettings(url=tw.url, api_token=Secret(TOKEN),
+                                             project_id=setup["project"], rate_limit=100000))
+    tl = setup["tasklist"]
+    link = "https://sim.zendesk.com/agent/tickets/7"
+    task = tw.create_task(tl, "[ZD#7] Printer", f"Zendesk ticket: {link}")
+    tw.complete_task(task)
+    tw.complete_tasklist(tl)
+    assert [t.id for t in client.find_ticket_tasks(tl, link)] == [task]
+    assert set(client.tasks_by_ids([task])) == {task}
+    assert [t["id"] for t in client.tasklists(setup["project"], "Zendesk tickets")] == [tl]

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from zdsync.config import Secret, TeamworkSettings
-from zdsync.errors import AmbiguousWrite, PermanentError, RetryableError
+from zdsync.errors import AmbiguousWrite, PermanentError, RetryableError, Unauthorized
 from zdsync.metrics import Metrics
 from zdsync.teamwork import TeamworkClient, ratelimit_wait_seconds
 
@@ -163,3 +163,37 @@ def test_requests_are_paced_under_the_rate_limit(requests_mock):
         c.complete_task(5)
     # 60/min = one a second; the sleeps are fake, so waits accumulate: ~0, ~1, ~2.
     assert sleeps[0] == pytest.approx(1.0, abs=0.1) and sleeps[1] == pytest.approx(2.0, abs=0.1)
+
+
+@pytest.mark.parametrize(("status", "names"), [
+    (401, ["teamwork.api_token", "TEAMWORK_API_TOKEN"]),
+    (403, ["integration user", "permission", "teamwork.project_id"]),
+])
+def test_401_and_403_are_unauthorized_and_say_what_to_fix(client, requests_mock, status,
+                                                          names):
+    requests_mock.put(BASE + "/tasks/5/complete.json", status_code=status,
+                      json={"STATUS": "Error", "MESSAGE": "twtok is not valid"})
+    with pytest.raises(Unauthorized) as info:
+        client.complete_task(5)
+    message = str(info.value)
+    assert all(name in message for name in names), message
+    assert "twtok" not in message  # never the token, even when the body repeats it
+    assert isinstance(info.value, PermanentError) and info.value.status == status
+    assert requests_mock.call_count == 1
+
+
+def test_calls_that_must_see_every_task_ask_for_completed_lists_too(client, requests_mock):
+    """Teamwork hides the tasks of a completed task list, and completed lists, unless
+    asked (showCompletedLists, showCompleted): the audit, the lost-create search and the
+    task-list lookup would miss them and create duplicates."""
+    empty = {"meta": {"page": {"hasMore": False}}}
+    requests_mock.get(V3 + "/tasks.json", json={"tasks": [], **empty})
+    requests_mock.get(V3 + "/tasklists/3/tasks.json", json={"tasks": [], **empty})
+    requests_mock.get(V3 + "/projects/1/tasklists.json", json={"tasklists": [], **empty})
+    client.tasks_by_ids([5, 6])
+    client.find_ticket_tasks(3, "https://acme.zendesk.com/agent/tickets/12")
+    client.tasklists(1, "Zendesk")
+    by_ids, search, lists = (r.qs for r in requests_mock.request_history)
+    for qs in (by_ids, search):
+        assert qs["showcompletedlists"] == ["true"] and qs["includecompletedtasks"] == ["true"]
+    assert lists["showcompleted"] == ["true"] and lists["searchterm"] == ["zendesk"]

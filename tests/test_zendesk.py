@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import requests
 
+from zdsync import defaults
 from zdsync.config import Secret, ZendeskSettings
-from zdsync.errors import RetryableError
+from zdsync.errors import RetryableError, Unauthorized
 from zdsync.metrics import Metrics
-from zdsync.zendesk import EXPORT_PATH, ZendeskClient
+from zdsync.zendesk import EXPORT_PATH, Export, ZendeskClient
 
 BASE = "https://acme.zendesk.com"
 URL = BASE + EXPORT_PATH
@@ -136,3 +139,97 @@ def test_show_ticket_and_user(client, requests_mock):
 
 def test_repr_hides_the_token(client):
     assert "tok" not in repr(client) and "tok" not in repr(client.http)
+
+
+# -- a misbehaving export never holds a pass forever -----------------------------------------
+
+
+@pytest.mark.parametrize("end", ["false", "true", 0, 1, None, [], {}])
+def test_end_of_stream_must_be_a_json_boolean(client, requests_mock, end):
+    """``"false"`` (a string) once read as true, ending the run on a page that was not
+    the last."""
+    body = page([1], "c1", True)
+    body["end_of_stream"] = end
+    requests_mock.get(URL, json=body)
+    with pytest.raises(RetryableError, match=r"end_of_stream .* not a JSON boolean"):
+        list(client.export("c0", None))
+
+
+def test_missing_end_of_stream_and_odd_cursors_are_errors(client, requests_mock):
+    requests_mock.get(URL, json={"tickets": [], "after_cursor": "c1"})
+    with pytest.raises(RetryableError, match="end_of_stream"):
+        list(client.export("c0", None))
+    requests_mock.get(URL, json={"tickets": [], "after_cursor": 5, "end_of_stream": False})
+    with pytest.raises(RetryableError, match="after_cursor"):
+        list(client.export("c0", None))
+    requests_mock.get(URL, json=["not", "an", "object"])
+    with pytest.raises(RetryableError, match="not a JSON object"):
+        list(client.export("c0", None))
+
+
+def fresh_cursors(pages):
+    """A callback answering ``pages(n)`` tickets with a new cursor every time, forever."""
+    calls = itertools.count()
+
+    def answer(request, context):
+        n = next(calls)
+        return page(pages(n), f"c{n + 1}", False)
+
+    return answer
+
+
+def test_empty_pages_under_fresh_cursors_stop_the_run(client, requests_mock):
+    """An export that answers a new cursor with end_of_stream false and nothing in it,
+    forever, once made ``sync --once`` run forever (13,669 requests in 25 s)."""
+    requests_mock.get(URL, json=fresh_cursors(lambda n: []))
+    export = client.export("c0", None)
+    seen = []
+    with pytest.raises(RetryableError, match="no progress: 3 pages in a row"):
+        for p in export:
+            seen.append(p)
+    assert requests_mock.call_count == 3 == len(seen)
+    assert export.cursor == "c3"  # the pages handed out are done; the next pass goes on
+
+
+def test_repeated_pages_under_fresh_cursors_stop_the_run(client, requests_mock):
+    requests_mock.get(URL, json=fresh_cursors(lambda n: [1, 2] if n % 2 else [3]))
+    with pytest.raises(RetryableError, match="no progress"):
+        list(client.export("c0", None))
+    assert requests_mock.call_count == 2 + 3  # two new pages, then three repeats
+
+
+def test_progress_resets_the_idle_count(client, requests_mock):
+    # empty, empty, new, empty, empty, new, ... never three idle pages in a row
+    requests_mock.get(URL, json=fresh_cursors(lambda n: [n] if n % 3 == 2 else []))
+    export = Export(client, "c0", None, max_pages=30)
+    with pytest.raises(RetryableError, match="after 30 pages, the most one pass reads"):
+        list(export)
+    assert requests_mock.call_count == 30
+
+
+def test_a_pass_reads_at_most_max_pages(client, requests_mock):
+    requests_mock.get(URL, json=fresh_cursors(lambda n: [n]))  # new tickets forever
+    assert Export(client, "c0", None).max_pages == defaults.ZENDESK_MAX_PAGES_PER_PASS
+    with pytest.raises(RetryableError, match="after 7 pages"):
+        list(Export(client, "c0", None, max_pages=7))
+    assert requests_mock.call_count == 7
+
+
+# -- refusals name what to fix ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "names"), [
+    (401, ["zendesk.email", "zendesk.api_token"]),
+    (403, ["admin"]),
+])
+def test_401_and_403_are_unauthorized_and_say_what_to_fix(client, requests_mock, status,
+                                                          names):
+    requests_mock.get(URL, status_code=status, json={"error": "Couldn't authenticate you",
+                                                     "echo": "tok"})
+    with pytest.raises(Unauthorized) as info:
+        list(client.export("c0", None))
+    message = str(info.value)
+    assert all(name in message for name in names), message
+    assert "tok" not in message.replace("token", "")  # never the secret (nor the body)
+    assert info.value.status == status and not info.value.retryable
+    assert requests_mock.call_count == 1  # not retried

@@ -28,11 +28,27 @@ from zdsync.config import OPTIONS, Settings, load, parse_time
 from zdsync.errors import API_ERRORS, ConfigError, Interrupted, LockHeld
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
-from zdsync.rules import KNOWN_STATUSES, Record, plan, who
+from zdsync.rules import KNOWN_STATUSES, Record, parse_id, plan, who
 from zdsync.store import Store
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
+
+
+class IdType(click.ParamType):
+    """A Zendesk or Teamwork id: ASCII digits, 1 to 2**63 - 1 (``rules.parse_id``)."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        number = parse_id(value)
+        if number is None:
+            self.fail(f"{str(value)[:40]!r} is not an id (a positive whole number)", param, ctx)
+        return number
+
+
+ID = IdType()
 
 
 @dataclass
@@ -268,8 +284,8 @@ def _describe_user(user: dict[str, Any] | None) -> str:
 
 
 @users.command("add")
-@click.argument("zendesk_user_id", type=click.IntRange(min=1))
-@click.argument("teamwork_person_id", type=click.IntRange(min=1))
+@click.argument("zendesk_user_id", type=ID)
+@click.argument("teamwork_person_id", type=ID)
 @click.option("--no-verify", is_flag=True,
               help="Store without asking Zendesk and Teamwork (no names shown).")
 @click.pass_obj
@@ -301,7 +317,7 @@ def users_add(ctx: Context, zendesk_user_id: int, teamwork_person_id: int,
 
 
 @users.command("remove", short_help="Forget a mapping.")
-@click.argument("zendesk_user_id", type=click.IntRange(min=1))
+@click.argument("zendesk_user_id", type=ID)
 @click.pass_obj
 def users_remove(ctx: Context, zendesk_user_id: int) -> None:
     """Forget a mapping: that agent's tasks go to "Anyone" on the next pass."""
@@ -499,7 +515,7 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
 
 
 @tickets.command("show", short_help="Record, live task, drift, plan, history.")
-@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.argument("ticket_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
 @click.pass_obj
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
@@ -572,7 +588,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
 
 
 @tickets.command("resync")
-@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.argument("ticket_id", type=ID)
 @click.pass_obj
 def tickets_resync(ctx: Context, ticket_id: int) -> None:
     """Read the ticket afresh from Zendesk and reconcile its task now.
@@ -604,7 +620,7 @@ def tickets_resync(ctx: Context, ticket_id: int) -> None:
 
 
 @tickets.command("unlink", short_help="Forget a ticket; Teamwork untouched.")
-@click.argument("ticket_id", type=click.IntRange(min=1))
+@click.argument("ticket_id", type=ID)
 @click.pass_obj
 def tickets_unlink(ctx: Context, ticket_id: int) -> None:
     """Forget a ticket's record (and any retry) without touching Teamwork.
@@ -741,7 +757,7 @@ def _queued_or_fail(store: Store, ticket_ids: tuple[int, ...]) -> list[int]:
 
 
 @retries.command("retry")
-@click.argument("ticket_ids", nargs=-1, type=click.IntRange(min=1))
+@click.argument("ticket_ids", nargs=-1, type=ID)
 @click.option("--all", "all_", is_flag=True, help="Every queued ticket.")
 @click.pass_obj
 def retries_retry(ctx: Context, ticket_ids: tuple[int, ...], all_: bool) -> None:
@@ -756,7 +772,7 @@ def retries_retry(ctx: Context, ticket_ids: tuple[int, ...], all_: bool) -> None
 
 
 @retries.command("drop", short_help="Stop retrying tickets.")
-@click.argument("ticket_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.argument("ticket_ids", nargs=-1, required=True, type=ID)
 @click.pass_obj
 def retries_drop(ctx: Context, ticket_ids: tuple[int, ...]) -> None:
     """Stop retrying tickets (their stored records stay; a later change retries them)."""
@@ -776,12 +792,14 @@ def check(ctx: Context, as_json: bool) -> None:
     """Check that this installation can sync; a checklist with a fix for each failure.
 
     Configuration, Redis (the master, with Sentinel), Zendesk credentials of an admin,
-    Teamwork credentials, the project and the task list. Exit 1 if any check fails.
+    Teamwork credentials, the project and the task list. Exit 2 if the configuration is
+    invalid, 1 if another check fails.
     Every check gives up within seconds: no retries, short timeouts.
     """
     results = checks.run(ctx.config_path, ctx.options,
                          lambda settings: _clients(ctx, settings))
     failed = [c for c in results if c.state in (checks.FAIL, checks.SKIP)]
+    misconfigured = any(c.name == "configuration" and c.state == checks.FAIL for c in results)
     if as_json:
         _json({"ok": not failed, "checks": [c.as_dict() for c in results]})
     else:
@@ -792,7 +810,7 @@ def check(ctx: Context, as_json: bool) -> None:
         bad = sum(1 for c in results if c.state == checks.FAIL)
         click.echo(f"{bad} of {len(results)} check(s) failed" if failed
                    else "all checks passed")
-    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+    sys.exit(EXIT_CONFIG if misconfigured else EXIT_PARTIAL if failed else EXIT_OK)
 
 
 # -- audit --------------------------------------------------------------------------------
@@ -922,7 +940,12 @@ def run(ctx: Context) -> None:
     from zdsync.daemon import Daemon
 
     settings = ctx.settings()
-    sys.exit(Daemon(settings).run())
+    try:
+        daemon = Daemon(settings)  # binds its ports: an unusable one is a config error
+    except ConfigError as exc:
+        click.echo(f"zdsync: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(daemon.run())
 
 
 @main.command()

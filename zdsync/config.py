@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from zdsync import defaults
 from zdsync.errors import ConfigError
+from zdsync.rules import MAX_ID, MAX_TEMPLATE_REST_CHARS
 
 
 class Secret:
@@ -47,15 +49,34 @@ class Secret:
         return bool(self._value)
 
 
+LAST_TIME = 253402300799
+"""9999-12-31T23:59:59Z: the latest ``sync.start_time`` (and the latest a datetime holds)."""
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting: its section, key, type, default and meaning."""
+    """One setting: its section, key, type, default and meaning; numbers have bounds
+    (``low``..``high``, inclusive, in ``unit``), choices are matched in any case."""
 
     section: str
     key: str
-    kind: str  # str | int | float | bool | secret | time | hosts | url
+    kind: str  # str | int | float | bool | secret | time | hosts | url | choice
     default: Any
     help: str
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def bounds(self) -> str:
+        """The documented range, as the README's settings table shows it ("" if none)."""
+        if self.low is None or self.high is None:
+            return ""
+        if self.kind == "time":
+            return f"{_iso(self.low)} to {_iso(self.high)}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{_number(self.low)} to {_number(self.high)}{unit}"
 
     @property
     def toml(self) -> str:
@@ -77,6 +98,16 @@ class Option:
         return f"set {self.toml} in the config file, {self.flag}, or {self.env}"
 
 
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.0f}" if value.is_integer() else f"{value:g}"
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("zendesk", "subdomain", "str", None, "Zendesk subdomain: acme for acme.zendesk.com."),
     Option("zendesk", "email", "str", None, "E-mail of the Zendesk admin that owns the token."),
@@ -85,38 +116,54 @@ OPTIONS: tuple[Option, ...] = (
            "Base URL override; default https://{subdomain}.zendesk.com."),
     Option("teamwork", "domain", "str", None, "Teamwork site: acme for acme.teamwork.com."),
     Option("teamwork", "api_token", "secret", None, "Teamwork API token of the integration user."),
-    Option("teamwork", "project_id", "int", None, "Teamwork project that receives the tasks."),
+    Option("teamwork", "project_id", "int", None, "Teamwork project that receives the tasks.",
+           1, MAX_ID),
     Option("teamwork", "tasklist_id", "int", None,
-           "Task list for the tasks; when unset, the list named tasklist_name is used."),
+           "Task list for the tasks; when unset, the list named tasklist_name is used.",
+           1, MAX_ID),
     Option("teamwork", "tasklist_name", "str", "Zendesk",
            "Task list looked up (created if missing) when tasklist_id is unset."),
     Option("teamwork", "url", "url", None,
            "Base URL override; default https://{domain}.teamwork.com."),
     Option("teamwork", "rate_limit", "float", defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE,
-           "Teamwork's rate limit per minute; zdsync paces itself to 90 % of it."),
+           "Teamwork's rate limit per minute; zdsync paces itself to 90 % of it.",
+           1, 1_000_000, "requests/minute"),
     Option("redis", "host", "str", "localhost", "Redis host (ignored with Sentinel)."),
-    Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel)."),
-    Option("redis", "db", "int", 0, "Redis database number."),
+    Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel).", 1, 65535),
+    Option("redis", "db", "int", 0,
+           "Redis database number (the server's `databases` setting says which exist).",
+           0, 2**31 - 1),
     Option("redis", "password", "secret", None, "Redis password (data nodes and Sentinels)."),
     Option("redis", "use_sentinel", "bool", False, "Find the master through Redis Sentinel."),
     Option("redis", "sentinel_hosts", "hosts", None, "Sentinels as host:port,host:port."),
     Option("redis", "sentinel_master", "str", "mymaster", "Master name known to the Sentinels."),
     Option("redis", "key_prefix", "str", "zdsync:", "Prefix of every key zdsync writes."),
     Option("sync", "start_time", "time", None,
-           "Where the very first export starts (ISO-8601 or epoch s); default: now, no backfill."),
+           "Where the very first export starts (ISO-8601 or epoch s); default: now, no backfill.",
+           0, LAST_TIME),
     Option("sync", "interval", "float", defaults.SYNC_INTERVAL_SECONDS,
-           "Seconds between two passes."),
+           "Seconds between two passes.", 1, 86400, "s"),
     Option("sync", "title_template", "str", "[ZD#{id}] {subject}",
-           "Task title; fields {id}, {subject}, {status}."),
+           "Task title; fields {id}, {subject}, {status}. Titles are cut to "
+           "250 characters, in the subject only."),
     Option("sync", "lock_ttl", "float", defaults.LOCK_TTL_SECONDS,
            "Seconds the sync (leader) lock lives unless renewed; a standby takes over "
-           "within this plus one interval after the leader dies."),
-    Option("log", "level", "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),
-    Option("log", "format", "str", "text", "text, or json for one JSON object per line."),
-    Option("http", "host", "str", "0.0.0.0", "Address of the health, metrics and webhook server."),
-    Option("http", "port", "int", 8080, "Port of that server."),
+           "within this plus one interval after the leader dies.", 1, 3600, "s"),
+    Option("log", "level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR (any case).",
+           choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option("log", "format", "choice", "text",
+           "text, or json for one JSON object per line (any case).", choices=("text", "json")),
+    Option("http", "host", "str", "0.0.0.0",
+           "Address of the HTTP servers (webhook port and probe port)."),
+    Option("http", "port", "int", 8080,
+           "Port of the webhook (it also serves the probes and metrics).", 1, 65535),
+    Option("http", "probe_port", "int", 8081,
+           "Port that serves only /livez, /readyz, /healthz and /metrics, on threads of its "
+           "own: point Kubernetes probes and Prometheus here. 0: no separate listener.",
+           0, 65535),
     Option("webhook", "secret", "secret", None,
-           "Zendesk webhook signing secret; the webhook endpoint is on only when set."),
+           "Zendesk webhook signing secret; the webhook endpoint is on only when set "
+           "(blank is an error: leave it unset to turn the webhook off)."),
     Option("users", "file", "str", None,
            "CSV of agent mappings (as for users import), loaded at start, on SIGHUP and "
            "after a state rebuild; it wins over Redis for the agents it lists."),
@@ -139,6 +186,11 @@ def _parse_bool(raw: Any) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _shown(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
 def _parse_int(raw: Any) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"expected an integer, got {raw!r}")
@@ -148,13 +200,12 @@ def _parse_int(raw: Any) -> int:
     if "://" in text:
         # Kubernetes service links inject e.g. REDIS_PORT=tcp://10.0.0.7:6379.
         raise ValueError(
-            f"expected an integer, got {text!r} (a Kubernetes service link? "
+            f"expected an integer, got {_shown(text)} (a Kubernetes service link? "
             "set enableServiceLinks: false on the pod, or set the value explicitly)"
         )
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {raw!r}") from None
+    if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):  # ASCII digits only: int() takes "٣"
+        raise ValueError(f"expected an integer, got {_shown(raw)}")
+    return int(text)
 
 
 def _parse_float(raw: Any) -> float:
@@ -163,31 +214,40 @@ def _parse_float(raw: Any) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {raw!r}") from None
+        raise ValueError(f"expected a number, got {_shown(raw)}") from None
     if not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {raw!r}")
+        raise ValueError(f"expected a finite number, got {_shown(raw)}")
     return value
 
 
 def parse_time(raw: Any) -> int:
     """ISO-8601 (naive means UTC) or epoch seconds -> epoch seconds."""
+    wrong = ValueError(f"expected ISO-8601 (2026-01-31T12:00:00Z) or epoch seconds, "
+                       f"got {_shown(raw)}")
     if isinstance(raw, dt.datetime):
         value = raw
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+    elif isinstance(raw, bool):
+        raise wrong
+    elif isinstance(raw, int):
+        return raw
+    elif isinstance(raw, float):
+        if not math.isfinite(raw):  # TOML's inf and nan
+            raise wrong
         return int(raw)
     else:
         text = str(raw).strip()
-        if text.lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]{1,30}", text):
             return int(text)
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(
-                f"expected ISO-8601 (2026-01-31T12:00:00Z) or epoch seconds, got {raw!r}"
-            ) from None
+            raise wrong from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp())
+    try:
+        return int(value.timestamp())
+    except (OverflowError, ValueError):  # e.g. 0001-01-01 with a positive offset
+        raise wrong from None
 
 
 def _parse_hosts(raw: Any) -> tuple[tuple[str, int], ...]:
@@ -209,6 +269,24 @@ def _parse_url(raw: Any) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(f"expected an http(s) URL such as https://acme.example.com, got {raw!r}")
     return text
+
+
+def _parse_choice(opt: Option, raw: Any) -> str:
+    text = str(raw).strip()
+    for choice in opt.choices:
+        if text.lower() == choice.lower():
+            return choice
+    listed = ", ".join(opt.choices[:-1]) + f" or {opt.choices[-1]}"
+    raise ValueError(f"expected {listed} (any case), got {_shown(raw)}")
+
+
+def parse_value(opt: Option, raw: Any) -> Any:
+    """One raw value (TOML, option or environment) -> the setting's value, within bounds;
+    ``ValueError`` says what was expected."""
+    value = _parse_choice(opt, raw) if opt.kind == "choice" else PARSERS[opt.kind](raw)
+    if opt.low is not None and opt.high is not None and not opt.low <= value <= opt.high:
+        raise ValueError(f"must be {opt.bounds}, got {_shown(raw)}")
+    return value
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -283,6 +361,7 @@ class LogSettings:
 class HttpSettings:
     host: str = "0.0.0.0"
     port: int = 8080
+    probe_port: int = 8081
 
 
 @dataclass(frozen=True)
@@ -320,6 +399,10 @@ def _read_file(path: str, problems: list[str]) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         problems.append(f"config file {path} does not exist (--config or ZDSYNC_CONFIG)")
+        return {}
+    except UnicodeDecodeError as exc:
+        problems.append(f"config file {path} is not UTF-8 text (TOML files must be): "
+                        f"byte {exc.start} cannot be decoded")
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"config file {path} cannot be read: {exc}")
@@ -370,7 +453,7 @@ def load(
     for dest, (value, source) in raw.items():
         opt = BY_DEST[dest]
         try:
-            values[opt.section][opt.key] = PARSERS[opt.kind](value)
+            values[opt.section][opt.key] = parse_value(opt, value)
         except ValueError as exc:
             unparsed.add(f"{opt.section}.{opt.key} ")
             problems.append(f"{opt.section}.{opt.key} from {source}: {exc}")
@@ -403,30 +486,21 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
             problems.append(_missing("teamwork_domain") + " (or teamwork.url)")
     if s.redis.use_sentinel and not s.redis.sentinel_hosts:
         problems.append(_missing("redis_sentinel_hosts") + " when redis.use_sentinel is true")
-    if not 0 < s.redis.port < 65536:
-        problems.append(f"redis.port must be 1-65535: {BY_DEST['redis_port'].how_to_set()}")
-    if not 0 < s.http.port < 65536:
-        problems.append(f"http.port must be 1-65535: {BY_DEST['http_port'].how_to_set()}")
-    if s.sync.interval <= 0:
-        problems.append(f"sync.interval must be > 0: {BY_DEST['sync_interval'].how_to_set()}")
-    if s.sync.lock_ttl < 1:
-        problems.append(f"sync.lock_ttl must be at least 1 second: "
-                        f"{BY_DEST['sync_lock_ttl'].how_to_set()}")
-    if s.teamwork.rate_limit <= 0:
-        problems.append(f"teamwork.rate_limit must be > 0: "
-                        f"{BY_DEST['teamwork_rate_limit'].how_to_set()}")
+    if s.http.probe_port and s.http.probe_port == s.http.port:
+        problems.append(f"http.probe_port must differ from http.port ({s.http.port}), or be "
+                        f"0 for no separate probe listener: "
+                        f"{BY_DEST['http_probe_port'].how_to_set()}")
     try:
         s.sync.title_template.format(id=1, subject="s", status="open")
         if "{id}" not in s.sync.title_template:
             raise ValueError("it must contain {id}")
+        rest = len(s.sync.title_template.format(id=MAX_ID, subject="", status="pending"))
+        if rest > MAX_TEMPLATE_REST_CHARS:
+            raise ValueError(f"without the subject it is {rest} characters long, more than "
+                             f"{MAX_TEMPLATE_REST_CHARS}")
     except Exception as exc:  # format() can raise almost anything on a bad template
         problems.append(f"sync.title_template is invalid ({exc}); fields are {{id}}, "
                         f"{{subject}}, {{status}}: {BY_DEST['sync_title_template'].how_to_set()}")
-    if s.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR: "
-                        f"{BY_DEST['log_level'].how_to_set()}")
-    if s.log.format not in {"text", "json"}:
-        problems.append(f"log.format must be text or json: {BY_DEST['log_format'].how_to_set()}")
     if s.users.file:
         from zdsync.agents import CsvError, read_mappings_file
 
@@ -436,6 +510,11 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
             detail = "; ".join(exc.problems) if isinstance(exc, CsvError) else str(exc)
             problems.append(f"users.file {s.users.file!r} cannot be used: {detail}: "
                             f"{BY_DEST['users_file'].how_to_set()}")
+    if s.webhook.secret is not None and not s.webhook.secret.reveal():
+        problems.append("webhook.secret is empty: a blank secret would silently turn the "
+                        "webhook off. To turn it off, leave webhook.secret unset (no "
+                        "[webhook] secret, --webhook-secret or WEBHOOK_SECRET); to turn it on, "
+                        "set it to the webhook's signing secret")
     if not s.redis.key_prefix:
         problems.append(f"redis.key_prefix must not be empty: "
                         f"{BY_DEST['redis_key_prefix'].how_to_set()}")

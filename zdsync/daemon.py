@@ -7,7 +7,9 @@ Threads, and why:
   1 s default silently drops late runs). Missed and failed runs are counted;
 - the worker elects the leader (a Redis lease, see ``lease.SyncLock``) and, on the leader,
   handles webhook-queued tickets between passes; a running pass takes them first itself;
-- waitress serves the probes, the metrics and the webhook.
+- waitress serves the webhook (with the probes and metrics) on ``http.port``, and only
+  the probes and metrics on ``http.probe_port``, each with threads of its own: slow
+  clients or webhooks stuck on Redis at the first cannot starve the probes at the second.
 
 Only the leader touches Zendesk and Teamwork, and it checks the lease before every write.
 Passes and webhook work on the leader are serialised by one in-process lock, so one
@@ -22,9 +24,11 @@ lease, exit 0. A second signal exits at once. SIGHUP reloads ``[users] file``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from types import FrameType
@@ -36,8 +40,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from zdsync import defaults
 from zdsync.agents import CsvError, read_mappings_file
-from zdsync.config import Settings
-from zdsync.errors import ShuttingDown
+from zdsync.config import BY_DEST, Settings
+from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
@@ -58,6 +62,27 @@ HEALTH_MARGIN_SECONDS = 60.0
 """Slack beyond three intervals before a leader without a successful pass is unhealthy."""
 SHUTDOWN_SECONDS = 25.0
 """How long a graceful shutdown may wait for the ticket in hand (Kubernetes gives 30 s)."""
+PROBE_REDIS_TIMEOUT_SECONDS = 0.5
+"""How long /readyz waits for Redis: a probe must answer within a second even while
+Redis hangs (Kubernetes' default probe timeout is 1 s)."""
+WEBHOOK_REDIS_TIMEOUT_SECONDS = 0.5
+"""How long a webhook waits for Redis, without retries: while Redis hangs, a webhook
+answers 503 (Zendesk delivers it again) instead of holding an HTTP thread."""
+
+
+def listen_problem(setting: str, host: str, port: int, exc: OSError | ValueError) -> str:
+    """Why ``host:port`` cannot be listened on, naming the setting to change."""
+    code = getattr(exc, "errno", None)
+    if code == errno.EADDRINUSE:
+        return (f"{setting} {port} is already in use on {host}: stop the other process or "
+                f"choose a free port: {BY_DEST[setting.replace('.', '_')].how_to_set()}")
+    if code == errno.EACCES:
+        return (f"{setting} {port} needs privileges on {host} (ports below 1024 do): "
+                f"{BY_DEST[setting.replace('.', '_')].how_to_set()}")
+    if isinstance(exc, socket.gaierror | ValueError) or code == errno.EADDRNOTAVAIL:
+        return (f"http.host {host!r} cannot be listened on ({exc}): use an address of this "
+                f"machine, or 0.0.0.0 for all: {BY_DEST['http_host'].how_to_set()}")
+    return (f"cannot listen on {host}:{port} ({exc}): check http.host and {setting}")
 
 
 class Daemon:
@@ -66,8 +91,15 @@ class Daemon:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.store = store or Store.from_settings(settings.redis)
-        self.probe = Store(connect(settings.redis, attempts=0, timeout_seconds=1.0),
+        self.probe = Store(connect(settings.redis, attempts=0,
+                                   timeout_seconds=PROBE_REDIS_TIMEOUT_SECONDS),
                            settings.redis.key_prefix)
+        self._probing = threading.Lock()  # one Redis ping at a time for all probes
+        self._redis_problem: str | None = "redis: not checked yet"
+        # The webhook's own client: no retries, a short timeout (a hung Redis -> 503 fast).
+        self.webhook_store = Store(connect(settings.redis, attempts=0,
+                                           timeout_seconds=WEBHOOK_REDIS_TIMEOUT_SECONDS),
+                                   settings.redis.key_prefix)
         self.lock_ttl_seconds = settings.sync.lock_ttl
         self.stopping = threading.Event()
         self.work = threading.Lock()  # one reconciler at a time in this process
@@ -90,22 +122,43 @@ class Daemon:
                                     EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         secret = settings.webhook.secret.reveal() if settings.webhook.secret else None
         self.app = App(self.metrics, Health(self._live_problems, self._ready_problems),
-                       enqueue=self.store.enqueue_webhook, webhook_secret=secret)
-        self.server = Server(self.app, settings.http.host,
-                             settings.http.port if http_port is None else http_port)
+                       enqueue=self.webhook_store.enqueue_webhook, webhook_secret=secret)
+        self.server = self._listen("http.port",
+                                   settings.http.port if http_port is None else http_port)
+        self.probe_server: Server | None = None
+        if settings.http.probe_port:
+            try:
+                self.probe_server = self._listen("http.probe_port", settings.http.probe_port,
+                                                 probes_only=True)
+            except ConfigError:
+                self.server.server.close()  # type: ignore[union-attr]
+                raise
         self.worker = threading.Thread(target=self._work, name="zdsync-worker", daemon=True)
+
+    def _listen(self, setting: str, port: int, *, probes_only: bool = False) -> Server:
+        """Bind now, before anything starts: an unusable address is a configuration
+        error (exit 2 naming the setting), not a traceback."""
+        host = self.settings.http.host
+        try:
+            return Server(self.app, host, port, probes_only=probes_only)
+        except (OSError, ValueError) as exc:
+            raise ConfigError([listen_problem(setting, host, port, exc)]) from None
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Daemon:
         self.reload_users.set()  # the worker loads [users] file, retrying while Redis is down
         self.server.start()
+        if self.probe_server is not None:
+            self.probe_server.start()
         self.scheduler.add_job(self._pass_job, "interval", seconds=self.settings.sync.interval,
                                id="pass", next_run_time=_now_utc())
         self.scheduler.start()
         self.worker.start()  # after the job exists: winning the lease reschedules it
-        log.info("zdsync running: pass every %.0f s; http on %s:%s; webhook %s",
-                 self.settings.sync.interval, self.settings.http.host, self.server.port,
+        log.info("zdsync running: pass every %.0f s; http on %s:%s (probes also on %s); "
+                 "webhook %s", self.settings.sync.interval, self.settings.http.host,
+                 self.server.port,
+                 self.probe_server.port if self.probe_server else "no separate port",
                  "on" if self.app.secret else "off")
         return self
 
@@ -149,6 +202,8 @@ class Daemon:
             log.warning("the ticket in hand did not finish in %.0f s; leaving the lease to "
                         "expire", SHUTDOWN_SECONDS)
         self.server.stop()
+        if self.probe_server is not None:
+            self.probe_server.stop()
         log.info("zdsync stopped")
         return finished
 
@@ -275,10 +330,9 @@ class Daemon:
         problems = []
         if self.stopping.is_set():
             problems.append("shutting down")
-        try:
-            self.probe.ping()
-        except redis.RedisError as exc:
-            problems.append(f"redis: {type(exc).__name__}")
+        redis_problem = self._redis_answers()
+        if redis_problem:
+            problems.append(redis_problem)
         current = self.current
         if current is not None and current.rebuilding:
             problems.append("rebuilding the ticket->task links from Teamwork (Redis had "
@@ -291,6 +345,24 @@ class Daemon:
             if now - last > window and not busy:
                 problems.append(f"no successful pass for {now - last:.0f} s")
         return problems
+
+
+    def _redis_answers(self) -> str | None:
+        """Ping Redis (at most ``PROBE_REDIS_TIMEOUT_SECONDS``); None when it answers.
+
+        One ping at a time: probes arriving meanwhile take the last answer instead of
+        queueing behind a hung Redis, so no probe waits longer than one ping."""
+        if not self._probing.acquire(blocking=False):
+            return self._redis_problem
+        try:
+            try:
+                self.probe.ping()
+                self._redis_problem = None
+            except redis.RedisError as exc:
+                self._redis_problem = f"redis: {type(exc).__name__}"
+            return self._redis_problem
+        finally:
+            self._probing.release()
 
 
 def _now_utc():

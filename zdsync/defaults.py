@@ -26,6 +26,12 @@ ZENDESK_PAGE_SIZE = 1000
 """Tickets per export page (Zendesk's maximum)."""
 ZENDESK_MIN_PAGE_SIZE = 100
 """Smallest page size reached when shrinking pages after 504s and timeouts."""
+ZENDESK_MAX_PAGES_PER_PASS = 1000
+"""Export pages one pass reads at most (a million tickets at full pages); the next pass
+goes on from the cursor. Only an export that never ends reaches it."""
+ZENDESK_MAX_IDLE_PAGES = 3
+"""Export pages in a row that bring nothing new (empty, or repeating an earlier page of
+the same pass) under fresh cursors before a pass stops: the export is not progressing."""
 ZENDESK_START_TIME_MARGIN_SECONDS = 90
 """A first export never starts later than now minus this (Zendesk refuses the last minute)."""
 

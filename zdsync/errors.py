@@ -40,6 +40,28 @@ class NotFound(PermanentError):
     """The object is gone (404)."""
 
 
+class Unauthorized(PermanentError):
+    """401 or 403: the credentials or their permissions are wrong, for every request alike.
+
+    Retrying ticket by ticket only repeats the refusal, so a pass stops at once (keeping its
+    cursor). The message names the setting or permission to fix, never a secret.
+    """
+
+
+FIX_FOR_REFUSAL = {
+    ("teamwork", 401): "check teamwork.api_token (TEAMWORK_API_TOKEN): Teamwork does not "
+                       "accept it",
+    ("teamwork", 403): "give the integration user (the owner of teamwork.api_token) "
+                       "permission to add, edit, complete and delete tasks in the project "
+                       "teamwork.project_id",
+    ("zendesk", 401): "check zendesk.email and zendesk.api_token (ZENDESK_EMAIL, "
+                      "ZENDESK_API_TOKEN): Zendesk does not accept them",
+    ("zendesk", 403): "the identity zendesk.email must be an admin: the incremental export "
+                      "is admin-only",
+}
+"""What to fix for a 401 or 403, by service: the message of ``Unauthorized``."""
+
+
 class AmbiguousWrite(RetryableError):
     """A non-idempotent write may or may not have been applied (lost response)."""
 

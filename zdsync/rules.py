@@ -8,21 +8,60 @@ and returns only the differences. Replaying a ticket, or planning it twice, is h
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from zdsync.logs import clip
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
 KNOWN_STATUSES = OPEN_STATUSES | {"solved", "closed", "deleted"}
 MERGE_TAG = "closed_by_merge"
 NO_SUBJECT = "(no subject)"
+MAX_ID = 2**63 - 1
+"""Largest id zdsync accepts: Zendesk and Teamwork ids are 64-bit integers."""
+MAX_TITLE_CHARS = 250
+"""Longest task title zdsync writes; a longer one is cut in the subject, never in the id."""
+MAX_TEMPLATE_REST_CHARS = 150
+"""Longest a title may be without its subject (``sync.title_template`` is checked against
+it), so a cut title always keeps its id and some subject."""
+ELLIPSIS = "…"
+
+_ID_TEXT = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() and int() accept "²", "٣"
+
+
+def parse_id(value: object) -> int | None:
+    """A positive id from outside (JSON or text), or None: ints that are not bools, or
+    strings of ASCII digits (surrounding blanks allowed), from 1 to ``MAX_ID``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _ID_TEXT.fullmatch(value.strip(" \t")):
+        number = int(value.strip(" \t"))
+    else:
+        return None
+    return number if 0 < number <= MAX_ID else None
+
+
+def _shown(value: object) -> str:
+    return clip(value, 80)
 
 
 class MalformedTicket(ValueError):
-    """A ticket object from Zendesk that zdsync cannot read. Affects that ticket only."""
+    """A ticket object from Zendesk that zdsync cannot read. Affects that ticket only.
+
+    ``ticket_id`` is the id when it is a usable one (an int from 1 to ``MAX_ID``, never a
+    bool), else a short escaped rendering of what was sent: it is logged, and a value from
+    outside must not forge log lines nor pass for an id.
+    """
 
     def __init__(self, ticket_id: object, reason: str) -> None:
-        super().__init__(f"ticket {ticket_id}: {reason}")
+        if isinstance(ticket_id, bool) or not isinstance(ticket_id, int) \
+                or not 0 < ticket_id <= MAX_ID:
+            ticket_id = _shown(ticket_id)
+        super().__init__(f"ticket {_shown(ticket_id)}: {reason}")
         self.ticket_id = ticket_id
         self.reason = reason
 
@@ -32,7 +71,8 @@ def _optional_int(data: Mapping[str, Any], key: str, ticket_id: object) -> int |
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedTicket(ticket_id, f"{key} must be an integer or null, got {value!r}")
+        raise MalformedTicket(ticket_id,
+                              f"{key} must be an integer or null, got {_shown(value)}")
     return value
 
 
@@ -55,11 +95,11 @@ class Ticket:
         if not isinstance(data, Mapping):
             raise MalformedTicket("?", f"expected an object, got {type(data).__name__}")
         tid = data.get("id")
-        if isinstance(tid, bool) or not isinstance(tid, int) or tid <= 0:
+        if isinstance(tid, bool) or not isinstance(tid, int) or not 0 < tid <= MAX_ID:
             raise MalformedTicket(tid, "id must be a positive integer")
         status = data.get("status")
-        if status not in KNOWN_STATUSES:
-            raise MalformedTicket(tid, f"unknown status {status!r}")
+        if not isinstance(status, str) or status not in KNOWN_STATUSES:
+            raise MalformedTicket(tid, f"unknown status {_shown(status)}")
         subject = data.get("subject")
         if subject is not None and not isinstance(subject, str):
             raise MalformedTicket(tid, "subject must be a string or null")
@@ -125,9 +165,24 @@ class Desired:
 
 
 def render_title(ticket: Ticket, template: str) -> str:
-    """Render the task title. A missing subject still yields a title carrying the id."""
+    """Render the task title. A missing subject still yields a title carrying the id.
+
+    At most ``MAX_TITLE_CHARS`` characters: a longer title is cut in the subject (ending
+    with an ellipsis), never in the rest of the template, so the id that finds the task
+    again is always whole (config validation keeps the rest of the template short).
+    """
     subject = (ticket.subject or "").strip() or NO_SUBJECT
-    return template.format(id=ticket.id, subject=subject, status=ticket.status)
+
+    def fill(text: str) -> str:
+        return template.format(id=ticket.id, subject=text, status=ticket.status)
+
+    title = fill(subject)
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    rest = len(fill(""))
+    copies = max(1, len(fill("x")) - rest)  # how often {subject} appears
+    room = max(0, (MAX_TITLE_CHARS - rest) // copies - len(ELLIPSIS))
+    return fill(subject[:room].rstrip() + ELLIPSIS)
 
 
 def assignee_for(ticket: Ticket, mappings: Mapping[int, int]) -> int | None:

@@ -1,9 +1,17 @@
-"""The embedded HTTP server: health probes, Prometheus metrics, the Zendesk webhook.
+"""The embedded HTTP servers: health probes, Prometheus metrics, the Zendesk webhook.
 
 A WSGI app served by waitress: a production-grade threaded server with request-size
-limits and channel timeouts, pure Python, no extra process, so /metrics and the probes
-share one port with the webhook. The webhook only verifies and queues a ticket id in
-Redis (fast, never waiting for Zendesk or Teamwork); the leader reconciles it.
+limits and channel timeouts, pure Python, no extra process. Two listeners:
+
+- ``http.port`` serves the webhook (and, for compatibility, the probes and metrics);
+- ``http.probe_port`` serves only the probes and metrics, with threads and connection
+  slots of its own. Anything the webhook port suffers (slow clients filling its
+  connection limit, webhooks waiting on a hung Redis) cannot starve the probes there.
+
+The webhook only verifies and queues a ticket id in Redis (fast, never waiting for
+Zendesk or Teamwork; Redis gets a short timeout and a failure answers 503 with
+``Retry-After`` so Zendesk delivers again); the leader reconciles it. Whatever the body
+or headers, the webhook answers 2xx or 4xx; 503 only when the queue cannot be written.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,13 +32,26 @@ from typing import Any
 import waitress
 from prometheus_client import make_wsgi_app
 
+from zdsync.logs import Throttled, clip
 from zdsync.metrics import Metrics
+from zdsync.rules import parse_id
 
 log = logging.getLogger(__name__)
+rejections = Throttled(log)
+"""Rejected webhooks: anyone who can reach the port can cause them, so one WARNING line a
+minute per outcome (with a count); metrics count every one."""
 
 MAX_WEBHOOK_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a webhook body may have; Zendesk's are 4 deep.
+Checked before parsing: a deep body would otherwise exhaust the parser's recursion."""
+MAX_EVENT_ID_CHARS = 128
+"""Longer (or oddly spelt) event ids are hashed before they name a Redis key."""
 WEBHOOK_MAX_AGE_SECONDS = 300
 """Zendesk prescribes no replay window; five minutes is common practice."""
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks Zendesk to wait: it retries a 503 only when Retry-After is short."""
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 SIGNATURE_HEADER = "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE"
 TIMESTAMP_HEADER = "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP"
 
@@ -43,29 +65,59 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def parse_timestamp(value: str) -> float | None:
-    """The timestamp header: ISO-8601 (as Zendesk documents) or epoch seconds."""
+    """The timestamp header: ISO-8601 (as Zendesk documents) or a whole number of epoch
+    seconds in ASCII digits; None for anything else ("nan", "1e9", "²" included: a
+    non-finite time would pass any replay window)."""
     value = value.strip()
-    try:
+    if re.fullmatch(r"[0-9]{1,12}", value):
         return float(value)
-    except ValueError:
-        pass
+    if len(value) > 64:
+        return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
 
 
-def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_CURLY_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def nesting_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True unless the JSON text nests arrays and objects deeper than ``limit``.
+
+    Linear and cheap: strings are cut out, and the brackets left lose one level of empty
+    pairs (``[]``, ``{}``) per round, so the rounds needed are the depth. An unbalanced
+    text is left for the parser to refuse, unless it opens too many levels.
+    """
+    skeleton = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", body)).translate(_CURLY_AS_SQUARE)
+    for rounds in range(limit + 1):
+        shorter = skeleton.replace(b"[]", b"")
+        if shorter == skeleton:
+            # Balanced (empty), or not JSON (left: "]]][[["), which the parser refuses,
+            # as long as the brackets still open are not too deep for it.
+            return rounds + skeleton.count(b"[") <= limit
+        skeleton = shorter
+    return False
+
+
+_PLAIN_EVENT_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_EVENT_ID_CHARS}}}")
+
+
+def _event_id(value: Any) -> str | None:
+    """The event id used to drop duplicate deliveries: plain ids (UUIDs) as they are,
+    anything else (long, or with odd characters) by its SHA-256, so it names a sane key."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**30 else None
+    if _PLAIN_EVENT_ID.fullmatch(value):
         return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    return None
+    return "sha256-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def ticket_reference(payload: Any) -> tuple[int | None, str | None]:
@@ -77,17 +129,16 @@ def ticket_reference(payload: Any) -> tuple[int | None, str | None]:
     """
     if not isinstance(payload, dict):
         return None, None
-    event_id = payload.get("event_id") or payload.get("id")
-    event_id = str(event_id) if isinstance(event_id, str | int) and event_id != "" else None
+    event_id = _event_id(payload.get("event_id") or payload.get("id"))
     kind = payload.get("type")
     if isinstance(kind, str) and kind.startswith("zen:event-type:"):
         if not kind.startswith("zen:event-type:ticket."):
             return None, event_id
         detail = payload.get("detail")
-        return (_as_id(detail.get("id")) if isinstance(detail, dict) else None), event_id
+        return (parse_id(detail.get("id")) if isinstance(detail, dict) else None), event_id
     ticket = payload.get("ticket")
-    tid = _as_id(ticket.get("id")) if isinstance(ticket, dict) else None
-    return tid or _as_id(payload.get("ticket_id")), event_id
+    tid = parse_id(ticket.get("id")) if isinstance(ticket, dict) else None
+    return tid or parse_id(payload.get("ticket_id")), event_id
 
 
 @dataclass
@@ -114,6 +165,13 @@ class App:
         self.accepting.set()
         self.metrics_app = make_wsgi_app(metrics.registry)
 
+    def probes(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI app of the probe port: probes and metrics, nothing else."""
+        if environ.get("PATH_INFO", "") not in PROBE_PATHS:
+            return _json(start_response, 404, {"error": "not found (this port serves only "
+                                                        "/livez, /readyz, /healthz, /metrics)"})
+        return self(environ, start_response)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
@@ -131,9 +189,14 @@ class App:
                 return _json(start_response, 404, {"error": "webhook not enabled"})
             if method != "POST":
                 return _json(start_response, 405, {"error": "POST only"})
-            status, body = self.webhook(environ)
+            try:
+                status, body = self.webhook(environ)
+            except Exception:  # a bug must not answer 500 with a traceback, nor lose the id
+                log.exception("webhook: unexpected error")
+                self.metrics.webhooks.labels("error").inc()
+                status, body = 503, {"result": "error", "message": "try again"}
             # Zendesk retries a 503 only when Retry-After is short.
-            extra = [("Retry-After", "5")] if status == 503 else []
+            extra = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else []
             return _json(start_response, status, body, extra)
         return _json(start_response, 404, {"error": "not found"})
 
@@ -143,16 +206,16 @@ class App:
 
         def outcome(name: str, status: int, message: str) -> tuple[int, dict[str, Any]]:
             self.metrics.webhooks.labels(name).inc()
-            if status >= 400:
-                log.warning("webhook rejected (%s): %s", name, message)
+            if 400 <= status < 500:
+                rejections.warning(name, "webhook rejected (%s): %s", name, message)
             return status, {"result": name, "message": message}
 
         if not self.accepting.is_set():
             return outcome("shutting_down", 503, "shutting down; retry in a few seconds")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
+        raw_length = str(environ.get("CONTENT_LENGTH") or "0").strip()
+        if not re.fullmatch(r"[0-9]{1,12}", raw_length):
             return outcome("malformed", 400, "bad Content-Length")
+        length = int(raw_length)
         if length > MAX_WEBHOOK_BODY_BYTES:
             return outcome("too_large", 413, f"body over {MAX_WEBHOOK_BODY_BYTES} bytes")
         body = environ["wsgi.input"].read(length) if length else b""
@@ -166,21 +229,24 @@ class App:
         sent = parse_timestamp(stamp)
         if sent is None or abs(self.clock() - sent) > WEBHOOK_MAX_AGE_SECONDS:
             return outcome("stale", 401, "timestamp missing or more than 5 minutes off")
+        if not nesting_within(body):
+            return outcome("malformed", 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return outcome("malformed", 400, "body is not JSON")
         ticket_id, event_id = ticket_reference(payload)
         if ticket_id is None:
-            return outcome("no_ticket", 400, "no ticket id (detail.id, ticket.id or ticket_id)")
+            return outcome("no_ticket", 400, "no ticket id (detail.id, ticket.id or ticket_id, "
+                                             "a positive integer)")
         try:
             queued = self.enqueue(ticket_id, event_id)
-        except Exception as exc:  # Redis down: say so, Zendesk retries the delivery
-            log.error("webhook for ticket %s not queued: %s", ticket_id, exc)
+        except Exception as exc:  # Redis down or slow: Zendesk delivers again after a 503
+            log.error("webhook for ticket %s not queued: %s", ticket_id, clip(exc))
             return outcome("error", 503, "could not queue; try again")
         if not queued:
-            return outcome("duplicate", 200, f"event {event_id} already received")
-        log.info("webhook: ticket %s queued (event %s)", ticket_id, event_id)
+            return outcome("duplicate", 200, f"event {clip(event_id, 80)} already received")
+        log.info("webhook: ticket %s queued (event %s)", ticket_id, clip(event_id, 80))
         return outcome("accepted", 202, f"ticket {ticket_id} queued")
 
 
@@ -197,17 +263,25 @@ def _json(start_response: StartResponse, status: int, body: dict[str, Any],
 
 
 class Server:
-    """waitress in a background thread, with limits suited to a webhook receiver."""
+    """waitress in a background thread, with limits suited to a webhook receiver.
 
-    def __init__(self, app: App, host: str, port: int) -> None:
+    ``probes_only`` serves ``App.probes`` instead (the probe port): fewer threads and
+    connections are enough, and short idle timeouts free slots quickly.
+    """
+
+    def __init__(self, app: App, host: str, port: int, *, probes_only: bool = False) -> None:
         self.app = app
+        if probes_only:
+            limits: dict[str, Any] = dict(threads=2, connection_limit=100, channel_timeout=10)
+        else:
+            limits = dict(threads=4, connection_limit=200, channel_timeout=30)
         self.server = waitress.create_server(
-            app, host=host, port=port, threads=4,
+            app.probes if probes_only else app, host=host, port=port,
             max_request_body_size=MAX_WEBHOOK_BODY_BYTES + 1024,  # waitress answers 413
-            channel_timeout=30, connection_limit=200, clear_untrusted_proxy_headers=True,
-            ident="zdsync",
+            clear_untrusted_proxy_headers=True, ident="zdsync", **limits,
         )
-        self.thread = threading.Thread(target=self.server.run, name="zdsync-http", daemon=True)
+        name = "zdsync-probe-http" if probes_only else "zdsync-http"
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
 
     @property
     def port(self) -> int:

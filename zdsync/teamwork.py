@@ -25,6 +25,11 @@ from zdsync.transport import Pacer, Sleep, Transport
 V3 = "/projects/api/v3"
 TASKLIST_PAGE_SIZE = 500
 """Tasks per page when listing a whole task list: Teamwork's v3 maximum."""
+SEE_ALL_TASKS = {"includeCompletedTasks": "true", "showCompletedLists": "true"}
+"""Task list parameters for calls that must see every live task: v3 lists leave out
+completed tasks, and tasks in completed task lists, unless asked (teamwork-api.md §5,
+§7.2, from the official SDK). Someone completing the zdsync list must not hide its tasks
+from the audit or the lost-create search (a duplicate would follow)."""
 TASKS_BY_IDS_BATCH = 100
 """Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
@@ -175,7 +180,7 @@ class TeamworkClient:
         found: dict[int, Task] = {}
         for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
             chunk = ids[start:start + TASKS_BY_IDS_BATCH]
-            params = {"ids": ",".join(str(i) for i in chunk), "includeCompletedTasks": "true",
+            params = {"ids": ",".join(str(i) for i in chunk), **SEE_ALL_TASKS,
                       "pageSize": TASKS_BY_IDS_BATCH}
             for item in self._pages(f"{V3}/tasks.json", "tasks", params):
                 task = Task.from_api(item)
@@ -184,8 +189,9 @@ class TeamworkClient:
         return found
 
     def search_tasks(self, tasklist_id: int, term: str) -> Iterator[Task]:
-        """Live tasks of a list matching ``term`` (completed included), all pages."""
-        params = {"searchTerm": term, "includeCompletedTasks": "true",
+        """Live tasks of a list matching ``term`` (completed ones, and those of a completed
+        list, included), all pages."""
+        params = {"searchTerm": term, **SEE_ALL_TASKS,
                   "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
         for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
             task = Task.from_api(item)
@@ -207,8 +213,7 @@ class TeamworkClient:
         """Every live task of a list, completed ones and those of a completed list too
         (Teamwork hides both unless asked), ``TASKLIST_PAGE_SIZE`` a request: what the
         state rebuild reads the ticket links from."""
-        params = {"includeCompletedTasks": "true", "showCompletedLists": "true",
-                  "pageSize": TASKLIST_PAGE_SIZE}
+        params = {**SEE_ALL_TASKS, "pageSize": TASKLIST_PAGE_SIZE}
         for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
             task = Task.from_api(item)
             if not task.deleted:
@@ -217,7 +222,12 @@ class TeamworkClient:
     # -- task lists and people ---------------------------------------------------------
 
     def tasklists(self, project_id: int, search: str | None = None) -> list[dict[str, Any]]:
-        params = {"searchTerm": search} if search else {}
+        """The project's task lists, completed ones included (``showCompleted``; Teamwork
+        leaves them out by default): a lookup by name must find a list someone completed
+        rather than create a second one."""
+        params: dict[str, Any] = {"showCompleted": "true"}
+        if search:
+            params["searchTerm"] = search
         return list(self._pages(f"{V3}/projects/{project_id}/tasklists.json", "tasklists",
                                 params))
 

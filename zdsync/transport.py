@@ -19,7 +19,14 @@ import requests
 import urllib3
 
 from zdsync import defaults
-from zdsync.errors import AmbiguousWrite, NotFound, PermanentError, RetryableError
+from zdsync.errors import (
+    FIX_FOR_REFUSAL,
+    AmbiguousWrite,
+    NotFound,
+    PermanentError,
+    RetryableError,
+    Unauthorized,
+)
 from zdsync.metrics import Metrics, status_class
 
 log = logging.getLogger(__name__)
@@ -133,8 +140,9 @@ class Transport:
     ) -> requests.Response:
         """Send a request; return a 2xx response (or one whose status is in ``accept``).
 
-        Raises NotFound (404), PermanentError (other 4xx), RetryableError once attempts
-        run out, AmbiguousWrite when a non-idempotent request may have been applied.
+        Raises NotFound (404), Unauthorized (401, 403), PermanentError (other 4xx),
+        RetryableError once attempts run out, AmbiguousWrite when a non-idempotent
+        request may have been applied.
         ``before_retry(status)`` may adjust ``params`` in place before a retry of a 5xx or
         a timeout (status None).
         """
@@ -175,6 +183,9 @@ class Transport:
                 body = response.text[:300]
                 if status == 404:
                     raise NotFound(self.service, f"{what}: 404 not found", status)
+                if status in (401, 403):
+                    fix = FIX_FOR_REFUSAL.get((self.service, status), "check the credentials")
+                    raise Unauthorized(self.service, f"{what}: {status} refused: {fix}", status)
                 if status < 500:
                     raise PermanentError(self.service, f"{what}: {status} {body}", status)
                 if not idempotent:

@@ -5,10 +5,16 @@ only on the very first request, then ``cursor``; drain to ``end_of_stream``; kee
 cursor when a response has none; stop when a cursor does not advance; 400/422
 ``StartTimeTooRecent`` means nothing new yet; 429 waits ``Retry-After``; 504s and
 timeouts shrink the page size instead of repeating the identical request.
+
+A misbehaving export must not hold a pass forever: ``end_of_stream`` must be a JSON
+boolean and ``after_cursor`` a string or null; a run stops (``RetryableError``, the cursor
+stays where the last committed page put it) after a few pages in a row that bring nothing
+new under fresh cursors, and after ``defaults.ZENDESK_MAX_PAGES_PER_PASS`` pages.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ import requests
 from zdsync import defaults
 from zdsync.config import ZendeskSettings
 from zdsync.errors import PermanentError, RetryableError
+from zdsync.logs import clip
 from zdsync.metrics import Metrics
 from zdsync.transport import Pacer, Sleep, Transport
 
@@ -46,17 +53,34 @@ class ExportPage:
     per_page: int = defaults.ZENDESK_PAGE_SIZE  # the size that worked (it shrinks on 504s)
 
 
+def page_fingerprint(tickets: list[Any]) -> str:
+    """What a page holds, as far as progress goes: its (id, generated_timestamp) pairs."""
+    keys = sorted((repr(t.get("id")), repr(t.get("generated_timestamp")))
+                  for t in tickets if isinstance(t, dict))
+    return hashlib.sha256(repr((len(tickets), keys)).encode()).hexdigest()
+
+
 @dataclass
 class Export:
-    """Iterates the pages of one export run; ``cursor`` is where the next page starts."""
+    """Iterates the pages of one export run; ``cursor`` is where the next page starts.
+
+    Bounded: a page that is empty, or holds exactly what an earlier page of this run held,
+    brings nothing new; ``max_idle_pages`` of those in a row, or ``max_pages`` pages in all,
+    stop the run with ``RetryableError`` after the last page was handed out (so it is
+    committed and the next pass resumes from its cursor).
+    """
 
     client: ZendeskClient
     cursor: str | None
     start_time: int | None
+    max_pages: int = defaults.ZENDESK_MAX_PAGES_PER_PASS
+    max_idle_pages: int = defaults.ZENDESK_MAX_IDLE_PAGES
     pages: int = field(default=0, init=False)
     per_page: int | None = field(default=None, init=False)
 
     def __iter__(self) -> Iterator[ExportPage]:
+        seen: set[str] = set()
+        idle = 0
         while True:
             page = self.client.export_page(self.cursor, self.start_time,
                                            self.per_page or defaults.ZENDESK_PAGE_SIZE)
@@ -74,6 +98,18 @@ class Export:
             if not advanced:
                 raise RetryableError("zendesk", "export cursor did not advance; stopping this "
                                      "run to avoid a loop (the next pass resumes)")
+            fingerprint = page_fingerprint(page.tickets)
+            idle = idle + 1 if not page.tickets or fingerprint in seen else 0
+            seen.add(fingerprint)
+            if idle >= self.max_idle_pages:
+                raise RetryableError("zendesk", f"export made no progress: {idle} pages in a "
+                                     "row were empty or repeated earlier ones, each with a new "
+                                     "cursor and end_of_stream false; stopping this run (the "
+                                     "next pass resumes from the cursor)")
+            if self.pages >= self.max_pages:
+                raise RetryableError("zendesk", f"export still not at its end after "
+                                     f"{self.pages} pages, the most one pass reads; stopping "
+                                     "this run (the next pass resumes from the cursor)")
 
 
 class ZendeskClient:
@@ -120,11 +156,20 @@ class ZendeskClient:
             raise PermanentError("zendesk", f"export refused: {response.status_code} "
                                  f"{response.text[:300]}", response.status_code)
         body = response.json()
+        if not isinstance(body, dict):
+            raise RetryableError("zendesk", "export response is not a JSON object")
         tickets = body.get("tickets")
         if not isinstance(tickets, list):
             raise RetryableError("zendesk", "export response without a tickets list")
-        return ExportPage(tickets, body.get("after_cursor") or None,
-                          bool(body.get("end_of_stream")), per_page=params["per_page"])
+        end = body.get("end_of_stream")
+        if not isinstance(end, bool):  # "false" or 0 must not pass for an answer
+            raise RetryableError("zendesk", "export response: end_of_stream is "
+                                 f"{clip(end, 40)}, not a JSON boolean")
+        cursor = body.get("after_cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise RetryableError("zendesk", "export response: after_cursor is "
+                                 f"{clip(cursor, 40)}, not a string or null")
+        return ExportPage(tickets, cursor or None, end, per_page=params["per_page"])
 
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """The ticket now, or None when it is deleted or gone (404)."""

@@ -37,7 +37,7 @@ def _serve(server: SimServer, port: int, host: str, lines: list[str]) -> None:
 
 
 @sim.command("zendesk")
-@click.option("--port", default=8081, show_default=True, help="0 picks a free port.")
+@click.option("--port", default=8181, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--email", default="admin@example.com", show_default=True,
               help="The admin user's e-mail (Basic auth: EMAIL/token:TOKEN).")
@@ -79,7 +79,7 @@ def zendesk_command(port: int, host: str, email: str, token: str, export_limit: 
 
 
 @sim.command("teamwork")
-@click.option("--port", default=8082, show_default=True, help="0 picks a free port.")
+@click.option("--port", default=8182, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--token", default="sim-teamwork-token", show_default=True,
               help="API token (Basic auth user name; any password).")

@@ -152,6 +152,24 @@ class TeamworkSim(SimServer):
             }
             return tid
 
+    def complete_tasklist(self, tasklist_id: int) -> None:
+        """Complete a task list, as someone in Teamwork's UI would: its tasks stay as they
+        are, but v3 task lists hide them unless ``showCompletedLists=true``, and the list
+        of task lists hides the list itself unless ``showCompleted=true``."""
+        self._set_tasklist_status(tasklist_id, "completed")
+
+    def reopen_tasklist(self, tasklist_id: int) -> None:
+        self._set_tasklist_status(tasklist_id, "reopened")
+
+    def _set_tasklist_status(self, tasklist_id: int, status: str) -> None:
+        with self.lock:
+            tasklist = self._tasklists[tasklist_id]
+            if tasklist["status"] == "deleted":
+                raise ValueError(f"task list {tasklist_id} is deleted")
+            if tasklist["status"] != status:
+                tasklist["status"] = status
+                tasklist["updatedAt"] = self._now()
+
     def create_task(self, tasklist_id: int, name: str, description: str = "",
                     assignee_ids: Iterable[int] = ()) -> int:
         """Create a task directly (hand-built test states); assignees are not checked."""
@@ -504,6 +522,7 @@ class TeamworkSim(SimServer):
     def _list_tasks(self, request: Request, scope: Callable[[dict[str, Any]], bool]) -> Response:
         term = (request.arg("searchTerm") or "").strip().lower()
         include_completed = truthy(request.arg("includeCompletedTasks"))
+        completed_lists = truthy(request.arg("showCompletedLists"))
         show_deleted = truthy(request.arg("showDeleted"))
         ids = self._id_list(request.arg("ids"))
         tasklist_ids = self._id_list(request.arg("tasklistIds"))
@@ -516,6 +535,8 @@ class TeamworkSim(SimServer):
             if task["status"] == "deleted" and not show_deleted:
                 return False
             if task["status"] == "completed" and not include_completed:
+                return False
+            if tasklist["status"] == "completed" and not completed_lists:
                 return False
             if ids is not None and task["id"] not in ids:
                 return False
@@ -547,8 +568,10 @@ class TeamworkSim(SimServer):
 
     def _list_tasklists(self, request: Request, project_id: int | None) -> Response:
         term = (request.arg("searchTerm") or "").strip().lower()
+        show_completed = truthy(request.arg("showCompleted"))
         found = [dict(t) for _, t in sorted(self._tasklists.items())
                  if t["status"] != "deleted"
+                 and (show_completed or t["status"] != "completed")
                  and (project_id is None or t["projectId"] == project_id)
                  and term in t["name"].lower()]
         return self._page(request, "tasklists", found, lambda t: t)

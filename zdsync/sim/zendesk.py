@@ -467,11 +467,18 @@ class ZendeskSim(SimServer):
 
     # ================================================================ tickets and users
 
+    def _shown_ticket(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """A ticket as show ticket and show_many answer it: without ``generated_timestamp``,
+        which only the export carries (every recorded show response lacks it)."""
+        out = self._public_ticket(ticket)
+        del out["generated_timestamp"]
+        return out
+
     def _show_ticket(self, request: Request, m: re.Match[str]) -> Response:
         ticket = self._tickets.get(int(m["id"]))
         if ticket is None or ticket["status"] == "deleted":
             return json_response(404, _NOT_FOUND)
-        return json_response(200, {"ticket": self._public_ticket(ticket)})
+        return json_response(200, {"ticket": self._shown_ticket(ticket)})
 
     def _ids(self, request: Request) -> list[int] | Response:
         raw = request.arg("ids") or ""
@@ -486,7 +493,7 @@ class ZendeskSim(SimServer):
         ids = self._ids(request)
         if isinstance(ids, Response):
             return ids
-        found = [self._public_ticket(self._tickets[i]) for i in ids
+        found = [self._shown_ticket(self._tickets[i]) for i in ids
                  if i in self._tickets and self._tickets[i]["status"] != "deleted"]
         return json_response(200, {"tickets": found, "next_page": None, "previous_page": None,
                                    "count": len(found)})
