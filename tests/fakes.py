@@ -20,6 +20,7 @@ def fake_env(redis_port: int) -> dict[str, str]:
     return {"ZENDESK_URL": ZD, "ZENDESK_EMAIL": "ops@zd.test", "ZENDESK_API_TOKEN": "zt",
             "TEAMWORK_URL": TW, "TEAMWORK_API_TOKEN": "tt", "TEAMWORK_PROJECT_ID": "1",
             "TEAMWORK_TASKLIST_ID": "3", "TEAMWORK_RATE_LIMIT": "100000",
+            "ZENDESK_EXPORT_RATE_LIMIT": "1000", "TEAMWORK_CONCURRENCY": "1",
             "REDIS_PORT": str(redis_port), "REDIS_KEY_PREFIX": "t:",
             "SYNC_START_TIME": "2023-01-01T00:00:00Z"}
 

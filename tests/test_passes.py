@@ -296,3 +296,27 @@ def test_redis_round_trips_per_page_of_tickets_that_need_nothing(world, monkeypa
     print(f"Redis round trips for a page of 1,000 unchanged tickets: {trips['n']}")
     assert trips["n"] <= 4  # the cursor read before the export, then at most 3 for the page
     assert writes(world) == []
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_tickets_are_worked_on_concurrently_each_in_order(redis_client):
+    """Four workers against a Teamwork that takes 0.3 s an answer: several requests are in
+    flight at once, yet each ticket's writes come in order (create before complete) and
+    every ticket ends with exactly one task. The clock is real here (the simulated one
+    moves only with one worker)."""
+    world = make_inproc_world(redis_client.connection_pool.connection_kwargs["port"], "cc:",
+                              frozen=False, teamwork_kwargs={"rate_limit_per_minute": 100000})
+    tickets = [world.ticket(f"T{n}", assignee=world.agents[n % 2],
+                            status=("open", "solved")[n % 2]) for n in range(12)]
+    world.exportable()
+    world.teamwork.faults.set(latency_seconds=0.3)
+    summary = world.run_pass(TEAMWORK_CONCURRENCY=4).run()
+    world.teamwork.faults.reset()
+    assert summary.error is None and summary.created == 12 and summary.completed == 6
+    assert world.teamwork.most_in_flight >= 2
+    assert world.check() == [] and world.teamwork.most_live_with_one_marker == 1
+    # A complete sent before its task's create would have answered 404 and failed.
+    assert summary.failed == 0
+    assert all(world.tasks_for(t)[0]["status"] == "completed" for t in tickets[1::2])

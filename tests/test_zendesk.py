@@ -11,6 +11,8 @@ from zdsync import defaults
 from zdsync.config import Secret, ZendeskSettings
 from zdsync.errors import RetryableError, Unauthorized
 from zdsync.metrics import Metrics
+from zdsync.pacing import Pacer
+from zdsync.sim.base import Clock
 from zdsync.zendesk import EXPORT_PATH, Export, ZendeskClient
 
 BASE = "https://acme.zendesk.com"
@@ -24,6 +26,7 @@ def client():
                       metrics=Metrics(), sleep=sleeps.append)
     c.sleeps = sleeps  # type: ignore[attr-defined]
     c.http.rng = lambda: 1.0
+    c.export_pacer = Pacer(None)  # paced in test_export_requests_are_paced_under_its_limit
     return c
 
 
@@ -78,6 +81,26 @@ def test_other_400_is_an_error(client, requests_mock):
     requests_mock.get(URL, status_code=400, json={"error": "InvalidCursor"})
     with pytest.raises(Exception, match="export refused"):
         list(client.export("bad", None))
+
+
+def test_export_requests_are_paced_under_its_limit(requests_mock):
+    """10 a minute for the incremental export, whatever the account-wide limit: a drain of
+    several pages waits its turn instead of running into 429s."""
+    clock = Clock(frozen=True, start=0)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    c = ZendeskClient(ZendeskSettings("acme", "ops@acme.test", Secret("tok")),
+                      metrics=Metrics(), sleep=sleep, clock=clock.now)
+    requests_mock.get(URL, [{"json": page([n], f"c{n}", n == 4)} for n in range(1, 5)])
+    assert len(list(c.export("c0", None))) == 4
+    assert sleeps == [pytest.approx(6.0)] * 3
+    requests_mock.get(BASE + "/api/v2/tickets/show_many.json", json={"tickets": []})
+    c.tickets_by_ids([1, 2])  # other endpoints are not held to the export's limit
+    assert len(sleeps) == 3
 
 
 def test_429_waits_retry_after_then_retries(client, requests_mock):

@@ -82,11 +82,14 @@ class World:
             "ZENDESK_API_TOKEN": self.zendesk.api_token,
             "TEAMWORK_URL": self.teamwork_url, "TEAMWORK_API_TOKEN": self.teamwork.api_token,
             "TEAMWORK_PROJECT_ID": str(self.project), "TEAMWORK_TASKLIST_ID": str(self.tasklist),
-            "TEAMWORK_RATE_LIMIT": "100000",
+            "TEAMWORK_RATE_LIMIT": "100000", "ZENDESK_EXPORT_RATE_LIMIT": "1000",
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port),
             "REDIS_KEY_PREFIX": self.prefix,
             "SYNC_START_TIME": str(int(self.clock.now()) - 3600),
         })
+        if self.in_process:
+            # Simulated time moves when a client waits: one worker keeps it deterministic.
+            env["TEAMWORK_CONCURRENCY"] = "1"
         env.update({k: str(v) for k, v in extra.items()})
         return env
 

@@ -112,6 +112,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("zendesk", "subdomain", "str", None, "Zendesk subdomain: acme for acme.zendesk.com."),
     Option("zendesk", "email", "str", None, "E-mail of the Zendesk admin that owns the token."),
     Option("zendesk", "api_token", "secret", None, "Zendesk API token (Basic {email}/token)."),
+    Option("zendesk", "export_rate_limit", "float",
+           defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE,
+           "Zendesk's limit for the incremental export (10 a minute; 30 with the High "
+           "Volume add-on): export requests are paced under it.", 1, 1000, "requests/minute"),
     Option("zendesk", "url", "url", None,
            "Base URL override; default https://{subdomain}.zendesk.com."),
     Option("teamwork", "domain", "str", None, "Teamwork site: acme for acme.teamwork.com."),
@@ -126,8 +130,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("teamwork", "url", "url", None,
            "Base URL override; default https://{domain}.teamwork.com."),
     Option("teamwork", "rate_limit", "float", defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE,
-           "Teamwork's rate limit per minute; zdsync paces itself to 90 % of it.",
-           1, 1_000_000, "requests/minute"),
+           "Teamwork's rate limit per minute, used while its answers carry no budget "
+           "headers (zdsync then paces itself to 90 % of it); once they do, zdsync spends "
+           "the budget they report, less a 1 % reserve.", 1, 1_000_000, "requests/minute"),
+    Option("teamwork", "concurrency", "int", defaults.TEAMWORK_CONCURRENCY,
+           "Tickets worked on at once; one ticket's writes stay in order, the rate limit "
+           "bounds the total. 4 keeps the budget busy at 500 ms a request.", 1, 32),
     Option("redis", "host", "str", "localhost", "Redis host (ignored with Sentinel)."),
     Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel).", 1, 65535),
     Option("redis", "db", "int", 0,
@@ -309,6 +317,7 @@ class ZendeskSettings:
     subdomain: str | None = None
     email: str | None = None
     api_token: Secret | None = None
+    export_rate_limit: float = defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE
     url: str | None = None
 
     @property
@@ -325,6 +334,7 @@ class TeamworkSettings:
     tasklist_name: str = "Zendesk"
     url: str | None = None
     rate_limit: float = defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE
+    concurrency: int = defaults.TEAMWORK_CONCURRENCY
 
     @property
     def base_url(self) -> str:

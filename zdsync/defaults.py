@@ -38,7 +38,18 @@ ZENDESK_START_TIME_MARGIN_SECONDS = 90
 # Teamwork
 TEAMWORK_RATE_LIMIT_PER_MINUTE = 150
 TEAMWORK_PACE_SHARE = 0.9
-"""Share of ``teamwork.rate_limit`` zdsync uses, so it stays steadily under the limit."""
+"""Share of ``teamwork.rate_limit`` zdsync uses while Teamwork's answers carry no budget
+headers (once they do, it spends what they report), so it stays under the limit."""
+TEAMWORK_RESERVE_SHARE = 0.01
+"""Share of the budget Teamwork reports (at least one request a window) that zdsync never
+spends, so an operator's command with the same token is not refused."""
+TEAMWORK_WINDOW_SECONDS = 60.0
+"""Teamwork's rate-limit window, until its answers say otherwise."""
+TEAMWORK_CONCURRENCY = 4
+"""Tickets worked on at once (``teamwork.concurrency``): enough to keep the budget busy at
+real latencies; the pacer bounds the total."""
+ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE = 10
+"""Zendesk's limit for the incremental exports (30 with the High Volume add-on)."""
 TEAMWORK_LOCKOUT_SECONDS = 60.0
 """Teamwork's documented lock-out after a 429 when no reset header says otherwise."""
 TEAMWORK_SEARCH_PAGE_SIZE = 100

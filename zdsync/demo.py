@@ -152,7 +152,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
     run_settings = replace(
         settings,
         zendesk=ZendeskSettings(email=zendesk.email, api_token=Secret(zendesk.api_token),
-                                url=zendesk.url),
+                                url=zendesk.url, export_rate_limit=10 * TIME_LAPSE),
         teamwork=TeamworkSettings(api_token=Secret(teamwork.api_token), project_id=project,
                                   url=teamwork.url, rate_limit=150 * TIME_LAPSE),
         redis=replace(settings.redis, key_prefix=prefix),

@@ -13,8 +13,11 @@ its lease (``Interrupted``), when Redis fails, or when Teamwork refuses the cred
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +114,7 @@ class Pass:
         self.cache: dict[int, Record] = {}
         self.dirty: dict[int, Record] = {}  # records to store with the next commit
         self.dirty_history: dict[int, list[str]] = {}
+        self._state = threading.RLock()  # summary, cache, dirty records, commits
         self.started_in_doubt = False
         self.rebuilding = False
         self._last_poll = 0.0
@@ -392,17 +396,46 @@ class Pass:
             item.observed = [task] if task is not None else []
 
     def drain(self) -> None:
-        """Reconcile queued tickets until none is left; commit each completed unit."""
-        while True:
-            self._poll()
-            items = self.queue.take(1)
-            if not items:
-                return
-            if items[0].fresh:
-                items += self.queue.take_fresh(WEBHOOK_BATCH - 1)
-                self._read_fresh(items)
-            for item in items:
-                self._handle(item)
+        """Reconcile queued tickets until none is left; commit each completed unit.
+
+        Up to ``teamwork.concurrency`` tickets at once: the queue never hands one ticket
+        to two workers, each ticket's writes stay in order, and the Teamwork pacer bounds
+        the total. On a stop or an error no new ticket starts; those in hand finish."""
+        workers = max(1, self.reconciler.settings.teamwork.concurrency)
+        if workers == 1 or self.dry_run:
+            while items := self._next_items():
+                for item in items:
+                    self._handle(item)
+            return
+        ready: deque[Item] = deque()
+        running: set[Future[None]] = set()
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(workers, thread_name_prefix="zdsync-ticket") as pool:
+            while True:
+                while failure is None and len(running) < workers:
+                    if not ready:
+                        ready.extend(self._next_items())
+                        if not ready:
+                            break
+                    running.add(pool.submit(self._handle, ready.popleft()))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None and failure is None:
+                        failure = future.exception()
+        if failure is not None:
+            raise failure
+
+    def _next_items(self) -> list[Item]:
+        """The next ticket to work on, with up to 99 more if it is to be read afresh (one
+        ``show_many`` reads them); webhook-queued tickets come first."""
+        self._poll()
+        items = self.queue.take(1)
+        if items and items[0].fresh:
+            items += self.queue.take_fresh(WEBHOOK_BATCH - 1)
+            self._read_fresh(items)
+        return items
 
     def _read_fresh(self, items: list[Item]) -> None:
         """Read tickets afresh, 100 a request; a ticket missing from the answer is gone."""
@@ -446,30 +479,35 @@ class Pass:
         return None  # deleted before zdsync ever saw it: nothing to do
 
     def _handle(self, item: Item) -> None:
+        """Reconcile one ticket (in a worker thread when there are several) and account
+        for it under the pass's lock."""
         if self.stopping():
             raise ShuttingDown("shutting down")
         self._check_lease()
         tid = item.ticket_id
-        prior = self.cache.get(tid)
+        with self._state:
+            prior = self.cache.get(tid)
         error = item.error
         ticket = item.snapshot or (prior.ticket if prior is not None else None)
-        source = item.units[0].kind if item.units else "fetch"
         outcome: Outcome | None = None
         if error is None and ticket is not None:
             outcome = self.reconciler.reconcile(prior, ticket, self.ctx,
                                                 observed=item.observed, note=item.note)
-            self.summary.add(outcome.counts)
             error = outcome.error
-            if outcome.planned:
-                self.summary.planned.append((tid, outcome.planned))
-            self._keep(prior, outcome)
-        elif error is not None:
-            self.summary.failed += 1
-        self.metrics.tickets.labels(source, "failed" if error else "ok").inc()
-        self.reconciler.progress_at = self.clock()
-        self.on_progress()
-        for unit in self.queue.done(item, error):
-            self._commit(unit)
+        with self._state:
+            if outcome is not None:
+                self.summary.add(outcome.counts)
+                if outcome.planned:
+                    self.summary.planned.append((tid, outcome.planned))
+                self._keep(prior, outcome)
+            elif error is not None:
+                self.summary.failed += 1
+            source = item.units[0].kind if item.units else "fetch"
+            self.metrics.tickets.labels(source, "failed" if error else "ok").inc()
+            self.reconciler.progress_at = self.clock()
+            self.on_progress()
+            for unit in self.queue.done(item, error):
+                self._commit(unit)
 
     def _keep(self, prior: Record | None, outcome: Outcome) -> None:
         """Remember a ticket's new record; the next commit writes it (again, if the

@@ -20,7 +20,8 @@ from zdsync import defaults
 from zdsync.config import TeamworkSettings
 from zdsync.errors import NotFound, RetryableError
 from zdsync.metrics import Metrics
-from zdsync.transport import Pacer, Sleep, Transport
+from zdsync.pacing import BudgetPacer
+from zdsync.transport import Sleep, Transport
 
 V3 = "/projects/api/v3"
 TASKLIST_PAGE_SIZE = 500
@@ -109,7 +110,7 @@ class TeamworkClient:
         assert settings.api_token is not None
         self.base_url = settings.base_url
         # 90 %: steadily under the limit, with room for an operator's CLI commands.
-        self.pacer = Pacer(settings.rate_limit * defaults.TEAMWORK_PACE_SHARE, clock)
+        self.pacer = BudgetPacer(settings.rate_limit * defaults.TEAMWORK_PACE_SHARE, clock)
         self.http = Transport(
             "teamwork", settings.base_url, (settings.api_token.reveal(), "X"),
             throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -28,6 +27,7 @@ from zdsync.errors import (
     Unauthorized,
 )
 from zdsync.metrics import Metrics, status_class
+from zdsync.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +48,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
         reason = reason.reason
     return isinstance(reason, (urllib3.exceptions.NewConnectionError,
                                urllib3.exceptions.ConnectTimeoutError))
-
-
-class Pacer:
-    """Spaces requests evenly under a per-minute budget, and holds all of them during a
-    lock-out announced by the server. Thread-safe."""
-
-    def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic):
-        self.interval = 60.0 / per_minute if per_minute else 0.0
-        self.clock = clock
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Claim the next slot; return how long to wait before using it."""
-        with self._lock:
-            now = self.clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            return slot - now
-
-    def hold_until(self, seconds_from_now: float) -> None:
-        with self._lock:
-            self._next = max(self._next, self.clock() + seconds_from_now)
 
 
 class Transport:
@@ -120,6 +97,20 @@ class Transport:
         if seconds > 0:
             self.sleep(seconds)
 
+    def _send(self, pacer: Pacer, method: str, url: str, params: dict[str, Any] | None,
+              json: Any) -> requests.Response:
+        """One request in its paced slot; the pacer hears how it went, whatever happens."""
+        answered: requests.Response | None = None
+        try:
+            self._wait(pacer.reserve())
+            if method != "GET" and self.before_write is not None:
+                self.before_write()
+            answered = self.session.request(method, url, params=params, json=json,
+                                            timeout=self.timeout)
+            return answered
+        finally:
+            pacer.observe(answered.headers if answered is not None else None)
+
     def get_object(self, path: str, key: str) -> dict[str, Any] | None:
         """GET one resource: ``body[key]``, or None when it does not exist (404)."""
         try:
@@ -137,6 +128,7 @@ class Transport:
         idempotent: bool = True,
         accept: Collection[int] = (),
         before_retry: Callable[[int | None], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> requests.Response:
         """Send a request; return a 2xx response (or one whose status is in ``accept``).
 
@@ -144,19 +136,17 @@ class Transport:
         RetryableError once attempts run out, AmbiguousWrite when a non-idempotent
         request may have been applied.
         ``before_retry(status)`` may adjust ``params`` in place before a retry of a 5xx or
-        a timeout (status None).
+        a timeout (status None). ``pacer`` paces this request instead of the client's own
+        (an endpoint with a limit of its own).
         """
+        pacer = pacer or self.pacer
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         what = f"{method} {path.split('?')[0]}"
         attempt = 0
         while True:
-            self._wait(self.pacer.reserve())
-            if method != "GET" and self.before_write is not None:
-                self.before_write()
             started = time.monotonic()
             try:
-                response = self.session.request(method, url, params=params, json=json,
-                                                timeout=self.timeout)
+                response = self._send(pacer, method, url, params, json)
             except requests.RequestException as exc:
                 self.metrics.api_requests.labels(self.service, status_class(None)).inc()
                 if not idempotent and not _never_sent(exc):
@@ -176,7 +166,7 @@ class Transport:
                     self.metrics.rate_limit_waits.labels(self.service).inc()
                     self.metrics.rate_limit_wait_seconds.labels(self.service).inc(throttle)
                     log.warning("%s rate limit: waiting %.1f s", self.service, throttle)
-                    self.pacer.hold_until(throttle)
+                    pacer.hold_until(throttle)
                     continue  # a refused request was not applied: repeating it is safe
                 if 200 <= status < 300 or status in accept:
                     return response

@@ -27,7 +27,8 @@ from zdsync.config import ZendeskSettings
 from zdsync.errors import PermanentError, RetryableError
 from zdsync.logs import clip
 from zdsync.metrics import Metrics
-from zdsync.transport import Pacer, Sleep, Transport
+from zdsync.pacing import Pacer
+from zdsync.transport import Sleep, Transport
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 SHOW_MANY_BATCH = 100
@@ -125,6 +126,8 @@ class ZendeskClient:
             throttle_wait=retry_after_seconds, metrics=metrics, pacer=Pacer(None, clock),
             sleep=sleep, session=session,
         )
+        self.export_pacer = Pacer(settings.export_rate_limit, clock)
+        """The export's own limit, apart from the account's: honoured before any 429."""
 
     def __repr__(self) -> str:
         return f"ZendeskClient({self.base_url!r})"
@@ -149,6 +152,7 @@ class ZendeskClient:
                 params["per_page"] = max(defaults.ZENDESK_MIN_PAGE_SIZE, params["per_page"] // 2)
 
         response = self.http.request("GET", EXPORT_PATH, params=params, accept=(400, 422),
+                                     pacer=self.export_pacer,
                                      before_retry=shrink)
         if response.status_code in (400, 422):
             if "too recent" in response.text.lower() or "StartTimeTooRecent" in response.text:

@@ -451,6 +451,8 @@ class SimServer:
         self.log = RequestLog()
         self._routes: list[Route] = []
         self._in_flight = 0
+        self.most_in_flight = 0
+        """The most API requests it was answering at one moment (concurrency tests)."""
         self._in_flight_lock = threading.Lock()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -496,6 +498,7 @@ class SimServer:
             return self._admin(request)
         with self._in_flight_lock:
             self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
         try:
             return self._dispatch(request)
         finally:
