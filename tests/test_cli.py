@@ -647,3 +647,23 @@ def test_users_remove_of_an_unknown_id_writes_nothing(env, world):
     seed(store, unlist_remapped=True)
     result = run(env, "users", "remove", "424242")
     assert result.exit_code == 1 and store.remapped() == []
+
+
+def test_sync_shows_progress_on_a_terminal_only(env, world, monkeypatch):
+    zd, *_ = world
+    for tid in range(1, 30):
+        zd.put(tid, subject=f"t{tid}", assignee_id=ADA, status="open")
+    quiet = run(env, "sync")
+    assert quiet.exit_code == 0 and "/min, queued" not in quiet.stderr  # not a terminal
+    monkeypatch.setattr("zdsync.cli._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("zdsync.cli.Progress.REFRESH_SECONDS", 0)
+    for tid in range(30, 60):
+        zd.put(tid, subject=f"t{tid}", assignee_id=ADA, status="open")
+    shown = run(env, "sync")
+    assert shown.exit_code == 0
+    assert " tickets" in shown.stderr and "pages 1, Teamwork" in shown.stderr
+    assert "/min, queued" in shown.stderr and "ETA" in shown.stderr
+    assert "tickets seen 30" in shown.stdout  # the summary line is unchanged
+    for tid in range(60, 70):
+        zd.put(tid, subject=f"t{tid}", assignee_id=ADA, status="open")
+    assert "/min, queued" not in run(env, "sync", "--quiet").stderr

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
@@ -137,25 +137,82 @@ def _load_users_file(ctx: Context, store: Store) -> None:
         store.merge_mappings(agents.read_mappings_file(path))
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class Progress:
+    """A backfill's progress on a terminal (tqdm, on standard error): tickets, pages,
+    Teamwork requests a minute, and an ETA from the rate limit for the tickets queued."""
+
+    REFRESH_SECONDS = 0.5
+
+    def __init__(self, enabled: bool, metrics: Metrics) -> None:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self.metrics = metrics
+        self.started = time.monotonic()
+        self.bar = tqdm(unit=" tickets", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, mininterval=self.REFRESH_SECONDS)
+        # Log lines go above the bar instead of through it.
+        self.logs = logging_redirect_tqdm() if enabled else nullcontext()
+        self.logs.__enter__()
+
+    def teamwork_requests(self) -> float:
+        return sum(s.value for family in self.metrics.api_requests.collect()
+                   for s in family.samples
+                   if s.name.endswith("_total") and s.labels.get("service") == "teamwork")
+
+    def __call__(self, p: Any) -> None:
+        if self.bar.disable:
+            return
+        requests_done = self.teamwork_requests()
+        minutes = max((time.monotonic() - self.started) / 60, 1e-6)
+        pacer = p.reconciler.teamwork.pacer
+        per_minute = pacer.limit or (60 / pacer.interval if pacer.interval else 0.0)
+        per_ticket = requests_done / max(p.handled, 1)
+        queued = len(p.queue)
+        eta = (f"{queued * per_ticket / per_minute:.0f} min" if per_minute and queued
+               else "-")
+        self.bar.set_postfix_str(f"pages {p.summary.pages}, Teamwork "
+                                 f"{requests_done / minutes:.0f}/min, queued {queued}, "
+                                 f"ETA {eta}", refresh=False)
+        self.bar.update(p.handled - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.logs.__exit__(None, None, None)
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Accepted for compatibility: sync always runs one "
               "pass.")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan for the export, ticket by ticket; write nothing, move no "
                    "cursor (mapping changes and retries are not previewed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display on a terminal.")
 @click.pass_obj
-def sync(ctx: Context, once: bool, dry_run: bool) -> None:
-    """Run one reconciliation pass from the saved cursor, then exit."""
+def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
+    """Run one reconciliation pass from the saved cursor, then exit.
+
+    On a terminal, a backfill shows its progress on standard error (tickets, pages,
+    Teamwork requests a minute, ETA); not with --quiet, nor when not a terminal.
+    """
     ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
+    metrics = Metrics()
+    progress = Progress(_stderr_is_terminal() and not quiet, metrics)
     with _sync_lock(ctx, store) as lock:
         try:
             if not dry_run:
                 _load_users_file(ctx, store)
-            summary = _pass(ctx, lock, dry_run=dry_run).run()
+            summary = _pass(ctx, lock, metrics, dry_run=dry_run, on_progress=progress).run()
         except redis.RedisError as exc:
             fail(f"Redis failed during the pass ({exc}); nothing past the work done was "
                  "committed, the next pass resumes")
+        finally:
+            progress.close()
     if summary.rebuilt:
         click.echo("the ticket->task links were rebuilt from Teamwork first (Redis had no "
                    "zdsync state)", err=True)

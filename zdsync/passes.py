@@ -95,8 +95,9 @@ class Pass:
                  dry_run: bool = False, poll_webhooks: bool = False,
                  expected_identity: str | None = None,
                  stopping: Callable[[], bool] = lambda: False,
-                 on_progress: Callable[[], None] = lambda: None) -> None:
-        """``stopping`` is asked between two tickets: True stops the pass (shutdown)."""
+                 on_progress: Callable[[Pass], None] = lambda p: None) -> None:
+        """``stopping`` is asked between two tickets: True stops the pass (shutdown).
+        ``on_progress(pass)`` is called after each ticket (``zdsync sync``'s progress)."""
         self.reconciler = reconciler
         self.store: Store = reconciler.store
         self.zendesk = zendesk
@@ -115,6 +116,7 @@ class Pass:
         self.dirty: dict[int, Record] = {}  # records to store with the next commit
         self.dirty_history: dict[int, list[str]] = {}
         self._state = threading.RLock()  # summary, cache, dirty records, commits
+        self.handled = 0  # tickets reconciled (or failed) so far
         self.started_in_doubt = False
         self.rebuilding = False
         self._last_poll = 0.0
@@ -505,7 +507,8 @@ class Pass:
             source = item.units[0].kind if item.units else "fetch"
             self.metrics.tickets.labels(source, "failed" if error else "ok").inc()
             self.reconciler.progress_at = self.clock()
-            self.on_progress()
+            self.handled += 1
+            self.on_progress(self)
             for unit in self.queue.done(item, error):
                 self._commit(unit)
 
