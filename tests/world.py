@@ -41,6 +41,7 @@ class World:
     agents: list[int] = field(default_factory=list)  # the last one is unmapped
     mappings: dict[int, int] = field(default_factory=dict)
     customer: int = 0
+    _lease: Any = None
 
     @property
     def in_process(self) -> bool:
@@ -117,8 +118,10 @@ class World:
         sleep = self.clock.advance
         store = self.store()
         if lock is None:
+            if self._lease is not None:  # the previous pass's: its keeper stops renewing
+                self._lease.release()
             store.r.delete(self.prefix + "lock:sync")
-            lock = store.lock(ttl_seconds=300)
+            lock = self._lease = store.lock(ttl_seconds=300)
             lock.acquire_or_raise()
         reconciler = Reconciler(
             settings, store,

@@ -82,10 +82,10 @@ end
 if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
   return -2
 end
-local batch = cjson.decode(ARGV[3])
 local stored = 0
-for _, r in ipairs(batch.records) do
-  local id, gts, uat, json = r[1], tonumber(r[2]), r[3], r[4]
+local n = tonumber(ARGV[3])
+for i = 4, 3 + 4 * n, 4 do
+  local id, gts, uat, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local newer = true
   local old = redis.call('hget', KEYS[2], id)
   if old then
@@ -106,7 +106,7 @@ for _, r in ipairs(batch.records) do
     stored = stored + 1
   end
 end
-for _, op in ipairs(batch.ops) do
+for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
   if op[1] == 'zremif' then
     local score = redis.call('zscore', op[2], op[3])
     if score and tonumber(score) == tonumber(op[4]) then
@@ -258,16 +258,16 @@ class Store:
         """
         if isinstance(fence, str):
             fence = Fence(fence)
-        payload = {
-            "records": [[str(r.ticket.id), str(r.ticket.generated_timestamp),
-                         r.ticket.updated_at, record_json(r)] for r in records],
-            "ops": [[str(part) for part in op] for op in ops],
-        }
-        if not payload["records"] and not payload["ops"]:
+        ops = [[str(part) for part in op] for op in ops]
+        if not records and not ops:
             return 0
+        args: list[str] = [fence.token, fence.node, str(len(records))]
+        for r in records:  # each record its own argument: no JSON inside JSON
+            args += [str(r.ticket.id), str(r.ticket.generated_timestamp), r.ticket.updated_at,
+                     record_json(r)]
+        args.append(json.dumps(ops, separators=(",", ":")))
         stored = int(self._write(keys=[self.key("lock", "sync"), self.key("tickets")],
-                                 args=[fence.token, fence.node,
-                                       json.dumps(payload, separators=(",", ":"))]))
+                                 args=args))
         if stored == -1:
             raise LeaseLost("the sync lease moved to another holder (or Redis lost it); "
                             "nothing was written")
