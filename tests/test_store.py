@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from zdsync.backoff import retry_delay
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import Applied, Record, Ticket
-from zdsync.store import Fence, NodeChanged, Store, retry_delay
+from zdsync.store import Fence, NodeChanged, Store
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_a_write_pinned_to_another_redis_node_writes_nothing(store, lease, redis
     assert store.write(Fence(lease.token, node), [rec(1, 11)]) == 1
     with pytest.raises(NodeChanged):
         store.write(Fence(lease.token, "the-old-master"), [rec(1, 99)])
-    assert store.record(1) == rec(1, 11) and store.writes_in_doubt()
+    assert store.record(1) == rec(1, 11) and store.replication.in_doubt()
 
 
 @pytest.mark.parametrize(("stored", "new", "kept"), [
@@ -159,14 +160,14 @@ def test_state_check_sees_no_identity_then_a_claimed_one(store, lease):
     identity = store.claim_identity(lease.token)
     again = store.check_state(lease.token)
     assert again.identity == identity and not again.restarted
-    assert not store.writes_in_doubt()
+    assert not store.replication.in_doubt()
 
 
 def test_a_redis_restart_puts_recent_writes_in_doubt(store, lease, redis_client):
     store.check_state(lease.token)
     redis_client.set("t:redis_run", "the-run-id-before-a-restart")
     state = store.check_state(lease.token)
-    assert state.restarted and store.writes_in_doubt()
+    assert state.restarted and store.replication.in_doubt()
     assert redis_client.get("t:redis_run") == redis_client.info("server")["run_id"]
 
 

@@ -15,8 +15,9 @@ import requests
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from zdsync.config import BY_DEST, Settings, load
+from zdsync.connection import connect, sentinel_kwargs
 from zdsync.errors import API_ERRORS, ApiError, ConfigError, PermanentError, RetryableError
-from zdsync.store import Store, connect
+from zdsync.store import Store
 
 REDIS_TIMEOUT_SECONDS = 3.0
 HTTP_TIMEOUT_SECONDS = (5.0, 10.0)
@@ -87,11 +88,8 @@ def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
     try:
         if r.use_sentinel:
             assert r.sentinel_hosts
-            kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-            if r.password:
-                kwargs["password"] = r.password.reveal()
-            host, port = Sentinel(list(r.sentinel_hosts),
-                                  sentinel_kwargs=kwargs).discover_master(r.sentinel_master)
+            host, port = Sentinel(list(r.sentinel_hosts), sentinel_kwargs=sentinel_kwargs(r)
+                                  ).discover_master(r.sentinel_master)
             where = f"master {r.sentinel_master!r} at {host}:{port} (found by Sentinel)"
         store = Store(connect(r, attempts=0, timeout_seconds=REDIS_TIMEOUT_SECONDS),
                       r.key_prefix)

@@ -41,13 +41,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from zdsync import defaults
 from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import BY_DEST, Settings
+from zdsync.connection import connect
 from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
 from zdsync.server import App, Health, Server
-from zdsync.store import Store, connect
+from zdsync.store import Store
 from zdsync.teamwork import TeamworkClient
 from zdsync.zendesk import ZendeskClient
 
@@ -253,7 +254,7 @@ class Daemon:
         next_elect = 0.0
         while not self.stopping.is_set():
             try:
-                self.store.follow_master()
+                self.store.replication.follow_master()
                 if self.reload_users.is_set():
                     self.load_users_file()
                     self.reload_users.clear()

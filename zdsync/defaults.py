@@ -59,7 +59,12 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_CAP_SECONDS = 3600.0
 """A failing ticket is retried with exponential backoff from base to cap, forever."""
 
-# Redis failovers
+# Redis
+REDIS_RETRY_ATTEMPTS = 8
+"""Retries of one Redis command: with the backoff below, about 10 s, a Sentinel failover."""
+REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+REPLICA_WAIT_MS = 250
+"""How long a write zdsync relies on may take to reach a replica (Sentinel only)."""
 DOUBT_SECONDS = 600.0
 """After the Redis master moved, or a write reached no replica, every create first looks
 for an existing task for this long: a record may have vanished with the old master."""

@@ -34,6 +34,7 @@ from zdsync.config import (
     TeamworkSettings,
     ZendeskSettings,
 )
+from zdsync.connection import connect
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
 from zdsync.passes import COUNTS, Pass, Summary
@@ -43,7 +44,7 @@ from zdsync.sim.base import Clock
 from zdsync.sim.consistency import check
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
-from zdsync.store import Store, connect
+from zdsync.store import Store
 from zdsync.teamwork import TeamworkClient
 from zdsync.zendesk import ZendeskClient
 

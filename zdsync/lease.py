@@ -18,22 +18,11 @@ import time
 
 import redis
 
+from zdsync import scripts
 from zdsync.errors import LeaseLost, LockHeld
 
 log = logging.getLogger(__name__)
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class SyncLock:
@@ -61,8 +50,8 @@ class SyncLock:
         self._valid_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(scripts.RENEW_LEASE)
+        self._release = client.register_script(scripts.RELEASE_LEASE)
 
     @property
     def held(self) -> bool:

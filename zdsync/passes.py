@@ -205,7 +205,7 @@ class Pass:
         state = self.store.check_state(self.lease.token, update=not self.dry_run)
         self.fence = Fence(self.lease.token, state.node)
         self.reconciler.bind(self.lease, self.fence)
-        self.started_in_doubt = state.restarted or self.store.writes_in_doubt()
+        self.started_in_doubt = state.restarted or self.store.replication.in_doubt()
         lost = state.identity is None
         if rebuild_if_lost and (lost or (self.expected_identity is not None
                                          and state.identity != self.expected_identity)):
@@ -220,7 +220,7 @@ class Pass:
                            dry_run=self.dry_run)
 
     def in_doubt(self) -> bool:
-        return self.started_in_doubt or self.store.writes_in_doubt()
+        return self.started_in_doubt or self.store.replication.in_doubt()
 
     def _stop(self, exc: Exception) -> None:
         if isinstance(exc, Interrupted):

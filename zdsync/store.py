@@ -50,127 +50,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from zdsync import defaults
+from zdsync import defaults, scripts
+from zdsync.backoff import retry_delay
 from zdsync.config import RedisSettings
+from zdsync.connection import Replication, connect
 from zdsync.errors import Interrupted, LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import MalformedTicket, Record
 
 log = logging.getLogger(__name__)
 
-REDIS_RETRY_ATTEMPTS = 8
-"""Retries of one Redis command: with the backoff below, about 10 s, a Sentinel failover."""
-REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-REPLICA_WAIT_MS = 250
-"""How long a write zdsync relies on may take to reach a replica (Sentinel only)."""
 
 Op = list[str]
 """One Redis command for ``Store.write``: ``["hset", key, field, value]``; the extra
 ``["zremif", key, member, score]`` removes a member only if its score is still ``score``."""
 
-_WRITE = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then
-  return -1
-end
-if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
-  return -2
-end
-local stored = 0
-local n = tonumber(ARGV[3])
-for i = 4, 3 + 4 * n, 4 do
-  local id, gts, uat, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-  local newer = true
-  local old = redis.call('hget', KEYS[2], id)
-  if old then
-    local ok, prior = pcall(cjson.decode, old)
-    if ok and type(prior) == 'table' and type(prior.ticket) == 'table' then
-      local ogts = tonumber(prior.ticket.generated_timestamp) or 0
-      local ouat = prior.ticket.updated_at
-      if type(ouat) ~= 'string' then ouat = '' end
-      if gts > 0 and ogts > 0 then
-        newer = gts > ogts or (gts == ogts and uat >= ouat)
-      else
-        newer = uat >= ouat
-      end
-    end
-  end
-  if newer then
-    redis.call('hset', KEYS[2], id, json)
-    stored = stored + 1
-  end
-end
-for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
-  if op[1] == 'zremif' then
-    local score = redis.call('zscore', op[2], op[3])
-    if score and tonumber(score) == tonumber(op[4]) then
-      redis.call('zrem', op[2], op[3])
-    end
-  else
-    redis.call(unpack(op))
-  end
-end
-return stored
-"""
-_ENQUEUE = """
-if ARGV[3] ~= '' then
-  if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
-    return 0
-  end
-end
-redis.call('zadd', KEYS[1], ARGV[2], ARGV[1])
-return 1
-"""
-_DEQUEUE = """
-local removed = 0
-for i = 1, #ARGV, 2 do
-  local score = redis.call('zscore', KEYS[1], ARGV[i])
-  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
-    removed = removed + redis.call('zrem', KEYS[1], ARGV[i])
-  end
-end
-return removed
-"""
-_UNMAP = """
-if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
-  redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('del', KEYS[3])
-  return 1
-end
-return 0
-"""
-
-
-def connect(settings: RedisSettings, *, attempts: int = REDIS_RETRY_ATTEMPTS,
-            timeout_seconds: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
-    """A client for the configured Redis; Sentinel re-discovers the master on reconnect.
-
-    Health probes use ``attempts=0`` and a short timeout: a probe must answer quickly.
-    """
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), attempts)
-    common: dict[str, Any] = dict(
-        db=settings.db,
-        password=settings.password.reveal() if settings.password else None,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
-        decode_responses=True,
-    )
-    if settings.use_sentinel:
-        assert settings.sentinel_hosts
-        sentinel_kwargs = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-        if settings.password:
-            sentinel_kwargs["password"] = settings.password.reveal()
-        sentinel = Sentinel(list(settings.sentinel_hosts), sentinel_kwargs=sentinel_kwargs)
-        return sentinel.master_for(settings.sentinel_master, **common)
-    return redis.Redis(host=settings.host, port=settings.port, **common)
 
 
 @dataclass(frozen=True)
@@ -225,14 +120,13 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "zdsync:", *,
                  replicated: bool = False) -> None:
         """``replicated``: the writes zdsync relies on across a failover (a write-in-flight
-        mark, a page commit with its cursor) are checked to have reached a replica; when one
-        did not, recent writes are in doubt for a while (``writes_in_doubt``). On with
-        Sentinel, where a failover can discard what the old master acknowledged."""
+        mark, a page commit with its cursor) are checked to have reached a replica
+        (``connection.Replication``). On with Sentinel, where a failover can discard what
+        the old master acknowledged."""
         self.r = client
         self.prefix = prefix
-        self.replicated = replicated
-        self._doubt_until = 0.0
-        self._write = client.register_script(_WRITE)
+        self.replication = Replication(client, self.key("fence"), replicated=replicated)
+        self._write = client.register_script(scripts.WRITE)
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> Store:
@@ -254,7 +148,7 @@ class Store:
         Returns how many records were stored.
 
         ``replicate``: the caller relies on this write surviving a failover (see
-        ``_confirm_replicated``).
+        ``Replication.confirm``).
         """
         if isinstance(fence, str):
             fence = Fence(fence)
@@ -272,11 +166,11 @@ class Store:
             raise LeaseLost("the sync lease moved to another holder (or Redis lost it); "
                             "nothing was written")
         if stored == -2:
-            self._doubt()
+            self.replication.doubt()
             raise NodeChanged("the Redis master changed under this pass; nothing was "
                               "written; the next pass reads its state from the new master")
         if replicate:
-            self._confirm_replicated()
+            self.replication.confirm()
         return stored
 
     # -- failovers, restarts and lost state --------------------------------------------
@@ -284,7 +178,7 @@ class Store:
     def check_state(self, token: str, *, update: bool = True) -> StateCheck:
         """The store's identity, and whether Redis restarted or failed over since the last
         pass (its ``run_id`` changed): then the last writes before it may be lost, and
-        recent records are in doubt (see ``writes_in_doubt``). One round trip, plus a
+        recent records are in doubt (see ``Replication.in_doubt``). One round trip, plus a
         fenced write when the run id changed (unless ``update`` is False: dry runs)."""
         with self.r.pipeline(transaction=False) as pipe:
             pipe.get(self.key("identity"))
@@ -296,7 +190,7 @@ class Store:
         if restarted:
             log.warning("Redis restarted or failed over since the last pass (run id %s, was "
                         "%s): its last writes may be lost", run_id[:8], seen_run[:8])
-            self._doubt()
+            self.replication.doubt()
         if seen_run != run_id and update:
             self.write(Fence(token, run_id), ops=[["set", self.key("redis_run"), run_id]])
         return StateCheck(identity=identity, restarted=restarted, node=run_id)
@@ -310,47 +204,6 @@ class Store:
 
     def last_rebuild(self) -> dict[str, str]:
         return dict(self.r.hgetall(self.key("rebuilt")))
-
-    def follow_master(self) -> None:
-        """With Sentinel, ask where the master is now; idle connections to a deposed master
-        are dropped (redis-py asks only when it opens a connection or hears READONLY, and a
-        deposed master may accept writes for seconds before Sentinel demotes it)."""
-        pool = self.r.connection_pool
-        if isinstance(pool, SentinelConnectionPool):
-            before = pool.proxy.master_address
-            after = pool.get_master_address()
-            if before is not None and after != before:
-                log.warning("Redis master moved from %s to %s", before, after)
-                self._doubt()
-
-    def _confirm_replicated(self) -> None:
-        """Check that a replica holds every write made so far (a no-op unless replicated).
-
-        WAIT counts the writes of its own connection, so it follows a write of its own on
-        the same connection; that write comes after ours, so its acknowledgement covers
-        ours. Without an acknowledgement the write may not survive a failover, and recent
-        writes are in doubt (see ``writes_in_doubt``). While they are, every ticket is
-        observed in Teamwork anyway, so the check (and its wait) is skipped.
-        """
-        if not self.replicated or self.writes_in_doubt():
-            return
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.incr(self.key("fence"))
-            pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
-            _, acknowledged = pipe.execute()
-        if int(acknowledged) < 1:
-            self._doubt()
-
-    def _doubt(self) -> None:
-        if not self.writes_in_doubt():
-            log.warning("recent Redis writes may be lost: for %.0f s, every ticket's task is "
-                        "observed in Teamwork before it is planned", defaults.DOUBT_SECONDS)
-        self._doubt_until = time.monotonic() + defaults.DOUBT_SECONDS
-
-    def writes_in_doubt(self) -> bool:
-        """True for a while after Redis restarted, the master moved, or a write reached no
-        replica: a record may be older than what Teamwork holds, or gone."""
-        return time.monotonic() < self._doubt_until
 
     # -- cursor ------------------------------------------------------------------------
 
@@ -462,7 +315,7 @@ class Store:
 
     def remove_mapping(self, zendesk_user_id: int) -> bool:
         """Forget a mapping (False, and nothing written, when there was none)."""
-        return bool(self.r.register_script(_UNMAP)(
+        return bool(self.r.register_script(scripts.UNMAP)(
             keys=[self.key("users"), self.key("remap"), self.key("users", "held")],
             args=[str(zendesk_user_id), repr(time.time())]))
 
@@ -572,7 +425,7 @@ class Store:
         A ticket queued twice before it is handled is handled once.
         """
         now = time.time() if now is None else now
-        script = self.r.register_script(_ENQUEUE)
+        script = self.r.register_script(scripts.ENQUEUE_WEBHOOK)
         return bool(script(keys=[self.key("webhook", "queue"),
                                  self.key("webhook", "event", event_id or "")],
                            args=[str(ticket_id), repr(now), event_id or "",
@@ -588,14 +441,6 @@ class Store:
         meanwhile (their score changed)."""
         return [["zremif", self.key(name), str(m), repr(s)] for m, s in members]
 
-    def unqueue_webhooks(self, members: list[tuple[int, float]]) -> None:
-        """Unqueue without the lease: ids whose tickets are handled (tests, operators)."""
-        if members:
-            args: list[str] = []
-            for member, score in members:
-                args += [str(member), repr(score)]
-            self.r.register_script(_DEQUEUE)(keys=[self.key("webhook", "queue")], args=args)
-
     def webhook_depth(self) -> int:
         return int(self.r.zcard(self.key("webhook", "queue")))
 
@@ -603,8 +448,3 @@ class Store:
 
     def lock(self, name: str = "sync", ttl_seconds: float = defaults.LOCK_TTL_SECONDS) -> SyncLock:
         return SyncLock(self.r, self.key("lock", name), ttl_seconds)
-
-
-def retry_delay(attempts: int) -> float:
-    """Backoff of a failing ticket: base * 2**(attempts-1), capped."""
-    return min(defaults.RETRY_CAP_SECONDS, defaults.RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))

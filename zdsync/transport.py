@@ -18,6 +18,7 @@ import requests
 import urllib3
 
 from zdsync import defaults
+from zdsync.backoff import request_backoff_seconds
 from zdsync.errors import (
     FIX_FOR_REFUSAL,
     AmbiguousWrite,
@@ -32,11 +33,6 @@ from zdsync.pacing import Pacer
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
-
-
-def backoff_seconds(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return rng() * min(cap, base * (2**attempt))
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -185,8 +181,7 @@ class Transport:
             attempt += 1
             if attempt >= self.max_attempts:
                 raise RetryableError(self.service, f"{problem} (after {attempt} attempts)", status)
-            delay = backoff_seconds(attempt, defaults.HTTP_BACKOFF_BASE_SECONDS,
-                                    defaults.HTTP_BACKOFF_CAP_SECONDS, self.rng)
+            delay = request_backoff_seconds(attempt, self.rng)
             log.info("%s: %s; retrying in %.1f s", self.service, problem, delay)
             self._wait(delay)
             if before_retry is not None:

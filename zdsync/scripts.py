@@ -1,0 +1,98 @@
+"""The Lua scripts zdsync runs in Redis: each one command, so atomic and one round trip."""
+
+WRITE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
+  return -2
+end
+local stored = 0
+local n = tonumber(ARGV[3])
+for i = 4, 3 + 4 * n, 4 do
+  local id, gts, uat, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local newer = true
+  local old = redis.call('hget', KEYS[2], id)
+  if old then
+    local ok, prior = pcall(cjson.decode, old)
+    if ok and type(prior) == 'table' and type(prior.ticket) == 'table' then
+      local ogts = tonumber(prior.ticket.generated_timestamp) or 0
+      local ouat = prior.ticket.updated_at
+      if type(ouat) ~= 'string' then ouat = '' end
+      if gts > 0 and ogts > 0 then
+        newer = gts > ogts or (gts == ogts and uat >= ouat)
+      else
+        newer = uat >= ouat
+      end
+    end
+  end
+  if newer then
+    redis.call('hset', KEYS[2], id, json)
+    stored = stored + 1
+  end
+end
+for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
+  if op[1] == 'zremif' then
+    local score = redis.call('zscore', op[2], op[3])
+    if score and tonumber(score) == tonumber(op[4]) then
+      redis.call('zrem', op[2], op[3])
+    end
+  else
+    redis.call(unpack(op))
+  end
+end
+return stored
+"""
+"""Every write of the sync state: refused (-1) unless the lease token still holds, or
+(-2) when run on another Redis process than the one the writer read from; stores each
+record only if its snapshot is not older than the stored one; then runs the ops
+(``zremif`` removes a member only if its score is unchanged)."""
+
+ENQUEUE_WEBHOOK = """
+if ARGV[3] ~= '' then
+  if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
+    return 0
+  end
+end
+redis.call('zadd', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+"""Remember a webhook event id (duplicates return 0) and queue its ticket id."""
+
+DEQUEUE = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local score = redis.call('zscore', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    removed = removed + redis.call('zrem', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+"""Remove sorted-set members whose score is still the one read."""
+
+UNMAP = """
+if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
+  redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('del', KEYS[3])
+  return 1
+end
+return 0
+"""
+"""Forget a mapping, list the agent for re-planning and end a hold of assignees."""
+
+RENEW_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Extend the lease only for its holder."""
+
+RELEASE_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+"""Delete the lease only for its holder."""
