@@ -1,10 +1,18 @@
 """Soak: zdsync's crash safety at random, with real ``zdsync run`` processes.
 
-Run by hand, not in CI (about 30-40 minutes for the default 50 seeds on 2 cores):
+Run by hand, not in CI (about 26 minutes for the default 50 seeds on 2 cores):
 
     .venv/bin/python bench/soak.py
     .venv/bin/python bench/soak.py --seeds 5 --first-seed 17
     .venv/bin/python bench/soak.py --seeds 1 --first-seed 4 --scenario redis-empty
+
+The daemons run the zdsync this script imports. To soak one commit while the tree moves:
+
+    git archive HEAD zdsync | tar -x -C /tmp/snap
+    PYTHONPATH=/tmp/snap .venv/bin/python bench/soak.py
+
+A seed fixes the scenario and its plan of blows, not the timing of real processes: a
+failure is reported with its logs, and may not repeat when its seed is run again.
 
 Every seed is a fresh world: a private Redis, both simulators served over HTTP in this
 process (their clock time-lapsed 60x, as in ``zdsync demo``, so Zendesk's "last minute is
@@ -55,6 +63,7 @@ from typing import Any
 import redis
 import requests
 
+import zdsync
 from zdsync.agents import render_csv
 from zdsync.demo import TimeLapse
 from zdsync.localredis import LocalRedis, free_port
@@ -298,6 +307,7 @@ class World:
     # -- daemons -----------------------------------------------------------------------
 
     def env(self, http_port: int) -> dict[str, str]:
+        """The daemon's settings. Every port is free and its own: replicas share a host."""
         own = ("ZENDESK_", "TEAMWORK_", "REDIS_", "SYNC_", "LOG_", "HTTP_", "WEBHOOK_",
                "USERS_", "ZDSYNC_")
         env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
@@ -308,11 +318,13 @@ class World:
             "TEAMWORK_PROJECT_ID": str(self.project),
             "TEAMWORK_TASKLIST_ID": str(self.tasklist),
             "TEAMWORK_RATE_LIMIT": str(SIM_RATE_LIMIT),
+            "ZENDESK_EXPORT_RATE_LIMIT": "1000",  # newer zdsync paces exports (1000: its max)
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port),
             "REDIS_KEY_PREFIX": self.prefix,
             "SYNC_START_TIME": str(self.start_time), "SYNC_INTERVAL": str(INTERVAL_SECONDS),
             "SYNC_LOCK_TTL": str(LOCK_TTL_SECONDS),
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(http_port), "LOG_LEVEL": "INFO",
+            "HTTP_PROBE_PORT": str(free_port()),  # newer zdsync serves probes apart
             "PYTHONUNBUFFERED": "1",  # a SIGKILL must not eat the last log lines
         })
         if self.users_file is not None:
@@ -325,8 +337,10 @@ class World:
         self.counts.starts += 1
         log = self.folder / f"daemon-{self.counts.starts}.log"
         with log.open("wb") as out:
+            # cwd: ``-m`` puts it first on sys.path; the seed's folder holds no zdsync, so
+            # the daemons run the same zdsync as this script.
             proc = subprocess.Popen([sys.executable, "-m", "zdsync", "run"], env=self.env(port),
-                                    stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=self.folder, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         daemon = Daemon(f"daemon-{self.counts.starts}", proc, port, log)
         self.daemons.append(daemon)
@@ -768,7 +782,8 @@ def main() -> int:
         print("soak: redis-server is not on PATH (apt-get install redis-server)")
         return 2
     root = Path(tempfile.mkdtemp(prefix="zdsync-soak-"))
-    print(f"soak: {args.seeds} seed(s) from {args.first_seed}; logs under {root}", flush=True)
+    print(f"soak: {args.seeds} seed(s) from {args.first_seed}; zdsync from "
+          f"{Path(zdsync.__file__).parent}; logs under {root}", flush=True)
     results: list[Result] = []
     started = time.monotonic()
     with terminated_as_interrupt():
@@ -781,6 +796,10 @@ def main() -> int:
                 print(line_for(result), flush=True)
                 if not result.failed and not args.keep_logs and result.logs:
                     shutil.rmtree(result.logs, ignore_errors=True)
+                unrun = [r for r in results[-3:] if r.error]
+                if len(unrun) == 3:
+                    print("soak: 3 seeds in a row could not be run; stopping", flush=True)
+                    break
         except KeyboardInterrupt:
             print("soak: interrupted", flush=True)
     print("\n" + "\n".join(summary(results, time.monotonic() - started)))

@@ -153,6 +153,41 @@ def test_without_mappings_after_a_rebuild_tasks_keep_their_assignees(world):
     assert world.store().mappings_and_hold()[1] is False
 
 
+def test_the_end_of_a_hold_replans_every_task_it_held(world):
+    """Found by bench/soak.py: while the mappings are missing after a rebuild, a ticket
+    moves to an unmapped agent; its task kept its person (the hold). Once the operator
+    stores the mappings again, that task must follow the rules too, though no mapping of
+    its agent changed."""
+    ada, _, cy = world.agents
+    t = world.ticket("Held", assignee=ada, status="open")
+    sync(world)
+    world.store().r.flushall()  # Redis back empty, no [users] file
+    world.zendesk.update_ticket(t, assignee_id=cy)  # to the unmapped agent meanwhile
+    sync(world)
+    assert [a["id"] for a in world.tasks_for(t)[0]["assignees"]] == [world.mappings[ada]]
+    world.store().set_mappings(world.mappings)  # the operator imports them again
+    sync(world)
+    assert world.tasks_for(t)[0]["assignees"] == []  # cy has no person: Anyone
+    assert world.check() == [] and world.store().remapped() == []
+
+
+def test_a_merged_tickets_task_follows_a_mapping_change(world):
+    """Also found by the soak: a merged ticket keeps its completed task, whose assignee
+    the rules still manage, so a mapping change must re-plan it like an open ticket's."""
+    ada = world.agents[0]
+    source = world.ticket("Merge me", assignee=ada, status="open")
+    target = world.ticket("Keep me", assignee=world.agents[1], status="open")
+    sync(world)
+    world.zendesk.merge(source, target)
+    sync(world)
+    person = world.teamwork.add_person("New", "Person", "new@example.com")
+    world.teamwork.add_to_project(world.project, person)
+    world.store().set_mappings({ada: person})
+    sync(world)
+    [task] = world.tasks_for(source)
+    assert task["status"] == "completed" and [a["id"] for a in task["assignees"]] == [person]
+
+
 def test_rebuild_deletes_extra_copies_and_leaves_other_tasks_alone(world):
     t = world.ticket("Printer", assignee=world.agents[0], status="open")
     sync(world)

@@ -29,7 +29,7 @@ from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.reconciler import Context, Outcome, PassStopped, Reconciler
 from zdsync.rules import MalformedTicket, Record, Ticket
-from zdsync.store import Fence, Store
+from zdsync.store import EVERY_AGENT, Fence, Store
 from zdsync.teamwork import Task
 from zdsync.workqueue import Item, Unit, WorkQueue
 from zdsync.zendesk import ZendeskClient
@@ -274,18 +274,21 @@ class Pass:
                                        else self.store.webhook_depth())
 
     def _remapped(self) -> None:
-        """Re-plan open tickets of agents whose mapping changed, from stored snapshots. The
-        agents are unlisted only once their tickets are done (or queued for retry)."""
+        """Re-plan the tasks of agents whose mapping changed (every task, when a hold of
+        assignees ended), from stored snapshots: open tickets and merged ones alike, as
+        whatever has a task follows the mappings. The agents are unlisted only once their
+        tickets are done (or queued for retry)."""
         remapped = self.store.remapped()
         agents = {a for a, _ in remapped}
         if not agents:
             return
+        every = EVERY_AGENT in agents
         affected = [r for r in self.store.all_records()
-                    if r.ticket.status not in ("closed", "deleted")
-                    and (r.ticket.assignee_id in agents
+                    if r.applied.task_id is not None
+                    and (every or r.ticket.assignee_id in agents
                          or (r.ticket.assignee_id is None and r.ticket.submitter_id in agents))]
-        log.info("mapping changed for %d agent(s): re-planning %d ticket(s)", len(agents),
-                 len(affected))
+        log.info("mapping changed for %s: re-planning %d ticket(s)",
+                 "every agent" if every else f"{len(agents)} agent(s)", len(affected))
         for record in affected:
             self.cache.setdefault(record.ticket.id, record)
         unit = Unit("remap", data=remapped)

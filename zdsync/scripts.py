@@ -74,12 +74,28 @@ return removed
 UNMAP = """
 if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
   redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('del', KEYS[3])
+  if redis.call('del', KEYS[3]) == 1 then
+    redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
+  end
   return 1
 end
 return 0
 """
-"""Forget a mapping, list the agent for re-planning and end a hold of assignees."""
+"""Forget a mapping and list the agent for re-planning; if that ends a hold of assignees,
+list every agent (ARGV[3]) for it too."""
+
+SET_MAPPINGS = """
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
+for i = 3, #ARGV, 2 do
+  redis.call('zadd', KEYS[2], ARGV[1], ARGV[i])
+end
+if redis.call('del', KEYS[3]) == 1 then
+  redis.call('zadd', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
+"""Store mappings and list their agents for re-planning; if that ends a hold of assignees,
+list every agent (ARGV[2]) for it too. ARGV: time, the every-agent marker, then pairs."""
 
 RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then

@@ -112,6 +112,11 @@ class NodeChanged(Interrupted):
     """The Redis master changed under a pass: it stops, the next one starts afresh."""
 
 
+EVERY_AGENT = 0
+"""Listed in ``remap`` when a hold of assignees ends: every task is re-planned (Zendesk
+user ids are positive, so 0 names no agent)."""
+
+
 def record_json(record: Record) -> str:
     return json.dumps(record.to_json(), separators=(",", ":"))
 
@@ -296,14 +301,15 @@ class Store:
 
     def set_mappings(self, pairs: Mapping[int, int]) -> None:
         """Store mappings and mark the agents for re-planning of their open tickets. A
-        mapping stored ends a hold of assignees (see ``users:held``)."""
+        mapping stored ends a hold of assignees (see ``users:held``): every task held
+        meanwhile is re-planned then (``EVERY_AGENT``)."""
         if not pairs:
             return
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("users"), mapping={str(k): str(v) for k, v in pairs.items()})
-            pipe.zadd(self.key("remap"), {str(k): time.time() for k in pairs})
-            pipe.delete(self.key("users", "held"))
-            pipe.execute()
+        args = [repr(time.time()), str(EVERY_AGENT)]
+        for zendesk_user, person in pairs.items():
+            args += [str(zendesk_user), str(person)]
+        self.r.register_script(scripts.SET_MAPPINGS)(
+            keys=[self.key("users"), self.key("remap"), self.key("users", "held")], args=args)
 
     def merge_mappings(self, pairs: Mapping[int, int]) -> int:
         """Store those of ``pairs`` that differ from what is stored (a ``[users] file``
@@ -317,7 +323,7 @@ class Store:
         """Forget a mapping (False, and nothing written, when there was none)."""
         return bool(self.r.register_script(scripts.UNMAP)(
             keys=[self.key("users"), self.key("remap"), self.key("users", "held")],
-            args=[str(zendesk_user_id), repr(time.time())]))
+            args=[str(zendesk_user_id), repr(time.time()), str(EVERY_AGENT)]))
 
     def remapped(self) -> list[tuple[int, float]]:
         """(agent, when) for agents whose mapping changed and whose tickets wait to be
