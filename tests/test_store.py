@@ -10,7 +10,7 @@ from zdsync.backoff import retry_delay
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import Applied, Record, Ticket
-from zdsync.store import Fence, NodeChanged, Store
+from zdsync.store import EVERY_AGENT, Fence, NodeChanged, Store
 
 
 @pytest.fixture
@@ -134,7 +134,10 @@ def test_merge_mappings_changes_only_what_differs_and_ends_a_hold(store, lease, 
     assert store.mappings_and_hold() == ({10: 100, 11: 110}, True)
     assert store.merge_mappings({10: 100, 11: 111, 12: 120}) == 2
     assert store.mappings() == {10: 100, 11: 111, 12: 120}
-    assert {a for a, _ in store.remapped()} == {11, 12}
+    assert {a for a, _ in store.remapped()} == {11, 12, EVERY_AGENT}  # the hold ended
+    store.write(lease.token, ops=store.dequeue_ops("remap", store.remapped()))
+    store.set_mappings({13: 130})
+    assert {a for a, _ in store.remapped()} == {13}  # no hold to end this time
     assert store.mappings_and_hold()[1] is False
 
 
