@@ -4,6 +4,7 @@ as a real process (``zdsync``) or in-process in simulated time (``reconciler``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,11 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
 from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
-from zdsync.sim.adapter import session_for
+from zdsync.sim.adapter import SimAdapter, session_for
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check
 from zdsync.sim.teamwork import TeamworkSim
@@ -178,3 +181,25 @@ def make_inproc_world(redis_port: int, prefix: str, *, frozen: bool = True,
     zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {}))
     teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {}))
     return World(zendesk, teamwork, clock, redis_port, prefix).setup()
+
+
+@contextlib.contextmanager
+def reachable(world: World) -> Iterator[World]:
+    """Make an in-process World's simulators answer any ``requests`` session in this
+    process (its URLs are ``INPROC_ZENDESK`` and ``INPROC_TEAMWORK``): command-line tests
+    through click's runner then reach them as real clients would, without sockets."""
+    adapters = {INPROC_ZENDESK: SimAdapter(world.zendesk),
+                INPROC_TEAMWORK: SimAdapter(world.teamwork)}
+    original = requests.Session.get_adapter
+
+    def get_adapter(session: requests.Session, url: str) -> Any:
+        for prefix, adapter in adapters.items():
+            if url.startswith(prefix):
+                return adapter
+        return original(session, url)
+
+    requests.Session.get_adapter = get_adapter  # type: ignore[method-assign]
+    try:
+        yield world
+    finally:
+        requests.Session.get_adapter = original  # type: ignore[method-assign]
