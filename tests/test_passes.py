@@ -225,6 +225,44 @@ def test_a_redis_that_lost_its_last_writes_is_not_trusted(world):
     assert world.check() == []
 
 
+# -- bad input -----------------------------------------------------------------------------
+
+
+def test_an_export_ticket_with_an_unusable_id_blocks_nothing(world, monkeypatch):
+    """One ticket with ``"id": true`` (a bool passes as an int in Python) used to block
+    the export forever: every pass failed on Redis refusing it. It is counted and skipped,
+    the others sync, the cursor moves; a malformed ticket with a usable id is retried."""
+    from zdsync.zendesk import ZendeskClient
+
+    good = [world.ticket(f"T{n}", assignee=world.agents[0], status="open") for n in range(3)]
+    world.exportable()
+    real = ZendeskClient.export_page
+
+    def with_bad_tickets(self, *args, **kwargs):
+        page = real(self, *args, **kwargs)
+        page.tickets[1:1] = [{"id": True, "status": "open"},
+                             {"id": 77, "status": "no-such-status"}]
+        return page
+
+    monkeypatch.setattr(ZendeskClient, "export_page", with_bad_tickets)
+    summary = world.run_pass().run()
+    assert summary.error is None and summary.created == 3 and summary.skipped == 2
+    assert all(world.tasks_for(t) for t in good)
+    assert world.store().cursor().cursor is not None
+    assert [r.ticket_id for r in world.store().retries()] == [77]
+
+
+def test_refused_zendesk_credentials_stop_the_pass_and_keep_the_cursor(world):
+    world.ticket("T", assignee=world.agents[0], status="open")
+    sync(world)
+    cursor = world.store().cursor().cursor
+    world.ticket("U", assignee=world.agents[0], status="open")
+    world.exportable()
+    summary = world.run_pass(ZENDESK_API_TOKEN="revoked").run()
+    assert summary.error and "401" in summary.error and "zendesk.api_token" in summary.error
+    assert world.store().cursor().cursor == cursor
+
+
 # -- Teamwork answers ----------------------------------------------------------------------
 
 
