@@ -178,6 +178,22 @@ class Ticket:
         return (self.generated_timestamp, self.updated_at)
 
 
+def title_template_problem(template: str) -> str | None:
+    """Why a title template cannot be used (None when it can): unknown fields, no
+    ``{id}``, or too long without the subject for a cut title to keep its id."""
+    try:
+        template.format(id=1, subject="s", status="open")
+        if "{id}" not in template:
+            raise ValueError("it must contain {id}")
+        rest = len(template.format(id=MAX_ID, subject="", status="pending"))
+        if rest > MAX_TEMPLATE_REST_CHARS:
+            raise ValueError(f"without the subject it is {rest} characters long, more than "
+                             f"{MAX_TEMPLATE_REST_CHARS}")
+    except Exception as exc:  # format() can raise almost anything on a bad template
+        return str(exc)
+    return None
+
+
 def render_title(ticket: Ticket, template: str) -> str:
     """Render the task title. A missing subject still yields a title carrying the id.
 
