@@ -112,19 +112,20 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
     try:
         lists = reconciler.search_lists()
         tasklist = ", ".join(str(t) for t in lists) or "(none yet)"
+        tasklist = f"task list{'s' if len(lists) > 1 else ''} {tasklist}"
         tasks = [task for tl in lists for task in teamwork.tasklist_tasks(tl)]
         report = read_links(tasks, settings.zendesk.base_url)
         report.tasklists = lists
         if report.linked:
             log.error("STATE REBUILD: Redis had lost the links of %d ticket(s) whose tasks "
-                      "are in task list(s) %s (duplicates: %d; tasks of no ticket: %d); %s "
+                      "are in %s (duplicates: %d; tasks of no ticket: %d); %s "
                       "them from Teamwork", len(report.linked), tasklist,
                       report.duplicates, report.unlinked,
                       "would rebuild" if p.dry_run else "rebuilding")
             if not p.dry_run:
                 p.metrics.state_rebuilds.inc()
         else:
-            log.info("no task in task list(s) %s links a ticket: nothing to rebuild", tasklist)
+            log.info("no task in %s links a ticket: nothing to rebuild", tasklist)
         if settings.users.file and not p.dry_run:
             changed = store.merge_mappings(read_mappings_file(settings.users.file))
             log.info("rebuild: %d agent mapping(s) restored from %s", changed,
