@@ -32,7 +32,6 @@ ticket whose route changed meanwhile still finds its task: never two live tasks.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -45,7 +44,7 @@ from zdsync.errors import ApiError, Interrupted, NotFound, PermanentError, Retry
 from zdsync.lease import SyncLock
 from zdsync.lookups import TeamworkTags, ZendeskNames
 from zdsync.metrics import Metrics
-from zdsync.routes import REQUESTER_FIELDS, Names, Route, Target
+from zdsync.routes import REQUESTER_FIELDS, Names, Target
 from zdsync.routes import target as route_target
 from zdsync.rules import (
     ASSIGNEE,
@@ -70,6 +69,7 @@ from zdsync.rules import (
     ticket_link,
 )
 from zdsync.store import Fence, Store
+from zdsync.tasklists import TaskLists
 from zdsync.teamwork import Task, TeamworkClient
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ class Reconciler:
         self.progress_at = clock()  # last time a ticket was finished: for health checks
         self.last_success_at: float | None = None
         self.routing = settings.routing()
-        self._named: dict[tuple[int, str], int] = {}  # (project, list name) -> list id
-        self._tasklist_lock = threading.Lock()
+        self.lists = TaskLists(settings, store, teamwork, self.routing)
         self.names: ZendeskNames | None = None  # set by use_zendesk (the pass's client)
         self.tags = TeamworkTags(teamwork)
 
@@ -137,62 +136,13 @@ class Reconciler:
     def tasklist_id(self) -> int:
         """The configured task list, else the one named ``tasklist_name`` (created if
         missing); the id found is remembered in Redis."""
-        tw = self.settings.teamwork
-        if tw.tasklist_id is not None:
-            return tw.tasklist_id
-        assert tw.project_id is not None
-        found = self._named_list(tw.project_id, tw.tasklist_name, create=True)
+        found = self.lists.default()
         assert found is not None
         return found
 
-    def route_tasklist(self, route: Route, *, create: bool = True) -> int | None:
-        """A route's task list: its id, else the list of its name in its project (looked
-        up, created if missing when ``create``, else None), remembered in Redis."""
-        if route.tasklist_id is not None:
-            return route.tasklist_id
-        assert route.project_id is not None and route.tasklist_name is not None
-        return self._named_list(route.project_id, route.tasklist_name, create=create)
-
-    def _named_list(self, project_id: int, name: str, *, create: bool) -> int | None:
-        with self._tasklist_lock:
-            if (project_id, name) in self._named:
-                return self._named[project_id, name]
-            found = self.store.tasklist_id(project_id, name)
-            if found is None:
-                matches = [int(t["id"]) for t in self.teamwork.tasklists(project_id, name)
-                           if (t.get("name") or "").strip() == name]
-                if matches:
-                    found = min(matches)
-                elif not create:
-                    return None
-                else:
-                    found = self.teamwork.create_tasklist(project_id, name)
-                    log.info("created task list %r (%s) in project %s", name, found,
-                             project_id)
-                self.store.set_tasklist_id(project_id, name, found)
-            self._named[project_id, name] = found
-            return found
-
-    def _forget_tasklist(self, tasklist_id: int | None = None) -> None:
-        """A task list looked up by name that answers 404 (or refuses a move) is looked up
-        (or created) again next time; None: every list looked up."""
-        with self._tasklist_lock:
-            for key, found in list(self._named.items()):
-                if tasklist_id is None or found == tasklist_id:
-                    self.store.forget_tasklist_id(*key)
-                    del self._named[key]
-
     def search_lists(self) -> list[int]:
-        """Every list a task of a ticket may be in: ``[teamwork]``'s (created if missing
-        only without routes, as before routes existed) and every route's that exists."""
-        if not self.routing.explicit:
-            return [self.tasklist_id()]
-        tw = self.settings.teamwork
-        found = [tw.tasklist_id] if tw.tasklist_id is not None else [
-            self._named_list(tw.project_id, tw.tasklist_name, create=False)
-            if tw.project_id is not None else None]
-        found += [self.route_tasklist(r, create=False) for r in self.routing.routes]
-        return sorted({t for t in found if t is not None})
+        """Every list a task of a ticket may be in (``TaskLists.searched``)."""
+        return self.lists.searched()
 
     def target(self, ticket: Ticket, *, dry_run: bool = False) -> Target:
         """Where and how the ticket's route wants its task: the route matched, its list
@@ -208,7 +158,7 @@ class Reconciler:
                 raise RuntimeError("no Zendesk client to read names with (use_zendesk)")
             names = self.names.names(ticket, fields)
         return route_target(ticket, self.routing,
-                            {route.name: self.route_tasklist(route, create=not dry_run)},
+                            {route.name: self.lists.of_route(route, create=not dry_run)},
                             names, self.settings.zendesk.base_url)
 
     def prefetch(self, tickets: list[Ticket]) -> None:
@@ -245,12 +195,8 @@ class Reconciler:
         a = record.applied
         if not self.routing.explicit or a.task_id is None or a.tasklist_id is not None:
             return record
-        tw = self.settings.teamwork
-        tasklist = tw.tasklist_id
-        if tasklist is None and tw.project_id is not None:
-            tasklist = self._named_list(tw.project_id, tw.tasklist_name, create=False)
-        return replace(record, applied=replace(a, tasklist_id=tasklist,
-                                               project_id=tw.project_id))
+        return replace(record, applied=replace(a, tasklist_id=self.lists.default(create=False),
+                                               project_id=self.settings.teamwork.project_id))
 
     def link(self, ticket_id: int) -> str:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
@@ -384,7 +330,7 @@ class Reconciler:
                         tasklist, action.title or "", description, action.assignee,
                         **self._fields(action, (PRIORITY, DUE_DATE, TAGS)))
                 except NotFound:
-                    self._forget_tasklist(tasklist)
+                    self.lists.forget(tasklist)
                     raise PermanentError("teamwork", f"task list {tasklist} not found (deleted,"
                                          " or a wrong task list id)", 404) from None
                 task_id = task.id
@@ -414,7 +360,7 @@ class Reconciler:
                 record = replace(record, applied=after(record.applied, action))
         except ApiError as exc:
             if action.kind is Kind.MOVE or TASKLIST in action.changes:
-                self._forget_tasklist(action.tasklist_id)  # deleted? looked up anew
+                self.lists.forget(action.tasklist_id)  # deleted? looked up anew
             outcome = "gone" if isinstance(exc, NotFound) else (
                 "retry" if isinstance(exc, RetryableError) else "error")
             self.metrics.actions.labels(kind, outcome).inc()
