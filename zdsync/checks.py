@@ -78,6 +78,10 @@ def configuration(config_path: str | None,
     where = f"config file {config_path}" if config_path else "no config file"
     detail = (f"{where}; Zendesk {settings.zendesk.base_url}, Teamwork "
               f"{settings.teamwork.base_url}, project {settings.teamwork.project_id}")
+    if settings.routes:
+        detail += (f"; {len(settings.routes)} route(s): "
+                   + ", ".join(r.name for r in settings.routes)
+                   + f" (sync.on_unmatch {settings.sync.on_unmatch})")
     return Check("configuration", OK, detail), settings, settings
 
 

@@ -1,8 +1,11 @@
-"""The sync rules: ticket + stored record + agent mappings -> actions. Pure, no I/O.
+"""The sync rules: ticket + stored record + agent mappings + target -> actions. Pure.
 
 This is a desired-state comparison, not an event handler. ``desired_task`` says what
 Teamwork should hold for a ticket; ``plan`` compares that with what was last applied
 and returns only the differences. Replaying a ticket, or planning it twice, is harmless.
+The target (``routes.Target``) says where the ticket's route wants the task and which
+fields beyond title, assignee and completion it manages; the ticket model and the links
+between tickets and tasks are in ``tickets`` (re-exported here).
 """
 
 from __future__ import annotations
