@@ -470,6 +470,14 @@ def test_the_plan_is_the_fewest_writes_for_every_place_and_field():
     assert count > 40_000
 
 
+def test_a_task_whose_project_is_not_known_moves_with_the_call_that_works_anywhere():
+    t = Ticket(42, "open", "Printer", 100, 101)
+    have = Applied(9, render_title(t, TEMPLATE), 7, False, tasklist_id=201)
+    target = Target(TEMPLATE, route="r", tasklist_id=202, project_id=1)
+    assert plan(Record(t, have), MAP, target) == [
+        Action(Kind.MOVE, tasklist_id=202, project_id=1)]
+
+
 def test_a_create_carries_everything_a_create_can():
     t = Ticket(42, "solved", "Printer", 100, 101, ("b", "a"), priority="low", type="task",
                due_at="2026-12-01T10:00:00Z")

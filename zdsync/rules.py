@@ -318,8 +318,9 @@ def plan(record: Record, mappings: Mapping[int, int], target: Target | str, *,
     actions = []
     moving = (want.tasklist_id is not None and have.tasklist_id is not None
               and have.tasklist_id != want.tasklist_id)
-    across = (moving and want.project_id is not None and have.project_id is not None
-              and have.project_id != want.project_id)
+    # v1's move works within a project too: taken when the task's project is not known
+    across = moving and (want.project_id is None or have.project_id is None
+                         or have.project_id != want.project_id)
     if across:
         actions.append(Action(Kind.MOVE, tasklist_id=want.tasklist_id,
                               project_id=want.project_id))
