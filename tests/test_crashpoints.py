@@ -3,7 +3,9 @@ a ticket left wrong.
 
 A seam stops the pass at its N-th I/O boundary: after each Teamwork call returns, and
 before and after each Redis write. For every action (create, retitle, reassign, complete,
-reopen, delete, and adopting the task of a lost create) and every boundary the test
+reopen, delete, adopting the task of a lost create, and with routes: a move within a
+project, a move to another project, a create in a route's list, and the complete or
+delete of sync.on_unmatch) and every boundary the test
 crashes there, "restarts" (new clients, new lease: the dead process's lease would expire),
 optionally changes the ticket back, and runs passes until nothing is left to retry. Then
 Teamwork must match every ticket, and no two live tasks may ever have existed for one
@@ -173,3 +175,104 @@ def test_a_crash_at_any_boundary_then_a_restart_converges(redis_client, seam, na
             assert world.teamwork.most_live_with_one_marker <= 1, where
             tried += 1
     assert tried >= len(crossed)
+
+
+# -- routes: moves and on_unmatch ----------------------------------------------------------
+#
+# The same crash at every boundary, for the writes routes add: a task moved within its
+# project (a PATCH of tasklistId, with other fields), moved to another project (the v1
+# move, then an update), and the task of a ticket that stops matching every route
+# (completed or deleted by sync.on_unmatch). The change back routes the ticket again.
+
+ROUTES = """
+[[route]]
+name = "billing"
+match.tags_any = "billing"
+tasklist_name = "Billing"
+priority = true
+tags = true
+
+[[route]]
+name = "eu"
+match.brand_id = 7
+project_id = {eu_project}
+tasklist_id = {eu_list}
+
+[[route]]
+name = "rest"
+"""
+ONLY_BILLING = '[[route]]\nname = "billing"\nmatch.tags_any = "billing"\n'
+
+
+def _tag(w: World, t: int) -> None:
+    w.zendesk.update_ticket(t, tags=["billing"])
+
+
+def _untag(w: World, t: int) -> None:
+    w.zendesk.update_ticket(t, tags=[])
+
+
+ROUTE_SCENARIOS: dict[str, tuple[str, dict[str, str], Step, Step, Step]] = {
+    "move within a project": (ROUTES, {}, lambda w, t: sync(w),
+                              lambda w, t: w.zendesk.update_ticket(t, tags=["billing"],
+                                                                   priority="high"),
+                              _untag),
+    "move across projects": (ROUTES, {}, lambda w, t: sync(w),
+                             lambda w, t: w.zendesk.update_ticket(t, brand_id=7),
+                             lambda w, t: w.zendesk.update_ticket(t, brand_id=1)),
+    "move across projects and retitle": (
+        ROUTES, {}, lambda w, t: (_tag(w, t), sync(w)),
+        lambda w, t: w.zendesk.update_ticket(t, brand_id=7, tags=[], subject="Moved"),
+        lambda w, t: w.zendesk.update_ticket(t, brand_id=1, tags=["billing"])),
+    "create in a route's list": (ROUTES, {}, lambda w, t: None, _tag, _untag),
+    "unmatch: complete": (ONLY_BILLING, {"SYNC_ON_UNMATCH": "complete"},
+                          lambda w, t: (_tag(w, t), sync(w)), _untag, _tag),
+    "unmatch: delete": (ONLY_BILLING, {"SYNC_ON_UNMATCH": "delete"},
+                        lambda w, t: (_tag(w, t), sync(w)), _untag, _tag),
+}
+
+
+def prepare_routed(redis_client, tmp_path, name: str) -> tuple[World, int]:
+    redis_client.flushall()
+    world = make_inproc_world(redis_client.connection_pool.connection_kwargs["port"], "cp:")
+    config, env, before, change, _ = ROUTE_SCENARIOS[name]
+    eu_project = world.teamwork.add_project("Europe")
+    for person in world.mappings.values():
+        world.teamwork.add_to_project(eu_project, person)
+    eu_list = world.teamwork.add_tasklist(eu_project, "EU")
+    world.use_routes(tmp_path / "routes.toml",
+                     config.format(eu_project=eu_project, eu_list=eu_list), **env)
+    ticket = world.ticket("Printer", assignee=world.agents[0], status="open")
+    bystander = world.ticket("Bystander", assignee=world.agents[1], status="open")
+    before(world, ticket)
+    change(world, ticket)
+    world.zendesk.update_ticket(bystander, subject="Bystander, changed in the same page")
+    world.exportable()
+    return world, ticket
+
+
+@pytest.mark.parametrize("name", list(ROUTE_SCENARIOS))
+def test_a_crash_at_any_boundary_of_a_move_or_unmatch_converges(redis_client, seam,
+                                                                tmp_path, name):
+    world, _ = prepare_routed(redis_client, tmp_path, name)
+    counted = seam(None)
+    world.run_pass().run()
+    seam(None)
+    crossed = counted.crossed
+    assert any(b.startswith(("after Teamwork P", "after Teamwork D")) for b in crossed), crossed
+    assert world.check_routed() == []  # without a crash the pass does it right
+    change_back = ROUTE_SCENARIOS[name][4]
+    for crash_at, boundary in enumerate(crossed):
+        for back in (False, True):
+            world, ticket = prepare_routed(redis_client, tmp_path, name)
+            seam(crash_at)
+            with pytest.raises(Crash):
+                world.run_pass().run()
+            seam(None)
+            restart(world)
+            if back:
+                change_back(world, ticket)
+            settle(world)
+            where = f"{name}: crash at boundary {crash_at} ({boundary}), changed back: {back}"
+            assert world.check_routed() == [], where
+            assert world.teamwork.most_live_with_one_marker <= 1, where

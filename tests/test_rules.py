@@ -408,3 +408,150 @@ def test_titles_are_capped_in_the_subject_keeping_the_id():
         title = render_title(long_id, template)
         assert len(title) <= MAX_TITLE_CHARS and str(MAX_ID) in title, template
     assert render_title(ticket(subject="x" * 200), TEMPLATE) == f"[ZD#42] {'x' * 200}"
+
+
+# -- routes: places and the new fields -----------------------------------------------------
+#
+# Every combination of where the task is (and what was applied for priority, due date and
+# tags, or nothing known: a record written before routes) with where the ticket's route
+# wants it and which fields it manages: the plan is exactly the fewest writes, stated here
+# from the README: a move to another project is one v1 move; everything else that differs
+# (title, assignee, each managed field, a move within the project) is one update.
+
+from zdsync.routes import Target  # noqa: E402
+from zdsync.rules import task_due_date, task_priority, task_tags  # noqa: E402
+
+PLACES = [(201, 1), (202, 1), (301, 2)]  # (task list, project): two lists of project 1
+DUE_TICKETS = [("task", "2026-12-01T10:00:00Z"), ("question", None)]
+
+
+def _route_cases():
+    return itertools.product(
+        [*PLACES, (None, None)], PLACES,
+        [None, "high", "none"], ["urgent", None], [True, False],
+        [None, ("billing",), ()], [("billing",), ()], [True, False],
+        [None, "", "2026-12-01"], DUE_TICKETS, [True, False],
+        [True, False])
+
+
+def test_the_plan_is_the_fewest_writes_for_every_place_and_field():
+    count = 0
+    for (have_place, want_place, have_pri, ticket_pri, pri_on, have_tags, ticket_tags, tags_on,
+         have_due, (kind, due_at), due_on, retitled) in _route_cases():
+        count += 1
+        t = Ticket(42, "open", "Renamed" if retitled else "Printer", 100, 101, ticket_tags,
+                   priority=ticket_pri, type=kind, due_at=due_at)
+        title = render_title(Ticket(42, "open", "Printer"), TEMPLATE)
+        have = Applied(9, title, 7, False, tasklist_id=have_place[0], project_id=have_place[1],
+                       priority=have_pri, due_date=have_due, tags=have_tags)
+        target = Target(TEMPLATE, route="r", tasklist_id=want_place[0],
+                        project_id=want_place[1], priority=pri_on, due_date=due_on,
+                        tags=tags_on)
+        actions = plan(Record(t, have), MAP, target)
+        known = have_place[0] is not None
+        across = known and have_place[1] != want_place[1]
+        within = known and not across and have_place[0] != want_place[0]
+        differs = (retitled or within
+                   or (pri_on and have_pri != {"urgent": "high"}.get(ticket_pri, "none"))
+                   or (tags_on and have_tags != ticket_tags)
+                   or (due_on and have_due != ("2026-12-01" if kind == "task" else "")))
+        expected = [Kind.MOVE] * across + [Kind.UPDATE] * differs
+        assert [a.kind for a in actions] == expected, (have, target, t, actions)
+        reached = have
+        for action in actions:
+            reached = after(reached, action)
+        if known:
+            assert (reached.tasklist_id, reached.project_id) == want_place
+        assert reached.title == render_title(t, TEMPLATE)
+        assert reached.priority == (task_priority(t) if pri_on else have_pri)
+        assert reached.tags == (task_tags(t) if tags_on else have_tags)
+        assert reached.due_date == (task_due_date(t) if due_on else have_due)
+        assert plan(Record(t, reached), MAP, target) == []  # and nothing is left to do
+    assert count > 40_000
+
+
+def test_a_task_whose_project_is_not_known_moves_with_the_call_that_works_anywhere():
+    t = Ticket(42, "open", "Printer", 100, 101)
+    have = Applied(9, render_title(t, TEMPLATE), 7, False, tasklist_id=201)
+    target = Target(TEMPLATE, route="r", tasklist_id=202, project_id=1)
+    assert plan(Record(t, have), MAP, target) == [
+        Action(Kind.MOVE, tasklist_id=202, project_id=1)]
+
+
+def test_a_create_carries_everything_a_create_can():
+    t = Ticket(42, "solved", "Printer", 100, 101, ("b", "a"), priority="low", type="task",
+               due_at="2026-12-01T10:00:00Z")
+    target = Target(TEMPLATE, route="r", tasklist_id=201, project_id=1, priority=True,
+                    due_date=True, tags=True, description="Zendesk ticket: x\n\nbody")
+    create, complete = plan(Record(t), MAP, target)
+    assert create == Action(Kind.CREATE, title="[ZD#42] Printer", assignee=7, priority="low",
+                            due_date="2026-12-01", tags=("a", "b"), tasklist_id=201,
+                            project_id=1, description="Zendesk ticket: x\n\nbody")
+    assert complete.kind is Kind.COMPLETE
+    assert str(create) == ("create '[ZD#42] Printer' for person 7 in task list 201, priority "
+                           "low, due 2026-12-01, tags a, b")
+    applied = after(Applied(), create, task_id=5)
+    assert plan(Record(t, after(applied, complete)), MAP, target) == []
+
+
+def test_a_changed_description_is_one_more_field_of_the_update():
+    t = Ticket(42, "open", "Printer", 100, 101)
+    old = Target(TEMPLATE, route="r", tasklist_id=201, project_id=1, description="one")
+    new = Target(TEMPLATE, route="r", tasklist_id=202, project_id=1, description="two")
+    applied = after(Applied(), plan(Record(t), MAP, old)[0], task_id=5)
+    [update] = plan(Record(t, applied), MAP, new)
+    assert update.changes == ("description", "tasklist_id")
+    assert str(update) == "rewrite the description and move to task list 202"
+    assert plan(Record(t, after(applied, update)), MAP, new) == []
+
+
+@pytest.mark.parametrize(("policy", "task", "completed", "kinds"), [
+    ("keep", True, False, []),
+    ("keep", False, False, []),
+    ("complete", True, False, [Kind.COMPLETE]),
+    ("complete", True, True, []),  # done once; later changes write nothing
+    ("complete", False, False, []),  # never a create for a ticket no route wants
+    ("delete", True, False, [Kind.DELETE]),
+    ("delete", False, False, []),
+])
+@pytest.mark.parametrize("status", ["open", "solved", "closed", "deleted"])
+def test_a_ticket_no_route_wants_follows_on_unmatch_whatever_its_state(policy, task, completed,
+                                                                       kinds, status):
+    t = Ticket(42, status, "Printer, renamed", 101, 101)
+    applied = Applied(9, "[ZD#42] Printer", 7, completed, 201, 1) if task else Applied()
+    assert [a.kind for a in plan(Record(t, applied), MAP, Target(on_unmatch=policy))] == kinds
+
+
+def test_a_record_written_before_routes_reads_as_unknown_and_plans_nothing_new():
+    t = Ticket(5, "open", "s", 100, 101, ("vip",))
+    old = {"ticket": {k: v for k, v in t.to_json().items()}, "task_id": 9,
+           "title": "[ZD#5] s", "assignee": 7, "completed": False, "in_flight": None}
+    record = Record.from_json(old)
+    assert record.applied == Applied(9, "[ZD#5] s", 7, False) and record.route is None
+    assert plan(record, MAP, TEMPLATE) == []
+    # no route configured: nothing moves, nothing new is written
+    assert plan(record, MAP, Target(TEMPLATE)) == []
+    # and a record that knows nothing new is stored as it was read
+    assert record.to_json() == old
+
+
+def test_a_record_with_every_new_field_round_trips():
+    t = Ticket.from_api({"id": 5, "status": "open", "priority": "high", "type": "task",
+                         "due_at": "2026-12-01T00:00:00Z", "group_id": 3, "brand_id": 4,
+                         "ticket_form_id": 6, "organization_id": 7, "requester_id": 8,
+                         "created_at": "2026-01-01T00:00:00Z", "via": {"channel": "email"},
+                         "tags": ["a"]})
+    record = Record(t, Applied(9, "T", 4, True, 201, 1, "high", "2026-12-01", ("a",), "d1"),
+                    route="billing")
+    assert Record.from_json(record.to_json()) == record
+    assert (t.via, t.group_id, t.due_at) == ("email", 3, "2026-12-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("field_value", [
+    {"priority": 5}, {"group_id": "3"}, {"via": "email"}, {"due_at": 20261201},
+    {"brand_id": True}, {"created_at": None},
+])
+def test_fields_only_routes_read_are_never_a_reason_to_refuse_a_ticket(field_value):
+    t = Ticket.from_api({"id": 5, "status": "open", **field_value})
+    key = next(iter(field_value))
+    assert getattr(t, key) is None

@@ -18,6 +18,9 @@ from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
+from zdsync.routes import Names
+from zdsync.routes import target as route_target
+from zdsync.rules import Presence, Ticket, desired_task
 from zdsync.sim.adapter import SimAdapter, session_for
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check
@@ -44,6 +47,7 @@ class World:
     agents: list[int] = field(default_factory=list)  # the last one is unmapped
     mappings: dict[int, int] = field(default_factory=dict)
     customer: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)  # every run (ZDSYNC_CONFIG…)
     _lease: Any = None
 
     @property
@@ -94,6 +98,7 @@ class World:
         if self.in_process:
             # Simulated time moves when a client waits: one worker keeps it deterministic.
             env["TEAMWORK_CONCURRENCY"] = "1"
+        env.update(self.extra_env)
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -141,6 +146,67 @@ class World:
                      mappings=self.store().mappings(), title_template=TEMPLATE,
                      zendesk_url=self.zendesk_url)
 
+    def use_routes(self, path: Any, toml: str, **env: str) -> None:
+        """Run zdsync with ``[[route]]`` tables (written to ``path``) from now on."""
+        path.write_text(toml)
+        self.extra_env.update(ZDSYNC_CONFIG=str(path), **env)
+
+    def check_routed(self) -> list[str]:
+        """``check`` for a configuration with routes: every ticket's tasks, in every list
+        of the site, against its route (or ``sync.on_unmatch``)."""
+        settings = self.settings()
+        routing = settings.routing()
+        mappings = self.store().mappings()
+        lists = {(t["projectId"], t["name"]): t["id"] for t in self.teamwork.tasklists()}
+        groups = {g["id"]: g["name"] for g in self.zendesk._groups.values()}
+        problems = []
+        for data in self.zendesk.tickets():
+            ticket = Ticket.from_api(data)
+            tasks = self.tasks_for(ticket.id, everywhere=True)
+            route = routing.route_for(ticket)
+            if route is None:
+                if routing.on_unmatch == "delete" and tasks:
+                    problems.append(f"ticket {ticket.id}: unrouted, has {len(tasks)} task(s)")
+                if routing.on_unmatch == "complete" and any(
+                        t["status"] != "completed" for t in tasks):
+                    problems.append(f"ticket {ticket.id}: unrouted, a task is open")
+                continue
+            requester = self.zendesk.user(ticket.requester_id) if ticket.requester_id else {}
+            names = Names(requester.get("name", ""), requester.get("email", ""),
+                          groups.get(ticket.group_id or 0, ""))
+            tasklist = route.tasklist_id or lists.get((route.project_id, route.tasklist_name))
+            target = route_target(ticket, routing, {route.name: tasklist}, names,
+                                  self.zendesk_url)
+            want = desired_task(ticket, mappings, target)
+            if want.presence is Presence.FORBIDDEN or not tasks:
+                if tasks or want.presence is Presence.REQUIRED:
+                    problems.append(f"ticket {ticket.id}: {len(tasks)} task(s), want "
+                                    f"{want.presence.value}")
+                continue
+            if len(tasks) > 1:
+                problems.append(f"ticket {ticket.id}: {len(tasks)} live tasks")
+            task = tasks[0]
+            seen = {"list": task["tasklistId"], "title": task["name"],
+                    "assignees": [a["id"] for a in task["assignees"]],
+                    "completed": task["status"] == "completed"}
+            wanted = {"list": tasklist, "title": want.title,
+                      "assignees": [] if want.assignee is None else [want.assignee],
+                      "completed": want.completed}
+            if want.priority is not None:
+                seen["priority"], wanted["priority"] = task["priority"], want.priority
+            if want.due_date is not None:
+                seen["due"], wanted["due"] = task["dueDate"] or "", want.due_date
+            if want.tags is not None:
+                seen["tags"] = tuple(self.teamwork.tag_names(task["id"]))
+                wanted["tags"] = want.tags
+            if want.description is not None:
+                seen["description"], wanted["description"] = (task["description"],
+                                                              want.description)
+            if seen != wanted:
+                problems.append(f"ticket {ticket.id}: task {task['id']} is {seen}, want "
+                                f"{wanted}")
+        return problems
+
     def exportable(self) -> None:
         """Move simulated time past Zendesk's last-minute exclusion."""
         self.clock.advance(61)
@@ -154,9 +220,11 @@ class World:
     def live_tasks(self) -> list[dict[str, Any]]:
         return self.teamwork.tasks(tasklist_id=self.tasklist)
 
-    def tasks_for(self, ticket_id: int) -> list[dict[str, Any]]:
+    def tasks_for(self, ticket_id: int, *, everywhere: bool = False) -> list[dict[str, Any]]:
+        """The ticket's live tasks in the world's task list (``everywhere``: in any)."""
         link = f"{self.zendesk_url}/agent/tickets/{ticket_id}"
-        return [t for t in self.live_tasks()
+        tasks = self.teamwork.tasks() if everywhere else self.live_tasks()
+        return [t for t in tasks
                 if any(line.endswith(link) for line in t["description"].splitlines())]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from zdsync.routes import Routing, Target
 from zdsync.rules import Presence, Record, desired_task, who
 from zdsync.teamwork import Task
 
@@ -48,9 +49,13 @@ class Finding:
 
 
 def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
-            title_template: str) -> Finding | None:
+            title_template: str | Target) -> Finding | None:
     """The drift of one ticket, or None. ``task`` is the live task of the recorded task id
-    (None when Teamwork no longer has it, or when no task id is recorded)."""
+    (None when Teamwork no longer has it, or when no task id is recorded). With routes,
+    ``title_template`` is the ticket's ``Target``; a ticket no route wants has no drift
+    (``sync.on_unmatch`` let its task go)."""
+    if isinstance(title_template, Target) and title_template.on_unmatch is not None:
+        return None
     want = desired_task(record.ticket, mappings, title_template)
     task_id = record.applied.task_id
     drifts: list[Drift] = []
@@ -84,3 +89,15 @@ def compare(record: Record, task: Task | None, mappings: Mapping[int, int],
             drifts.append(Drift(DriftKind.TITLE, f"titled {task.name!r}; should be "
                                 f"{want.title!r}"))
     return Finding(record.ticket.id, task_id, tuple(drifts)) if drifts else None
+
+
+def audit_target(record: Record, routing: Routing, title_template: str) -> Target | str:
+    """What the audit holds a ticket's task to: its route's title (and completion,
+    assignee), or nothing for a ticket no route wants. The list and the fields only routes
+    manage are not audited (``--repair`` observes the task and plans them anyway)."""
+    if not routing.explicit:
+        return title_template
+    route = routing.route_for(record.ticket)
+    if route is None:
+        return Target(on_unmatch=routing.on_unmatch)
+    return Target(title_template=route.title_template)

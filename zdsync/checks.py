@@ -17,6 +17,7 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from zdsync.config import BY_DEST, Settings, load
 from zdsync.connection import connect, sentinel_kwargs
 from zdsync.errors import API_ERRORS, ApiError, ConfigError, PermanentError, RetryableError
+from zdsync.routes import Route
 from zdsync.store import Store
 
 REDIS_TIMEOUT_SECONDS = 3.0
@@ -78,6 +79,10 @@ def configuration(config_path: str | None,
     where = f"config file {config_path}" if config_path else "no config file"
     detail = (f"{where}; Zendesk {settings.zendesk.base_url}, Teamwork "
               f"{settings.teamwork.base_url}, project {settings.teamwork.project_id}")
+    if settings.routes:
+        detail += (f"; {len(settings.routes)} route(s): "
+                   + ", ".join(r.name for r in settings.routes)
+                   + f" (sync.on_unmatch {settings.sync.on_unmatch})")
     return Check("configuration", OK, detail), settings, settings
 
 
@@ -199,6 +204,41 @@ def teamwork_tasklist(client: Any, settings: Settings, store: Store | None) -> C
                  f"creates it{extra}")
 
 
+def route_place(client: Any, route: Route, store: Store | None) -> Check:
+    """A route's project and task list: the project visible, the list there (or, by name,
+    to be made by the first pass that needs it)."""
+    name = f"route {route.name}"
+    fix = f"fix project_id / tasklist_id / tasklist_name of route {route.name!r} in the config file"
+    assert route.project_id is not None
+    try:
+        project = client.project(route.project_id)
+        if project is None:
+            return Check(name, FAIL, f"project {route.project_id} does not exist or the "
+                         "integration user cannot see it", fix + " (and add the integration "
+                         "user to the project)")
+        where = f"project {project.get('name')!r} ({route.project_id})"
+        if route.tasklist_id is not None:
+            tasklist = client.tasklist(route.tasklist_id)
+            if tasklist is None:
+                return Check(name, FAIL, f"task list {route.tasklist_id} does not exist", fix)
+            owner = tasklist.get("projectId") or (tasklist.get("project") or {}).get("id")
+            if owner is not None and int(owner) != route.project_id:
+                return Check(name, FAIL, f"task list {route.tasklist_id} belongs to project "
+                             f"{owner}, not {route.project_id}", fix)
+            return Check(name, OK, f"{where}, task list {tasklist.get('name')!r} "
+                         f"({route.tasklist_id})")
+        found = sorted(int(x["id"]) for x in client.tasklists(route.project_id,
+                                                               route.tasklist_name)
+                       if (x.get("name") or "").strip() == route.tasklist_name)
+    except API_ERRORS as exc:
+        return Check(name, FAIL, f"cannot read project {route.project_id} or its task lists: "
+                     f"{exc}", "check that the integration user may see the project")
+    if found:
+        return Check(name, OK, f"{where}, task list {route.tasklist_name!r} ({found[0]})")
+    return Check(name, OK, f"{where}: no list named {route.tasklist_name!r} yet: the first "
+                 "pass that routes a ticket there creates it")
+
+
 def mappings(store: Store) -> Check:
     count = len(store.mappings())
     if not count:
@@ -236,6 +276,7 @@ def run(config_path: str | None, options: Mapping[str, Any],
             checks.append(project)
             checks.append(teamwork_tasklist(teamwork, settings, store) if project.state == OK
                           else Check("task list", SKIP, "skipped: the project is not usable"))
+            checks += [route_place(teamwork, route, store) for route in settings.routes]
     if store is not None:
         checks.append(mappings(store))
     return checks

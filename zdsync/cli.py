@@ -28,6 +28,7 @@ from zdsync.config import OPTIONS, Settings, load, parse_time
 from zdsync.errors import API_ERRORS, ConfigError, Interrupted, LockHeld
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
+from zdsync.routes import Target
 from zdsync.rules import KNOWN_STATUSES, Record, parse_id, plan, who
 from zdsync.store import Store
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
@@ -557,7 +558,8 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     rows = [{"ticket_id": r.ticket.id, "status": r.ticket.status, "task_id": r.applied.task_id,
              "in_flight": r.in_flight, "assignee": r.applied.assignee,
              "zendesk_assignee_id": r.ticket.assignee_id, "title": r.applied.title,
-             "completed": r.applied.completed, "retry_attempts": retrying.get(r.ticket.id)}
+             "completed": r.applied.completed, "retry_attempts": retrying.get(r.ticket.id),
+             "route": r.route, "tasklist_id": r.applied.tasklist_id}
             for r in records]
     if as_json:
         _json(rows)
@@ -577,6 +579,8 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
 @click.pass_obj
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     """The stored record, the live Teamwork task, drift, the next plan and the history."""
+    from zdsync.reconciler import Reconciler
+
     settings = ctx.settings()
     store = ctx.store()
     record = _record_or_fail(store, ticket_id)
@@ -584,21 +588,34 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     template = settings.sync.title_template
     task = None
     task_error = None
+    zendesk, teamwork = _clients(ctx)
     if record.applied.task_id is not None:
-        _, teamwork = _clients(ctx)
         try:
             task = teamwork.get_task(record.applied.task_id)
         except API_ERRORS as exc:
             task_error = str(exc)
-    finding = (None if task_error else audit.compare(record, task, mappings, template))
-    actions = [str(a) for a in plan(record, mappings, template)]
+    routing = settings.routing()
+    target = Target(title_template=template)
+    if routing.explicit:  # which route wants it now, and where (a lookup: nothing made)
+        reconciler = Reconciler(settings, store, teamwork)
+        reconciler.use_zendesk(zendesk)
+        try:
+            target = reconciler.target(record.ticket, dry_run=True)
+            record = reconciler._legacy(record)
+        except API_ERRORS as exc:
+            task_error = task_error or f"could not resolve its route: {exc}"
+    finding = (None if task_error else audit.compare(
+        record, task, mappings, audit.audit_target(record, routing, template)))
+    actions = [str(a) for a in plan(record, mappings, target)]
     retry = next((e for e in store.retries() if e.ticket_id == ticket_id), None)
     history = store.history(ticket_id)
     if as_json:
         _json({"record": record.to_json(),
                "task": None if task is None else {
                    "id": task.id, "name": task.name, "status": task.status,
-                   "assignees": list(task.assignees), "tasklist_id": task.tasklist_id},
+                   "assignees": list(task.assignees), "tasklist_id": task.tasklist_id,
+                   "project_id": task.project_id},
+               "route": target.route, "unrouted": target.on_unmatch is not None,
                "task_error": task_error,
                "drift": finding.as_dict()["drift"] if finding else [],
                "next_pass": actions,
@@ -610,6 +627,13 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
     click.echo(f"  Zendesk assignee {t.assignee_id or '-'}, submitter {t.submitter_id or '-'}"
                f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
+    if routing.explicit:
+        route = next((r for r in routing.routes if r.name == target.route), None)
+        click.echo(f"route: {route.name} ({route.place}; task list id "
+                   f"{target.tasklist_id or 'not made yet'})" if route is not None else
+                   f"route: none matches (sync.on_unmatch = {target.on_unmatch})"
+                   + (f"; it was last routed by {record.route!r}"
+                      if record.route and record.route != target.route else ""))
     click.echo("applied (what zdsync last wrote to Teamwork):")
     if a.task_id is None:
         click.echo("  no task" + (" (a create was in flight: the next attempt looks for its "
@@ -617,6 +641,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     else:
         click.echo(f"  task {a.task_id}: {a.title!r}, {who(a.assignee)}, "
                    f"{'completed' if a.completed else 'open'}"
+                   + (f", task list {a.tasklist_id}" if a.tasklist_id is not None else "")
                    + (" (a write was in flight: the next attempt reads the task first)"
                       if record.in_flight else ""))
     if a.task_id is not None:
@@ -901,9 +926,11 @@ def audit_command(ctx: Context, repair: bool, as_json: bool) -> None:
                 bar.update(len(chunk))
         mappings = store.mappings()
         template = settings.sync.title_template
+        routing = settings.routing()
         findings = [f for r in records
                     if (f := audit.compare(r, tasks.get(r.applied.task_id or 0), mappings,
-                                           template)) is not None]
+                                           audit.audit_target(r, routing, template)))
+                    is not None]
         findings.sort(key=lambda f: f.ticket_id)
         failed: dict[int, str] = {}
         if repair and findings:
@@ -973,7 +1000,9 @@ def recover(ctx: Context, dry_run: bool) -> None:
         except API_ERRORS as exc:
             fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
     summary = p.summary
-    click.echo(f"task list {p.reconciler.tasklist_id()}: {report.tasks} task(s) link "
+    lists = ", ".join(str(t) for t in report.tasklists)
+    click.echo(f"task list{'s' if len(report.tasklists) > 1 else ''} {lists}: "
+               f"{report.tasks} task(s) link "
                f"{len(report.linked)} ticket(s); duplicates: {report.duplicates}; "
                f"{report.unlinked} task(s) without a link to this Zendesk (left alone)")
     if dry_run:

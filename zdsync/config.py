@@ -14,13 +14,14 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from zdsync import defaults
 from zdsync.errors import ConfigError
-from zdsync.rules import MAX_ID, MAX_TEMPLATE_REST_CHARS
+from zdsync.routes import Route, Routing, parse_routes, routing
+from zdsync.tickets import MAX_ID, title_template_problem
 
 
 class Secret:
@@ -154,6 +155,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("sync", "title_template", "str", "[ZD#{id}] {subject}",
            "Task title; fields {id}, {subject}, {status}. Titles are cut to "
            "250 characters, in the subject only."),
+    Option("sync", "on_unmatch", "choice", "keep",
+           "Once [[route]] tables exist: what happens to the task of a ticket that matches "
+           "no route any more: keep (left as it is), complete or delete.",
+           choices=("keep", "complete", "delete")),
     Option("sync", "lock_ttl", "float", defaults.LOCK_TTL_SECONDS,
            "Seconds the sync (leader) lock lives unless renewed; a standby takes over "
            "within this plus one interval after the leader dies.", 1, 3600, "s"),
@@ -359,6 +364,7 @@ class SyncSettings:
     interval: float = defaults.SYNC_INTERVAL_SECONDS
     title_template: str = "[ZD#{id}] {subject}"
     lock_ttl: float = defaults.LOCK_TTL_SECONDS
+    on_unmatch: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -394,6 +400,15 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     users: UsersSettings = field(default_factory=UsersSettings)
+    routes: tuple[Route, ...] = ()  # [[route]] tables, from the file only
+
+    def routing(self) -> Routing:
+        """The routes in force: the configured ones, or the implicit route."""
+        return routing(self.routes, project_id=self.teamwork.project_id,
+                       tasklist_id=self.teamwork.tasklist_id,
+                       tasklist_name=self.teamwork.tasklist_name,
+                       title_template=self.sync.title_template,
+                       on_unmatch=self.sync.on_unmatch)
 
 
 SECTION_TYPES = {
@@ -403,7 +418,9 @@ SECTION_TYPES = {
 }
 
 
-def _read_file(path: str, problems: list[str]) -> dict[str, Any]:
+def _read_file(path: str, problems: list[str],
+               routes: list[Any] | None = None) -> dict[str, Any]:
+    """The file's settings by ``dest``; its ``[[route]]`` tables go to ``routes``."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -419,6 +436,9 @@ def _read_file(path: str, problems: list[str]) -> dict[str, Any]:
         return {}
     flat: dict[str, Any] = {}
     for section, values in data.items():
+        if section == "route" and routes is not None:
+            routes.append(values)
+            continue
         if section not in SECTION_TYPES or not isinstance(values, dict):
             problems.append(f"config file {path}: unknown section [{section}]")
             continue
@@ -448,8 +468,9 @@ def load(
     problems: list[str] = []
     config_path = environ.get("ZDSYNC_CONFIG") or config_path
     raw: dict[str, tuple[Any, str]] = {}
+    route_tables: list[Any] = []
     if config_path:
-        for dest, value in _read_file(config_path, problems).items():
+        for dest, value in _read_file(config_path, problems, route_tables).items():
             raw[dest] = (value, f"{BY_DEST[dest].toml} in {config_path}")
     for dest, value in (options or {}).items():
         if value is not None and dest in BY_DEST:
@@ -468,6 +489,13 @@ def load(
             unparsed.add(f"{opt.section}.{opt.key} ")
             problems.append(f"{opt.section}.{opt.key} from {source}: {exc}")
     settings = Settings(**{name: SECTION_TYPES[name](**vals) for name, vals in values.items()})
+    if route_tables:
+        t = settings.teamwork
+        routes, route_problems = parse_routes(
+            route_tables[0], project_id=t.project_id, tasklist_id=t.tasklist_id,
+            tasklist_name=t.tasklist_name, title_template=settings.sync.title_template)
+        problems += [f"{p} in {config_path}" for p in route_problems]
+        settings = replace(settings, routes=routes)
     # A value that failed to parse is reported once, not again as "required".
     problems += [p for p in _validate(settings, require_services)
                  if not any(p.startswith(name) for name in unparsed)]
@@ -500,16 +528,9 @@ def _validate(s: Settings, require_services: bool) -> list[str]:
         problems.append(f"http.probe_port must differ from http.port ({s.http.port}), or be "
                         f"0 for no separate probe listener: "
                         f"{BY_DEST['http_probe_port'].how_to_set()}")
-    try:
-        s.sync.title_template.format(id=1, subject="s", status="open")
-        if "{id}" not in s.sync.title_template:
-            raise ValueError("it must contain {id}")
-        rest = len(s.sync.title_template.format(id=MAX_ID, subject="", status="pending"))
-        if rest > MAX_TEMPLATE_REST_CHARS:
-            raise ValueError(f"without the subject it is {rest} characters long, more than "
-                             f"{MAX_TEMPLATE_REST_CHARS}")
-    except Exception as exc:  # format() can raise almost anything on a bad template
-        problems.append(f"sync.title_template is invalid ({exc}); fields are {{id}}, "
+    problem = title_template_problem(s.sync.title_template)
+    if problem is not None:
+        problems.append(f"sync.title_template is invalid ({problem}); fields are {{id}}, "
                         f"{{subject}}, {{status}}: {BY_DEST['sync_title_template'].how_to_set()}")
     if s.users.file:
         from zdsync.agents import CsvError, read_mappings_file

@@ -78,3 +78,11 @@ harmless, missed changes are not."""
 # Bookkeeping
 HISTORY_LENGTH = 50
 """Actions remembered per ticket for ``zdsync tickets show``."""
+
+# Routes and templates
+TEMPLATE_DATA_TTL_SECONDS = 3600.0
+"""How long requester names and e-mails, group names and Teamwork tag ids are reused
+before they are read again (renames show on tasks only as their tickets next change)."""
+UNKNOWN_NAME_REREAD_SECONDS = 60.0
+"""A group or tag id not among those read is read again at most this often (a new group,
+a tag made by hand), not once per ticket."""

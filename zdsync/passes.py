@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -124,6 +124,7 @@ class Pass:
         self.ctx = Context({})
         self.fence = Fence(lease.token)
         reconciler.bind(lease, self.fence)
+        reconciler.use_zendesk(zendesk)
         reconciler.teamwork.http.before_write = self._check_lease
 
     # -- entry points ------------------------------------------------------------------
@@ -371,6 +372,8 @@ class Pass:
         """Queue a unit's tickets: their records read in one round trip; when recent
         writes are in doubt, their tasks observed in Teamwork in batches."""
         self._load([i.ticket_id for i in items])
+        self.reconciler.prefetch([i.snapshot or self.cache[i.ticket_id].ticket for i in items
+                                  if i.snapshot or i.ticket_id in self.cache])
         if self.in_doubt() and not self.dry_run:
             self._observe_all(items)
         for item in items:
@@ -470,15 +473,15 @@ class Pass:
                 self.metrics.skipped.labels("malformed").inc()
                 self.summary.skipped += 1
                 item.error = f"malformed: {exc.reason}"
+        self.reconciler.prefetch([i.snapshot for i in wanted if i.snapshot is not None])
 
     def _gone(self, item: Item) -> Ticket | None:
         """A ticket Zendesk no longer shows: deleted. What to reconcile in its place."""
         prior = self.cache.get(item.ticket_id)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
-        if prior is not None:
-            return Ticket(prior.ticket.id, "deleted", prior.ticket.subject,
-                          prior.ticket.assignee_id, prior.ticket.submitter_id,
-                          prior.ticket.tags, stamp, 0)
+        if prior is not None:  # every field kept: its route must still match it
+            return replace(prior.ticket, status="deleted", updated_at=stamp,
+                           generated_timestamp=0)
         if item.observed:  # unknown to the store, but Teamwork has a task for it
             return Ticket(item.ticket_id, "deleted", None, updated_at=stamp)
         return None  # deleted before zdsync ever saw it: nothing to do

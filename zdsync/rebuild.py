@@ -4,7 +4,8 @@ Redis holds a cache of what was applied. When a pass finds no store identity (Re
 back empty, as with an ``emptyDir`` volume, or this is a first start) or another store's,
 it creates nothing until the links are rebuilt from what Teamwork really holds:
 
-1. page through the task list's tasks, completed ones and those of a completed list
+1. page through the tasks of every list a task may be in (``[teamwork]``'s and each
+   route's: ``Reconciler.search_lists``), completed ones and those of a completed list
    included, and read the ticket link each task carries in its description;
 2. keep one task per ticket (the oldest); extra copies zdsync made are deleted;
 3. read those tickets from Zendesk (``show_many``, 100 a request) and reconcile each one
@@ -54,6 +55,7 @@ class Report:
     linked: dict[int, list[Task]] = field(default_factory=dict)  # ticket id -> its tasks
     unlinked: int = 0  # tasks that carry no link to this Zendesk (not zdsync's)
     start_position: int | None = None  # where the export resumes, when it had no cursor
+    tasklists: list[int] = field(default_factory=list)  # the lists read
 
     @property
     def duplicates(self) -> int:
@@ -108,19 +110,22 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
     p.rebuilding = True
     started = time.monotonic()
     try:
-        tasklist = reconciler.tasklist_id()
-        tasks = list(teamwork.tasklist_tasks(tasklist))
+        lists = reconciler.search_lists()
+        tasklist = ", ".join(str(t) for t in lists) or "(none yet)"
+        tasklist = f"task list{'s' if len(lists) > 1 else ''} {tasklist}"
+        tasks = [task for tl in lists for task in teamwork.tasklist_tasks(tl)]
         report = read_links(tasks, settings.zendesk.base_url)
+        report.tasklists = lists
         if report.linked:
             log.error("STATE REBUILD: Redis had lost the links of %d ticket(s) whose tasks "
-                      "are in task list %s (duplicates: %d; tasks of no ticket: %d); %s "
+                      "are in %s (duplicates: %d; tasks of no ticket: %d); %s "
                       "them from Teamwork", len(report.linked), tasklist,
                       report.duplicates, report.unlinked,
                       "would rebuild" if p.dry_run else "rebuilding")
             if not p.dry_run:
                 p.metrics.state_rebuilds.inc()
         else:
-            log.info("no task in task list %s links a ticket: nothing to rebuild", tasklist)
+            log.info("no task in %s links a ticket: nothing to rebuild", tasklist)
         if settings.users.file and not p.dry_run:
             changed = store.merge_mappings(read_mappings_file(settings.users.file))
             log.info("rebuild: %d agent mapping(s) restored from %s", changed,

@@ -20,12 +20,18 @@ Per-ticket durability, step by step:
   writes nothing more to either.
 - A 404 on an update, complete or reopen is confirmed with a GET before the task counts as
   gone (then a ticket that still needs a task gets a new one); a 401/403 stops the pass.
+
+Routes (``routes``): the ticket's route is matched first and its task list resolved (looked
+up by name, created if missing); the plan then moves the task if it is elsewhere. A move is
+a write like any other: marked in flight before it, observed after a crash by reading
+where the task really is. A lost create is searched for in every route's list (and
+``[teamwork]``'s, where tasks made before routes live), one request for all of them, so a
+ticket whose route changed meanwhile still finds its task: never two live tasks.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -36,11 +42,19 @@ import redis
 from zdsync.config import Settings
 from zdsync.errors import ApiError, Interrupted, NotFound, PermanentError, RetryableError
 from zdsync.lease import SyncLock
+from zdsync.lookups import TeamworkTags, ZendeskNames
 from zdsync.metrics import Metrics
+from zdsync.routes import REQUESTER_FIELDS, Names, Target
+from zdsync.routes import target as route_target
 from zdsync.rules import (
     ASSIGNEE,
+    DESCRIPTION,
+    DUE_DATE,
     IN_FLIGHT_CREATE,
     IN_FLIGHT_WRITE,
+    PRIORITY,
+    TAGS,
+    TASKLIST,
     TITLE,
     Action,
     Applied,
@@ -48,18 +62,21 @@ from zdsync.rules import (
     Record,
     Ticket,
     after,
+    digest,
     is_stale,
     plan,
     task_description,
     ticket_link,
 )
 from zdsync.store import Fence, Store
+from zdsync.tasklists import TaskLists
 from zdsync.teamwork import Task, TeamworkClient
 
 log = logging.getLogger(__name__)
 
-COUNTED = {Kind.CREATE: "created", Kind.UPDATE: "updated", Kind.COMPLETE: "completed",
-           Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
+COUNTED = {Kind.CREATE: "created", Kind.UPDATE: "updated", Kind.MOVE: "updated",
+           Kind.COMPLETE: "completed", Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
+"""How the pass summary counts each action (a move is an update of where the task is)."""
 
 
 class PassStopped(Exception):
@@ -89,14 +106,6 @@ class Outcome:
     planned: list[str] = field(default_factory=list)  # dry runs
 
 
-def applied_from(task: Task | None) -> Applied:
-    """What Teamwork holds, in the shape the planner compares against."""
-    if task is None:
-        return Applied()
-    return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
-                   completed=task.completed)
-
-
 class Reconciler:
     def __init__(self, settings: Settings, store: Store, teamwork: TeamworkClient,
                  metrics: Metrics | None = None, *,
@@ -111,41 +120,83 @@ class Reconciler:
         self.fence = Fence("")
         self.progress_at = clock()  # last time a ticket was finished: for health checks
         self.last_success_at: float | None = None
-        self._tasklist_id = settings.teamwork.tasklist_id
-        self._tasklist_lock = threading.Lock()
+        self.routing = settings.routing()
+        self.lists = TaskLists(settings, store, teamwork, self.routing)
+        self.names: ZendeskNames | None = None  # set by use_zendesk (the pass's client)
+        self.tags = TeamworkTags(teamwork)
 
     # -- set-up ------------------------------------------------------------------------
+
+    def use_zendesk(self, zendesk: object) -> None:
+        """The Zendesk client that reads the names descriptions show (cached across
+        passes while it stays the same client)."""
+        if self.names is None or self.names.zendesk is not zendesk:
+            self.names = ZendeskNames(zendesk)
 
     def tasklist_id(self) -> int:
         """The configured task list, else the one named ``tasklist_name`` (created if
         missing); the id found is remembered in Redis."""
-        with self._tasklist_lock:
-            if self._tasklist_id is not None:
-                return self._tasklist_id
-            tw = self.settings.teamwork
-            assert tw.project_id is not None
-            found = self.store.tasklist_id(tw.project_id, tw.tasklist_name)
-            if found is None:
-                matches = [int(t["id"]) for t in self.teamwork.tasklists(tw.project_id,
-                                                                          tw.tasklist_name)
-                           if (t.get("name") or "").strip() == tw.tasklist_name]
-                if matches:
-                    found = min(matches)
-                else:
-                    found = self.teamwork.create_tasklist(tw.project_id, tw.tasklist_name)
-                    log.info("created task list %r (%s) in project %s", tw.tasklist_name,
-                             found, tw.project_id)
-                self.store.set_tasklist_id(tw.project_id, tw.tasklist_name, found)
-            self._tasklist_id = found
-            return found
+        found = self.lists.default()
+        assert found is not None
+        return found
 
-    def _forget_tasklist(self) -> None:
-        """A task list that answers 404 is looked up (or created) again next time."""
-        tw = self.settings.teamwork
-        with self._tasklist_lock:
-            if tw.tasklist_id is None and tw.project_id is not None:
-                self.store.forget_tasklist_id(tw.project_id, tw.tasklist_name)
-            self._tasklist_id = tw.tasklist_id
+    def search_lists(self) -> list[int]:
+        """Every list a task of a ticket may be in (``TaskLists.searched``)."""
+        return self.lists.searched()
+
+    def target(self, ticket: Ticket, *, dry_run: bool = False) -> Target:
+        """Where and how the ticket's route wants its task: the route matched, its list
+        resolved (a dry run creates none: a list still to be made is None) and the names
+        its description shows read (from the pass's batch reads, when it made them)."""
+        route = self.routing.route_for(ticket)
+        if route is None or not self.routing.explicit:
+            return route_target(ticket, self.routing, {}, Names(), self.settings.zendesk.base_url)
+        names = Names()
+        fields = route.template_fields
+        if fields & (REQUESTER_FIELDS | {"group"}):
+            if self.names is None:
+                raise RuntimeError("no Zendesk client to read names with (use_zendesk)")
+            names = self.names.names(ticket, fields)
+        return route_target(ticket, self.routing,
+                            {route.name: self.lists.of_route(route, create=not dry_run)},
+                            names, self.settings.zendesk.base_url)
+
+    def prefetch(self, tickets: list[Ticket]) -> None:
+        """Read in batches the names the descriptions of these tickets show, before they
+        are reconciled one by one (failures fail those tickets when they come)."""
+        if not self.routing.explicit or self.names is None:
+            return
+        wanted, groups = [], False
+        for ticket in tickets:
+            route = self.routing.route_for(ticket)
+            fields = route.template_fields if route is not None else frozenset()
+            if fields & REQUESTER_FIELDS:
+                wanted.append(ticket)
+            groups = groups or ("group" in fields and ticket.group_id is not None)
+        if wanted or groups:
+            self.names.prefetch(wanted, groups=groups)
+
+    def applied_from(self, task: Task | None) -> Applied:
+        """What Teamwork holds, in the shape the planner compares against: where the task
+        really is, and what it shows (tags by name only when a route manages tags)."""
+        if task is None:
+            return Applied()
+        tags = (self.tags.names(task.tag_ids) if any(r.tags for r in self.routing.routes)
+                else None)
+        return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
+                       completed=task.completed, tasklist_id=task.tasklist_id,
+                       project_id=task.project_id, priority=task.priority,
+                       due_date=task.due_date, tags=tags, description=digest(task.description))
+
+    def _legacy(self, record: Record) -> Record:
+        """A record written before routes knows no list: its task was made in
+        ``[teamwork]``'s, where every task was made then. Only once routes exist (without
+        them nothing moves, and nothing needs reading)."""
+        a = record.applied
+        if not self.routing.explicit or a.task_id is None or a.tasklist_id is not None:
+            return record
+        return replace(record, applied=replace(a, tasklist_id=self.lists.default(create=False),
+                                               project_id=self.settings.teamwork.project_id))
 
     def link(self, ticket_id: int) -> str:
         return ticket_link(self.settings.zendesk.base_url, ticket_id)
@@ -172,22 +223,29 @@ class Reconciler:
         record = replace(prior, ticket=ticket) if prior else Record(ticket)
         out = Outcome(record, history=[note] if note else [])
         try:
+            target = self.target(ticket, dry_run=ctx.dry_run)
+            record = replace(self._legacy(record), route=target.route)
+            out.record = record
             if observed is not None:
                 record = self._adopt(record, observed, out, dry_run=ctx.dry_run)
             elif record.in_flight and not ctx.dry_run:
                 record = self._observe(record, out)
             elif (record.applied.task_id is None and not ctx.dry_run and ctx.doubt()
-                    and any(a.kind is Kind.CREATE for a in self._plan(record, ctx))):
+                    and any(a.kind is Kind.CREATE for a in self._plan(record, ctx, target))):
                 # The record of a task may have vanished with Redis's last writes.
                 record = self._observe(replace(record, in_flight=IN_FLIGHT_CREATE), out)
             out.record = record
-            actions = self._plan(record, ctx)
+            actions = self._plan(record, ctx, target)
             if ctx.dry_run:
                 out.planned += [str(a) for a in actions]
+                if out.planned and self.routing.explicit:  # which route, for people
+                    out.planned[0] = (f"route {target.route}: " if target.route else
+                                      f"no route (on_unmatch {target.on_unmatch}): ") \
+                        + out.planned[0]
                 out.counts.update(COUNTED[a.kind] for a in actions)
                 return out
             if actions:
-                self._apply(out, actions, ctx)
+                self._apply(out, actions, ctx, target)
             return out
         except (Interrupted, PassStopped, redis.RedisError):
             raise  # not this ticket's failure: the pass deals with it
@@ -209,10 +267,11 @@ class Reconciler:
                 out.stored = True
             return out
 
-    def _plan(self, record: Record, ctx: Context) -> list[Action]:
-        return plan(record, ctx.mappings, self.template, hold_assignees=ctx.hold_assignees)
+    def _plan(self, record: Record, ctx: Context, target: Target) -> list[Action]:
+        return plan(record, ctx.mappings, target, hold_assignees=ctx.hold_assignees)
 
-    def _apply(self, out: Outcome, actions: list[Action], ctx: Context) -> None:
+    def _apply(self, out: Outcome, actions: list[Action], ctx: Context,
+               target: Target) -> None:
         """Mark the ticket in flight, run its writes in order, store what was applied."""
         assert out.record is not None
         replanned = False
@@ -235,7 +294,7 @@ class Reconciler:
                             task_id)
                 out.history.append(f"task {task_id} was gone from Teamwork")
                 out.record = replace(out.record, applied=Applied())
-                actions = self._plan(out.record, ctx)
+                actions = self._plan(out.record, ctx, target)
                 replanned = True
         out.record = replace(out.record, in_flight=None)
         now = self.clock()
@@ -262,17 +321,24 @@ class Reconciler:
         kind = action.kind.value
         try:
             if action.kind is Kind.CREATE:
-                tasklist = self.tasklist_id()
+                tasklist = (action.tasklist_id if action.tasklist_id is not None
+                            else self.tasklist_id())
+                description = (action.description if action.description is not None
+                               else task_description(self.settings.zendesk.base_url, tid))
                 try:
                     task = self.teamwork.create_task(
-                        tasklist, action.title or "",
-                        task_description(self.settings.zendesk.base_url, tid), action.assignee)
+                        tasklist, action.title or "", description, action.assignee,
+                        **self._fields(action, (PRIORITY, DUE_DATE, TAGS)))
                 except NotFound:
-                    self._forget_tasklist()
+                    self.lists.forget(tasklist)
                     raise PermanentError("teamwork", f"task list {tasklist} not found (deleted,"
-                                         " or a wrong teamwork.tasklist_id)", 404) from None
+                                         " or a wrong task list id)", 404) from None
                 task_id = task.id
-                record = replace(record, applied=after(record.applied, action, task.id))
+                applied = after(record.applied, action, task.id)
+                record = replace(record, applied=replace(
+                    applied, tasklist_id=task.tasklist_id or tasklist,
+                    project_id=task.project_id or action.project_id
+                    or self.settings.teamwork.project_id))
             elif action.kind is Kind.DELETE:
                 assert task_id is not None
                 self.teamwork.delete_task(task_id)  # False (404) means already gone
@@ -282,13 +348,19 @@ class Reconciler:
                 if action.kind is Kind.UPDATE:
                     self.teamwork.update_task(
                         task_id, name=action.title if TITLE in action.changes else None,
-                        assignee=action.assignee if ASSIGNEE in action.changes else ...)
+                        assignee=action.assignee if ASSIGNEE in action.changes else ...,
+                        **self._fields(action, action.changes))
+                elif action.kind is Kind.MOVE:
+                    assert action.tasklist_id is not None
+                    self.teamwork.move_task(task_id, action.tasklist_id)
                 elif action.kind is Kind.COMPLETE:
                     self.teamwork.complete_task(task_id)
                 elif action.kind is Kind.REOPEN:
                     self.teamwork.reopen_task(task_id)
                 record = replace(record, applied=after(record.applied, action))
         except ApiError as exc:
+            if action.kind is Kind.MOVE or TASKLIST in action.changes:
+                self.lists.forget(action.tasklist_id)  # deleted? looked up anew
             outcome = "gone" if isinstance(exc, NotFound) else (
                 "retry" if isinstance(exc, RetryableError) else "error")
             self.metrics.actions.labels(kind, outcome).inc()
@@ -304,6 +376,17 @@ class Reconciler:
             self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
         return record
 
+    def _fields(self, action: Action, names: tuple[str, ...]) -> dict[str, object]:
+        """The fields beyond title and assignee that ``action`` writes, as the Teamwork
+        client takes them (tags by id, created when missing)."""
+        wanted = {PRIORITY: action.priority, DUE_DATE: action.due_date,
+                  DESCRIPTION: action.description, TASKLIST: action.tasklist_id}
+        fields: dict[str, object] = {n: wanted[n] for n in names
+                                     if n in wanted and wanted[n] is not None}
+        if TAGS in names and action.tags is not None:
+            fields["tag_ids"] = self.tags.ids(action.tags)
+        return fields
+
     # -- observing Teamwork --------------------------------------------------------------
 
     def _observe(self, record: Record, out: Outcome) -> Record:
@@ -311,7 +394,7 @@ class Reconciler:
         or search the task list for the ticket's link when a create may have landed."""
         task_id = record.applied.task_id
         if record.in_flight == IN_FLIGHT_CREATE or task_id is None:
-            found = self.teamwork.find_ticket_tasks(self.tasklist_id(),
+            found = self.teamwork.find_ticket_tasks(self.search_lists(),
                                                     self.link(record.ticket.id))
             if task_id is not None and all(t.id != task_id for t in found):
                 task = self.teamwork.get_task(task_id)  # moved to another list, say
@@ -340,7 +423,7 @@ class Reconciler:
             log.warning("ticket %s: deleted duplicate task %s (kept %s)", tid, extra.id, keep.id)
             out.history.append(f"deleted duplicate task {extra.id}")
             out.counts["deleted"] += 1
-        held = applied_from(keep)
+        held = self.applied_from(keep)
         if len(keep.assignees) > 1:
             held = replace(held, assignee=-1)  # several people: never what is wanted
         if record.applied.task_id != keep.id:

@@ -1,151 +1,44 @@
-"""The sync rules: ticket + stored record + agent mappings -> actions. Pure, no I/O.
+"""The sync rules: ticket + stored record + agent mappings + target -> actions. Pure.
 
 This is a desired-state comparison, not an event handler. ``desired_task`` says what
 Teamwork should hold for a ticket; ``plan`` compares that with what was last applied
 and returns only the differences. Replaying a ticket, or planning it twice, is harmless.
+The target (``routes.Target``) says where the ticket's route wants the task and which
+fields beyond title, assignee and completion it manages; the ticket model and the links
+between tickets and tasks are in ``tickets`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from zdsync.logs import clip
-
-OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
-KNOWN_STATUSES = OPEN_STATUSES | {"solved", "closed", "deleted"}
-MERGE_TAG = "closed_by_merge"
-NO_SUBJECT = "(no subject)"
-MAX_ID = 2**63 - 1
-"""Largest id zdsync accepts: Zendesk and Teamwork ids are 64-bit integers."""
-MAX_TITLE_CHARS = 250
-"""Longest task title zdsync writes; a longer one is cut in the subject, never in the id."""
-MAX_TEMPLATE_REST_CHARS = 150
-"""Longest a title may be without its subject (``sync.title_template`` is checked against
-it), so a cut title always keeps its id and some subject."""
-ELLIPSIS = "…"
-
-_ID_TEXT = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() and int() accept "²", "٣"
-
-
-def parse_id(value: object) -> int | None:
-    """A positive id from outside (JSON or text), or None: ints that are not bools, or
-    strings of ASCII digits (surrounding blanks allowed), from 1 to ``MAX_ID``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and _ID_TEXT.fullmatch(value.strip(" \t")):
-        number = int(value.strip(" \t"))
-    else:
-        return None
-    return number if 0 < number <= MAX_ID else None
-
-
-def _shown(value: object) -> str:
-    return clip(value, 80)
-
-
-class MalformedTicket(ValueError):
-    """A ticket object from Zendesk that zdsync cannot read. Affects that ticket only.
-
-    ``ticket_id`` is the id when it is a usable one (an int from 1 to ``MAX_ID``, never a
-    bool), else a short escaped rendering of what was sent: it is logged, and a value from
-    outside must not forge log lines nor pass for an id.
-    """
-
-    def __init__(self, ticket_id: object, reason: str) -> None:
-        if isinstance(ticket_id, bool) or not isinstance(ticket_id, int) \
-                or not 0 < ticket_id <= MAX_ID:
-            ticket_id = _shown(ticket_id)
-        super().__init__(f"ticket {_shown(ticket_id)}: {reason}")
-        self.ticket_id = ticket_id
-        self.reason = reason
-
-
-def _optional_int(data: Mapping[str, Any], key: str, ticket_id: object) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedTicket(ticket_id,
-                              f"{key} must be an integer or null, got {_shown(value)}")
-    return value
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """The part of a Zendesk ticket the rules look at."""
-
-    id: int
-    status: str
-    subject: str | None = None
-    assignee_id: int | None = None
-    submitter_id: int | None = None
-    tags: tuple[str, ...] = ()
-    updated_at: str = ""
-    generated_timestamp: int = 0
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Ticket:
-        """Read a ticket object from the export, show-ticket or a stored record."""
-        if not isinstance(data, Mapping):
-            raise MalformedTicket("?", f"expected an object, got {type(data).__name__}")
-        tid = data.get("id")
-        if isinstance(tid, bool) or not isinstance(tid, int) or not 0 < tid <= MAX_ID:
-            raise MalformedTicket(tid, "id must be a positive integer")
-        status = data.get("status")
-        if not isinstance(status, str) or status not in KNOWN_STATUSES:
-            raise MalformedTicket(tid, f"unknown status {_shown(status)}")
-        subject = data.get("subject")
-        if subject is not None and not isinstance(subject, str):
-            raise MalformedTicket(tid, "subject must be a string or null")
-        tags = data.get("tags") or []
-        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
-            raise MalformedTicket(tid, "tags must be a list of strings")
-        updated_at = data.get("updated_at") or ""
-        if not isinstance(updated_at, str):
-            raise MalformedTicket(tid, "updated_at must be a string")
-        generated = data.get("generated_timestamp") or 0
-        if isinstance(generated, bool) or not isinstance(generated, int):
-            raise MalformedTicket(tid, "generated_timestamp must be an integer")
-        return cls(
-            id=tid,
-            status=status,
-            subject=subject,
-            assignee_id=_optional_int(data, "assignee_id", tid),
-            submitter_id=_optional_int(data, "submitter_id", tid),
-            tags=tuple(tags),
-            updated_at=updated_at,
-            generated_timestamp=generated,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "subject": self.subject,
-            "assignee_id": self.assignee_id,
-            "submitter_id": self.submitter_id,
-            "tags": list(self.tags),
-            "updated_at": self.updated_at,
-            "generated_timestamp": self.generated_timestamp,
-        }
-
-    @property
-    def merged(self) -> bool:
-        return self.status == "closed" and MERGE_TAG in self.tags
-
-    @property
-    def version(self) -> tuple[int, str]:
-        """Orders snapshots of one ticket: ``generated_timestamp``, then ``updated_at``.
-
-        ``updated_at`` is ISO-8601 UTC with a fixed format, so string order is time order.
-        """
-        return (self.generated_timestamp, self.updated_at)
+from zdsync.routes import Target
+from zdsync.tickets import (  # noqa: F401  (re-exported: rules is where callers look)
+    ELLIPSIS,
+    KNOWN_STATUSES,
+    LINK_LINE,
+    MAX_ID,
+    MAX_TEMPLATE_REST_CHARS,
+    MAX_TITLE_CHARS,
+    MERGE_TAG,
+    NO_PRIORITY,
+    NO_SUBJECT,
+    OPEN_STATUSES,
+    MalformedTicket,
+    Ticket,
+    digest,
+    linked_ticket_id,
+    parse_id,
+    render_title,
+    task_description,
+    task_due_date,
+    task_priority,
+    task_tags,
+    ticket_link,
+)
 
 
 class Presence(enum.Enum):
@@ -156,33 +49,19 @@ class Presence(enum.Enum):
 
 @dataclass(frozen=True)
 class Desired:
-    """What Teamwork should hold for one ticket."""
+    """What Teamwork should hold for one ticket. For ``tasklist_id`` and the fields below
+    it, None means "not managed" (see ``Target``)."""
 
     presence: Presence
     title: str = ""
     assignee: int | None = None  # Teamwork person id; None = "Anyone"
     completed: bool = False
-
-
-def render_title(ticket: Ticket, template: str) -> str:
-    """Render the task title. A missing subject still yields a title carrying the id.
-
-    At most ``MAX_TITLE_CHARS`` characters: a longer title is cut in the subject (ending
-    with an ellipsis), never in the rest of the template, so the id that finds the task
-    again is always whole (config validation keeps the rest of the template short).
-    """
-    subject = (ticket.subject or "").strip() or NO_SUBJECT
-
-    def fill(text: str) -> str:
-        return template.format(id=ticket.id, subject=text, status=ticket.status)
-
-    title = fill(subject)
-    if len(title) <= MAX_TITLE_CHARS:
-        return title
-    rest = len(fill(""))
-    copies = max(1, len(fill("x")) - rest)  # how often {subject} appears
-    room = max(0, (MAX_TITLE_CHARS - rest) // copies - len(ELLIPSIS))
-    return fill(subject[:room].rstrip() + ELLIPSIS)
+    tasklist_id: int | None = None
+    project_id: int | None = None
+    priority: str | None = None
+    due_date: str | None = None  # "" = no due date
+    tags: tuple[str, ...] | None = None
+    description: str | None = None
 
 
 def assignee_for(ticket: Ticket, mappings: Mapping[int, int]) -> int | None:
@@ -198,49 +77,51 @@ def assignee_for(ticket: Ticket, mappings: Mapping[int, int]) -> int | None:
     return None
 
 
-def desired_task(ticket: Ticket, mappings: Mapping[int, int], title_template: str) -> Desired:
+def desired_task(ticket: Ticket, mappings: Mapping[int, int],
+                 target: Target | str) -> Desired:
+    """What the ticket implies. ``target`` may be a bare title template: the implicit
+    route. A target with ``on_unmatch`` set is the caller's business (see ``plan``)."""
+    if isinstance(target, str):
+        target = Target(title_template=target)
     if ticket.status == "deleted" or (ticket.status == "closed" and not ticket.merged):
         return Desired(Presence.FORBIDDEN)
     presence = Presence.IF_EXISTS if ticket.merged else Presence.REQUIRED
     return Desired(
         presence,
-        title=render_title(ticket, title_template),
+        title=render_title(ticket, target.title_template),
         assignee=assignee_for(ticket, mappings),
         completed=ticket.status not in OPEN_STATUSES,
+        tasklist_id=target.tasklist_id,
+        project_id=target.project_id,
+        priority=task_priority(ticket) if target.priority else None,
+        due_date=task_due_date(ticket) if target.due_date else None,
+        tags=task_tags(ticket) if target.tags else None,
+        description=target.description,
     )
-
-
-def ticket_link(zendesk_url: str, ticket_id: int) -> str:
-    """The agent-UI link written into every task: also the marker used to find it again."""
-    return f"{zendesk_url.rstrip('/')}/agent/tickets/{ticket_id}"
-
-
-LINK_LINE = "Zendesk ticket: "
-
-
-def task_description(zendesk_url: str, ticket_id: int) -> str:
-    return f"{LINK_LINE}{ticket_link(zendesk_url, ticket_id)}\n\nKept in sync by zdsync."
-
-
-def linked_ticket_id(description: str, zendesk_url: str) -> int | None:
-    """The ticket a task zdsync created stands for: read back from the first line of its
-    description (``task_description``), if it links to a ticket of this Zendesk."""
-    first = (description or "").split("\n", 1)[0].strip()
-    prefix = LINK_LINE + ticket_link(zendesk_url, 0)[:-1]
-    number = first[len(prefix):] if first.startswith(prefix) else ""
-    if not (number.isascii() and number.isdigit()) or len(number) > 18:
-        return None
-    return int(number) or None
 
 
 @dataclass(frozen=True)
 class Applied:
-    """The Teamwork task state zdsync last applied for a ticket."""
+    """The Teamwork task state zdsync last applied for a ticket.
+
+    For ``tasklist_id`` and the fields below it, None means "not known": a record written
+    before routes existed (or a field never managed). Planning then writes them only when
+    a route manages them, and never moves a task whose list is not known.
+    ``description`` is the ``digest`` of the description applied."""
 
     task_id: int | None = None
     title: str | None = None
     assignee: int | None = None
     completed: bool = False
+    tasklist_id: int | None = None
+    project_id: int | None = None
+    priority: str | None = None
+    due_date: str | None = None
+    tags: tuple[str, ...] | None = None
+    description: str | None = None
+
+
+APPLIED_EXTRAS = ("tasklist_id", "project_id", "priority", "due_date", "tags", "description")
 
 
 IN_FLIGHT_WRITE = "write"
@@ -264,10 +145,11 @@ class Record:
     ticket: Ticket
     applied: Applied = field(default_factory=Applied)
     in_flight: str | None = None
+    route: str | None = None  # the route the ticket matched (None: none, or no routes)
 
     def to_json(self) -> dict[str, Any]:
         a = self.applied
-        return {
+        data: dict[str, Any] = {
             "ticket": self.ticket.to_json(),
             "task_id": a.task_id,
             "title": a.title,
@@ -275,6 +157,13 @@ class Record:
             "completed": a.completed,
             "in_flight": self.in_flight,
         }
+        for key in APPLIED_EXTRAS:  # only what is known: old readers ignore them
+            value = getattr(a, key)
+            if value is not None:
+                data[key] = list(value) if key == "tags" else value
+        if self.route is not None:
+            data["route"] = self.route
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
@@ -283,6 +172,7 @@ class Record:
             raise ValueError(f"unknown in_flight {in_flight!r}")
         if data.get("create_pending"):  # written by zdsync 0.1
             in_flight = IN_FLIGHT_CREATE
+        tags = data.get("tags")
         return cls(
             ticket=Ticket.from_api(data["ticket"]),
             applied=Applied(
@@ -290,14 +180,22 @@ class Record:
                 title=data.get("title"),
                 assignee=data.get("assignee"),
                 completed=bool(data.get("completed")),
+                tasklist_id=data.get("tasklist_id"),
+                project_id=data.get("project_id"),
+                priority=data.get("priority"),
+                due_date=data.get("due_date"),
+                tags=None if tags is None else tuple(tags),
+                description=data.get("description"),
             ),
             in_flight=in_flight,
+            route=data.get("route"),
         )
 
 
 class Kind(enum.Enum):
     CREATE = "create"
-    UPDATE = "update"  # the title and/or the assignee, in one write
+    UPDATE = "update"  # every changed field (and a move within the project), in one write
+    MOVE = "move"  # to a task list of another project (Teamwork's v1 move)
     COMPLETE = "complete"
     REOPEN = "reopen"
     DELETE = "delete"
@@ -305,35 +203,61 @@ class Kind(enum.Enum):
 
 TITLE = "title"
 ASSIGNEE = "assignee"
+PRIORITY = "priority"
+DUE_DATE = "due_date"
+TAGS = "tags"
+DESCRIPTION = "description"
+TASKLIST = "tasklist_id"
+FIELDS = (TITLE, ASSIGNEE, PRIORITY, DUE_DATE, TAGS, DESCRIPTION, TASKLIST)
+"""What an UPDATE may set, named as ``Action``'s (and ``Applied``'s) attributes."""
 
 
 @dataclass(frozen=True)
 class Action:
-    """One Teamwork write. A create carries everything a create can (title, assignee);
-    an update carries every field that changed, so a ticket costs one write per kind."""
+    """One Teamwork write. A create carries everything a create can (title, assignee,
+    description, priority, due date, tags, its list); an update carries every field that
+    changed (``changes``), a move within the project included, so a ticket costs at most
+    one write per kind. A MOVE carries the list (and project) it goes to."""
 
     kind: Kind
-    title: str | None = None  # CREATE; UPDATE when TITLE in changes
-    assignee: int | None = None  # CREATE; UPDATE when ASSIGNEE in changes
-    changes: tuple[str, ...] = ()  # UPDATE: which of TITLE, ASSIGNEE it sets
+    title: str | None = None
+    assignee: int | None = None
+    changes: tuple[str, ...] = ()  # UPDATE: which of ``FIELDS`` it sets
+    priority: str | None = None
+    due_date: str | None = None
+    tags: tuple[str, ...] | None = None
+    description: str | None = None
+    tasklist_id: int | None = None  # CREATE (None: the shell's default list), MOVE, UPDATE
+    project_id: int | None = None  # CREATE, MOVE
 
     def __str__(self) -> str:
         if self.kind is Kind.CREATE:
-            return f"create {self.title!r} for {who(self.assignee)}"
+            extra = "".join(f", {part}" for part in self._parts(
+                (PRIORITY, DUE_DATE, TAGS), lambda name, value: value is not None))
+            where = f" in task list {self.tasklist_id}" if self.tasklist_id is not None else ""
+            return f"create {self.title!r} for {who(self.assignee)}{where}{extra}"
         if self.kind is Kind.UPDATE:
-            parts = []
-            if TITLE in self.changes:
-                parts.append(f"retitle to {self.title!r}")
-            if ASSIGNEE in self.changes:
-                parts.append(f"reassign to {who(self.assignee)}")
-            return " and ".join(parts)
+            return " and ".join(self._parts(self.changes, lambda name, value: True))
+        if self.kind is Kind.MOVE:
+            return f"move to task list {self.tasklist_id} of project {self.project_id}"
         return self.kind.value
 
+    def _parts(self, names: tuple[str, ...], wanted: Any) -> list[str]:
+        shown = {
+            TITLE: lambda v: f"retitle to {v!r}", ASSIGNEE: lambda v: f"reassign to {who(v)}",
+            PRIORITY: lambda v: f"priority {v}",
+            DUE_DATE: lambda v: f"due {v}" if v else "no due date",
+            TAGS: lambda v: f"tags {', '.join(v)}" if v else "no tags",
+            DESCRIPTION: lambda v: "rewrite the description",
+            TASKLIST: lambda v: f"move to task list {v}",
+        }
+        return [shown[n](getattr(self, n)) for n in names if wanted(n, getattr(self, n))]
 
-def update(*, title: str | None = None, assignee: int | None = None,
-           changes: tuple[str, ...]) -> Action:
-    return Action(Kind.UPDATE, title=title if TITLE in changes else None,
-                  assignee=assignee if ASSIGNEE in changes else None, changes=changes)
+
+def update(*, changes: tuple[str, ...], **values: Any) -> Action:
+    """An UPDATE setting exactly ``changes`` (other values given are left out)."""
+    return Action(Kind.UPDATE, changes=changes,
+                  **{k: v for k, v in values.items() if k in changes})
 
 
 def who(person: int | None) -> str:
@@ -356,33 +280,61 @@ def is_stale(ticket: Ticket, record: Record | None) -> bool:
     return ticket.updated_at < old.updated_at
 
 
-def plan(record: Record, mappings: Mapping[int, int], title_template: str, *,
+def plan(record: Record, mappings: Mapping[int, int], target: Target | str, *,
          hold_assignees: bool = False) -> list[Action]:
     """The actions that bring the task to the state the record's ticket implies.
 
     ``record.applied`` is what Teamwork holds as far as zdsync knows. The caller resolves
     a write in flight (observes the task, or finds one a create may have left) first.
-    ``hold_assignees``: the agent mappings were lost with Redis and not restored yet, so
-    existing tasks keep the assignee Teamwork holds instead of all falling to "Anyone".
+    ``target`` says where and how the ticket's route wants the task (a bare title template:
+    the implicit route). ``hold_assignees``: the agent mappings were lost with Redis and not
+    restored yet, so existing tasks keep the assignee Teamwork holds instead of all falling
+    to "Anyone".
     """
-    want = desired_task(record.ticket, mappings, title_template)
+    if isinstance(target, str):
+        target = Target(title_template=target)
     have = record.applied
     has_task = have.task_id is not None
+    if target.on_unmatch is not None:  # no route wants the ticket: sync.on_unmatch
+        if not has_task or target.on_unmatch == "keep":
+            return []
+        if target.on_unmatch == "delete":
+            return [Action(Kind.DELETE)]
+        return [] if have.completed else [Action(Kind.COMPLETE)]
+    want = desired_task(record.ticket, mappings, target)
 
     if want.presence is Presence.FORBIDDEN:
         return [Action(Kind.DELETE)] if has_task else []
     if not has_task:
         if want.presence is Presence.IF_EXISTS:
             return []
-        actions = [Action(Kind.CREATE, title=want.title, assignee=want.assignee)]
+        actions = [Action(Kind.CREATE, title=want.title, assignee=want.assignee,
+                          priority=want.priority, due_date=want.due_date, tags=want.tags,
+                          description=want.description, tasklist_id=want.tasklist_id,
+                          project_id=want.project_id)]
         if want.completed:
             actions.append(Action(Kind.COMPLETE))
         return actions
+    actions = []
+    moving = (want.tasklist_id is not None and have.tasklist_id is not None
+              and have.tasklist_id != want.tasklist_id)
+    # v1's move works within a project too: taken when the task's project is not known
+    across = moving and (want.project_id is None or have.project_id is None
+                         or have.project_id != want.project_id)
+    if across:
+        actions.append(Action(Kind.MOVE, tasklist_id=want.tasklist_id,
+                              project_id=want.project_id))
     changes = tuple(name for name, differs in (
         (TITLE, have.title != want.title),
-        (ASSIGNEE, have.assignee != want.assignee and not hold_assignees)) if differs)
-    actions = [update(title=want.title, assignee=want.assignee, changes=changes)] \
-        if changes else []
+        (ASSIGNEE, have.assignee != want.assignee and not hold_assignees),
+        (PRIORITY, want.priority is not None and have.priority != want.priority),
+        (DUE_DATE, want.due_date is not None and have.due_date != want.due_date),
+        (TAGS, want.tags is not None and have.tags != want.tags),
+        (DESCRIPTION, want.description is not None
+         and have.description != digest(want.description)),
+        (TASKLIST, moving and not across)) if differs)
+    if changes:
+        actions.append(update(changes=changes, **{n: getattr(want, n) for n in FIELDS}))
     if want.completed and not have.completed:
         actions.append(Action(Kind.COMPLETE))
     elif not want.completed and have.completed:
@@ -393,13 +345,18 @@ def plan(record: Record, mappings: Mapping[int, int], title_template: str, *,
 def after(applied: Applied, action: Action, task_id: int | None = None) -> Applied:
     """The applied state once ``action`` has succeeded (``task_id`` for a create)."""
     if action.kind is Kind.CREATE:
-        return Applied(task_id=task_id, title=action.title, assignee=action.assignee)
+        return Applied(task_id=task_id, title=action.title, assignee=action.assignee,
+                       tasklist_id=action.tasklist_id, project_id=action.project_id,
+                       priority=action.priority, due_date=action.due_date, tags=action.tags,
+                       description=None if action.description is None
+                       else digest(action.description))
     if action.kind is Kind.UPDATE:
-        if TITLE in action.changes:
-            applied = replace(applied, title=action.title)
-        if ASSIGNEE in action.changes:
-            applied = replace(applied, assignee=action.assignee)
-        return applied
+        values = {n: getattr(action, n) for n in action.changes}
+        if DESCRIPTION in values:
+            values[DESCRIPTION] = digest(values[DESCRIPTION])
+        return replace(applied, **values)
+    if action.kind is Kind.MOVE:
+        return replace(applied, tasklist_id=action.tasklist_id, project_id=action.project_id)
     if action.kind is Kind.COMPLETE:
         return replace(applied, completed=True)
     if action.kind is Kind.REOPEN:

@@ -64,6 +64,10 @@ class Task:
     tasklist_id: int | None
     updated_at: str = ""
     updated_by: int | None = None
+    project_id: int | None = None
+    priority: str = "none"  # Teamwork's none, low, medium, high
+    due_date: str = ""  # YYYY-MM-DD, "" for none
+    tag_ids: tuple[int, ...] = ()
 
     @property
     def completed(self) -> bool:
@@ -93,7 +97,40 @@ class Task:
             tasklist_id=data.get("tasklistId"),
             updated_at=data.get("updatedAt") or "",
             updated_by=data.get("updatedBy") if isinstance(data.get("updatedBy"), int) else None,
+            project_id=data.get("projectId") if isinstance(data.get("projectId"), int) else None,
+            priority=data.get("priority") or "none",
+            due_date=_date(data.get("dueDate")),
+            tag_ids=tuple(int(t["id"]) for t in data.get("tags") or []
+                          if isinstance(t, dict) and t.get("id") is not None),
         )
+
+
+def _date(value: Any) -> str:
+    """A v3 ``dueDate`` as ``YYYY-MM-DD`` (it may come as a date, a timestamp or v1's
+    ``YYYYMMDD``); "" for none."""
+    text = value if isinstance(value, str) else ""
+    if re.fullmatch(r"[0-9]{8}", text):
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text[:10] if re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text) else ""
+
+
+def _fields(*, priority: str | None = None, due_date: str | None = None,
+            tag_ids: list[int] | None = None, description: str | None = None,
+            tasklist_id: int | None = None) -> dict[str, Any]:
+    """v3 task fields (§3): ``dueAt`` is ``YYYY-MM-DD``, "" clears it (sent as null);
+    ``tagIds`` replaces the task's tags. None: not sent."""
+    task: dict[str, Any] = {}
+    if priority is not None:
+        task["priority"] = priority
+    if due_date is not None:
+        task["dueAt"] = due_date or None
+    if tag_ids is not None:
+        task["tagIds"] = sorted(tag_ids)
+    if description is not None:
+        task["description"] = description
+    if tasklist_id is not None:
+        task["tasklistId"] = tasklist_id
+    return task
 
 
 def _assignees(person: int | None) -> dict[str, list[int]]:
@@ -123,11 +160,12 @@ class TeamworkClient:
     # -- tasks -------------------------------------------------------------------------
 
     def create_task(self, tasklist_id: int, name: str, description: str,
-                    assignee: int | None) -> Task:
-        """Create a task. Never repeated on an unknown outcome: raises AmbiguousWrite."""
+                    assignee: int | None, **fields: Any) -> Task:
+        """Create a task. Never repeated on an unknown outcome: raises AmbiguousWrite.
+        ``fields``: ``priority``, ``due_date``, ``tag_ids`` (None: not sent)."""
         body = {
             "task": {"name": name, "description": description,
-                     "assignees": _assignees(assignee)},
+                     "assignees": _assignees(assignee), **_fields(**fields)},
             "taskOptions": {"checkInvalidusers": True, "fireWebhook": False},
         }
         response = self.http.request("POST", f"{V3}/tasklists/{tasklist_id}/tasks.json",
@@ -139,9 +177,11 @@ class TeamworkClient:
                                  "been applied") from None
 
     def update_task(self, task_id: int, *, name: str | None = None,
-                    assignee: int | type[Ellipsis] | None = ...) -> None:
-        """Rename and/or reassign; only the given fields are sent (setting is idempotent)."""
-        task: dict[str, Any] = {}
+                    assignee: int | type[Ellipsis] | None = ..., **fields: Any) -> None:
+        """Change the given fields only (setting is idempotent): ``name``, ``assignee``,
+        and in ``fields`` ``priority``, ``due_date``, ``tag_ids``, ``description`` and
+        ``tasklist_id`` (a move within the project); None: not sent."""
+        task: dict[str, Any] = _fields(**fields)
         if name is not None:
             task["name"] = name
         if assignee is not ...:
@@ -149,6 +189,23 @@ class TeamworkClient:
         self.http.request("PATCH", f"{V3}/tasks/{task_id}.json",
                           json={"task": task, "taskOptions": {"checkInvalidusers": True,
                                                               "fireWebhook": False}})
+
+    def move_task(self, task_id: int, tasklist_id: int) -> None:
+        """Move a task to a list of another project: v1 only (§4.2; a v3 ``tasklistId``
+        moves within the project)."""
+        self.http.request("PUT", f"/tasks/{task_id}/move.json",
+                          json={"taskListId": tasklist_id})
+
+    def tags(self) -> list[dict[str, Any]]:
+        """Every tag of the site (``{id, name, ...}``), all pages."""
+        return list(self._pages(f"{V3}/tags.json", "tags",
+                                {"pageSize": TASKLIST_PAGE_SIZE}))
+
+    def create_tag(self, name: str) -> int:
+        """Create a tag (site-wide); its id. Never repeated on an unknown outcome."""
+        response = self.http.request("POST", f"{V3}/tags.json", json={"tag": {"name": name}},
+                                     idempotent=False)
+        return int(response.json()["tag"]["id"])
 
     def complete_task(self, task_id: int) -> None:
         self.http.request("PUT", f"/tasks/{task_id}/complete.json")
@@ -199,16 +256,25 @@ class TeamworkClient:
             if not task.deleted:
                 yield task
 
-    def find_ticket_tasks(self, tasklist_id: int, link: str) -> list[Task]:
-        """Tasks carrying exactly this ticket link, however Teamwork's search tokenises it.
+    def find_ticket_tasks(self, tasklist_id: int | Iterable[int], link: str) -> list[Task]:
+        """Tasks carrying exactly this ticket link, however Teamwork's search tokenises it,
+        in one list or in several (one request for all: ``tasklistIds``).
 
         Searched by the ticket number alone (punctuation handling in ``searchTerm`` is
         undocumented), then matched exactly on the link as a whole word.
         """
         ticket_number = link.rsplit("/", 1)[-1]
         pattern = re.compile(re.escape(link) + r"(?!\d)")
-        return [t for t in self.search_tasks(tasklist_id, ticket_number)
-                if pattern.search(t.description)]
+        lists = [tasklist_id] if isinstance(tasklist_id, int) else sorted(set(tasklist_id))
+        if len(lists) == 1:
+            found: Iterable[Task] = self.search_tasks(lists[0], ticket_number)
+        else:
+            params = {"searchTerm": ticket_number, **SEE_ALL_TASKS,
+                      "tasklistIds": ",".join(str(t) for t in lists),
+                      "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
+            found = [t for t in (Task.from_api(i) for i in self._pages(
+                f"{V3}/tasks.json", "tasks", params)) if not t.deleted]
+        return [t for t in found if pattern.search(t.description)]
 
     def tasklist_tasks(self, tasklist_id: int) -> Iterator[Task]:
         """Every live task of a list, completed ones and those of a completed list too

@@ -217,6 +217,19 @@ class ZendeskClient:
                     found[int(user["id"])] = user
         return found
 
+    def groups(self) -> list[dict[str, Any]]:
+        """Every agent group (``GET /api/v2/groups``, paged with ``next_page``)."""
+        groups: list[dict[str, Any]] = []
+        url: str | None = "/api/v2/groups.json"
+        params: dict[str, Any] | None = {"per_page": 100}
+        while url:
+            body = self.http.request("GET", url, params=params).json()
+            if not isinstance(body, dict) or not isinstance(body.get("groups"), list):
+                raise RetryableError("zendesk", "groups answered without a groups list")
+            groups += [g for g in body["groups"] if isinstance(g, dict)]
+            url, params = body.get("next_page"), None
+        return groups
+
     def search_users(self, query: str) -> list[dict[str, Any]]:
         return self.http.request("GET", "/api/v2/users/search.json",
                                  params={"query": query}).json().get("users", [])

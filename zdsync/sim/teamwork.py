@@ -61,8 +61,9 @@ class TeamworkSim(SimServer):
         self._members: dict[int, set[int]] = {}
         self._tasklists: dict[int, dict[str, Any]] = {}
         self._tasks: dict[int, dict[str, Any]] = {}
+        self._tags: dict[int, dict[str, Any]] = {}
         self._ids = {"person": 501, "project": 801, "tasklist": 2001, "task": 100001,
-                     "error": 1}
+                     "error": 1, "tag": 9001}
         self._live_by_marker: Counter[str] = Counter()
         self.most_live_with_one_marker = 0
         """The most live tasks that ever shared a description's first line at one moment
@@ -84,6 +85,9 @@ class TeamworkSim(SimServer):
           self._http_complete)
         r("PUT", rf"/tasks/{n}/uncomplete\.json", "/tasks/{id}/uncomplete",
           self._http_uncomplete)
+        r("PUT", rf"/tasks/{n}/move\.json", "/tasks/{id}/move", self._http_move)
+        r("GET", rf"{V3}/tags\.json", f"{V3}/tags", self._http_list_tags)
+        r("POST", rf"{V3}/tags\.json", f"POST {V3}/tags", self._http_create_tag)
         r("GET", rf"{V3}/tasklists/{n}/tasks\.json", f"{V3}/tasklists/{{id}}/tasks",
           self._http_list_tasklist_tasks)
         r("GET", rf"{V3}/projects/{n}/tasks\.json", f"{V3}/projects/{{id}}/tasks",
@@ -151,6 +155,23 @@ class TeamworkSim(SimServer):
                 "createdAt": stamp, "updatedAt": stamp,
             }
             return tid
+
+    def add_tag(self, name: str, project_id: int | None = None) -> int:
+        """A tag, as someone in Teamwork's UI would make it (names need not be unique)."""
+        with self.lock:
+            tag_id = self._next("tag")
+            self._tags[tag_id] = {"id": tag_id, "name": name, "color": "#9e9e9e",
+                                  "projectId": project_id or 0}
+            return tag_id
+
+    def tags(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(t) for _, t in sorted(self._tags.items())]
+
+    def tag_names(self, task_id: int) -> list[str]:
+        """The names of a task's tags, sorted (tests)."""
+        with self.lock:
+            return sorted(self._tags[t]["name"] for t in self._tasks[task_id]["tagIds"])
 
     def complete_tasklist(self, tasklist_id: int) -> None:
         """Complete a task list, as someone in Teamwork's UI would: its tasks stay as they
@@ -236,6 +257,7 @@ class TeamworkSim(SimServer):
         task = {
             "id": tid, "name": name, "description": description, "status": "new",
             "tasklistId": tasklist["id"], "assignees": assignees, "priority": priority,
+            "dueDate": None, "tagIds": [],
             "createdAt": stamp, "createdBy": self.me_id, "updatedAt": stamp,
             "updatedBy": self.me_id, "completedAt": None, "completedBy": None,
             "deletedAt": None, "deletedBy": None,
@@ -294,8 +316,9 @@ class TeamworkSim(SimServer):
             "tasklist": {"id": task["tasklistId"], "type": "tasklists"},
             "projectId": tasklist["projectId"],
             "assignees": [{"id": a, "type": "users"} for a in task["assignees"]],
-            "priority": task["priority"], "progress": 0, "parentTask": None, "tags": [],
-            "startDate": None, "dueDate": None, "estimateMinutes": 0,
+            "priority": task["priority"], "progress": 0, "parentTask": None,
+            "tags": [{"id": t, "type": "tags"} for t in task["tagIds"]],
+            "startDate": None, "dueDate": task["dueDate"], "estimateMinutes": 0,
             "createdAt": task["createdAt"], "createdBy": task["createdBy"],
             "updatedAt": task["updatedAt"], "updatedBy": task["updatedBy"],
             "completedAt": task["completedAt"], "completedBy": task["completedBy"],
@@ -379,6 +402,27 @@ class TeamworkSim(SimServer):
                                   "invalid_users")
         return valid
 
+    def _dates_and_tags(self, fields: dict[str, Any]) -> dict[str, Any] | Response:
+        """``dueAt`` (``YYYY-MM-DD``; null clears it) and ``tagIds`` (ids of existing
+        tags; the list replaces the task's tags) of a create or update body (§3, §12)."""
+        out: dict[str, Any] = {}
+        if "dueAt" in fields:
+            due = fields["dueAt"]
+            if due is not None and not (isinstance(due, str)
+                                        and re.fullmatch(r"\d{4}-\d{2}-\d{2}", due)):
+                return self._v3_error(400, "Invalid dueAt", "dueAt must be YYYY-MM-DD")
+            out["dueDate"] = due
+        if "tagIds" in fields:
+            ids = fields["tagIds"]
+            if not isinstance(ids, list) or not all(
+                    isinstance(t, int) and not isinstance(t, bool) for t in ids):
+                return self._v3_error(400, "Invalid tagIds", "tagIds must be an array of ids")
+            unknown = sorted(set(ids) - set(self._tags))
+            if unknown:
+                return self._v3_error(400, "Invalid tagIds", f"tags {unknown} do not exist")
+            out["tagIds"] = sorted(set(ids))
+        return out
+
     def _live_task(self, m: Matched) -> dict[str, Any] | None:
         task = self._tasks.get(int(m["id"]))
         return None if task is None or task["status"] == "deleted" else task
@@ -409,7 +453,11 @@ class TeamworkSim(SimServer):
         assignees = self._assignees(fields.get("assignees"), tasklist["projectId"], check, [])
         if isinstance(assignees, Response):
             return assignees
+        extra = self._dates_and_tags(fields)
+        if isinstance(extra, Response):
+            return extra
         task = self._new_task(tasklist, name, description, assignees, priority)
+        task.update(extra)
         response = json_response(201, {"task": self._public_task(task), "included": {}})
         response.create = True
         return response
@@ -448,6 +496,10 @@ class TeamworkSim(SimServer):
                 return self._v3_error(400, "Invalid tasklistId",
                                       "the task list must be in the same project")
             changes["tasklistId"] = target["id"]
+        extra = self._dates_and_tags(fields)
+        if isinstance(extra, Response):
+            return extra
+        changes.update(extra)
         options = body.get("taskOptions") or {}
         check = isinstance(options, dict) and bool(options.get("checkInvalidusers"))
         assignees = self._assignees(fields.get("assignees"), self._project_of(task), check,
@@ -488,6 +540,59 @@ class TeamworkSim(SimServer):
 
     def _http_uncomplete(self, request: Request, m: Matched) -> Response:
         return self._v1_state(m, self._uncomplete)
+
+    def _http_move(self, request: Request, m: Matched) -> Response:
+        """v1 ``PUT /tasks/{id}/move.json`` ``{"taskListId": N}`` (no wrapper): moves the task
+        to a list of any project (§4.2). **Choice:** answers 200 ``{"STATUS": "OK"}`` like the
+        other v1 task actions; an unknown list is 404, a missing ``taskListId`` 422."""
+        task = self._live_task(m)
+        if task is None:
+            return self._v1_error(404, "Not found")
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        target_id = body.get("taskListId") if isinstance(body, dict) else None
+        if isinstance(target_id, str) and target_id.isdigit():
+            target_id = int(target_id)
+        if not isinstance(target_id, int) or isinstance(target_id, bool):
+            return self._v1_error(422, "taskListId is required")
+        target = self._tasklists.get(target_id)
+        if target is None or target["status"] == "deleted":
+            return self._v1_error(404, "Task list not found")
+        if task["tasklistId"] != target_id:
+            task["tasklistId"] = target_id
+            self._touch(task)
+        return json_response(200, {"STATUS": "OK"})
+
+    # ================================================================ tags
+
+    def _http_list_tags(self, request: Request, m: Matched) -> Response:
+        """``GET /projects/api/v3/tags.json``: ``searchTerm`` (case-insensitive substring of
+        the name), ``projectIds``, paging (§12)."""
+        term = (request.arg("searchTerm") or "").strip().lower()
+        projects = self._id_list(request.arg("projectIds"))
+        found = [dict(t) for _, t in sorted(self._tags.items())
+                 if term in t["name"].lower()
+                 and (projects is None or t["projectId"] in projects | {0})]
+        return self._page(request, "tags", found, lambda t: t)
+
+    def _http_create_tag(self, request: Request, m: Matched) -> Response:
+        """``POST /projects/api/v3/tags.json`` ``{"tag": {"name", "color"?, "projectId"?}}``
+        → 201 ``{"tag": {...}}`` (§12). **Choice:** names are not unique (nothing says they
+        are), so a repeated create makes a second tag of that name."""
+        body = self._body(request)
+        if isinstance(body, Response):
+            return body
+        fields = body.get("tag")
+        name = fields.get("name") if isinstance(fields, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return self._v3_error(400, "Invalid name", "tag.name is required", "required")
+        project = fields.get("projectId")
+        tag_id = self.add_tag(name.strip(), project if isinstance(project, int) else None)
+        response = json_response(201, {"tag": dict(self._tags[tag_id])})
+        response.create = True
+        return response
 
     # ================================================================ listing
 

@@ -47,7 +47,12 @@ OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
 CLOSED_EDITABLE = frozenset({"subject", "tags", "priority"})
 """What may still change on a closed ticket (reference §4.1)."""
 UPDATABLE = frozenset({"subject", "status", "assignee_id", "tags", "priority", "type",
-                       "group_id", "requester_id"})
+                       "group_id", "requester_id", "brand_id", "ticket_form_id",
+                       "organization_id", "due_at"})
+PRIORITIES = (None, "low", "normal", "high", "urgent")
+TYPES = (None, "problem", "incident", "question", "task")
+"""Ticket ``priority`` and ``type`` values (reference §4)."""
+GROUPS_PER_PAGE_MAX = 100
 MERGE_TAG = "closed_by_merge"
 EXPORT_MAX_PER_PAGE = 1000
 EXPORT_DELAY_SECONDS = 60
@@ -102,6 +107,8 @@ class ZendeskSim(SimServer):
         self._webhook_thread: threading.Thread | None = None
         self._uuid_rng = random.Random(seed)
         self._users: dict[int, dict[str, Any]] = {}
+        self._groups: dict[int, dict[str, Any]] = {}
+        self._next_group_id = 360001
         self._tickets: dict[int, dict[str, Any]] = {}
         self._versions: dict[int, tuple[int, int]] = {}  # id -> (generated_timestamp, seq)
         self._status_before_delete: dict[int, str] = {}
@@ -127,6 +134,7 @@ class ZendeskSim(SimServer):
           self._show_many_users)
         r("GET", rf"/api/v2/users/(?P<id>\d+){_JSON}", "/api/v2/users/{id}", self._show_user)
         r("GET", rf"/api/v2/users{_JSON}", "/api/v2/users", self._list_users)
+        r("GET", rf"/api/v2/groups{_JSON}", "/api/v2/groups", self._list_groups)
 
     # ================================================================ admin (Python) API
 
@@ -149,6 +157,20 @@ class ZendeskSim(SimServer):
             }
             return uid
 
+    def add_group(self, name: str) -> int:
+        """Create an agent group (tickets name it by ``group_id``)."""
+        with self.lock:
+            gid = self._next_group_id
+            self._next_group_id += 1
+            stamp = iso_utc(self.clock.now())
+            self._groups[gid] = {"id": gid, "name": name, "description": "", "default": False,
+                                 "deleted": False, "created_at": stamp, "updated_at": stamp}
+            return gid
+
+    def rename_group(self, group_id: int, name: str) -> None:
+        with self.lock:
+            self._groups[group_id].update(name=name, updated_at=iso_utc(self.clock.now()))
+
     def user(self, user_id: int) -> dict[str, Any]:
         with self.lock:
             return self._public_user(self._users[user_id])
@@ -162,10 +184,14 @@ class ZendeskSim(SimServer):
                       status: str = "new", tags: Iterable[str] = (), *,
                       description: str | None = None, priority: str | None = None,
                       type: str | None = None, group_id: int | None = None,
-                      via_channel: str = "web") -> int:
+                      via_channel: str = "web", brand_id: int = 1,
+                      ticket_form_id: int | None = None, organization_id: int | None = None,
+                      due_at: str | None = None) -> int:
         """Create a ticket as an agent or end-user would; returns its id."""
         with self.lock:
             self._need_user(requester_id)
+            self._check_fields({"priority": priority, "type": type, "group_id": group_id,
+                                "due_at": due_at})
             submitter_id = requester_id if submitter_id is None else submitter_id
             self._need_user(submitter_id)
             if assignee_id is not None:
@@ -186,11 +212,13 @@ class ZendeskSim(SimServer):
                 "description": description if description is not None else (subject or ""),
                 "priority": priority, "status": status, "recipient": None,
                 "requester_id": requester_id, "submitter_id": submitter_id,
-                "assignee_id": assignee_id, "organization_id": None, "group_id": group_id,
+                "assignee_id": assignee_id, "organization_id": organization_id,
+                "group_id": group_id,
                 "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
                 "tags": _clean_tags(tags), "custom_fields": [], "is_public": True,
-                "followup_ids": [], "brand_id": 1, "allow_channelback": False,
-                "has_incidents": False, "problem_id": None, "due_at": None,
+                "followup_ids": [], "brand_id": brand_id, "allow_channelback": False,
+                "has_incidents": False, "problem_id": None, "due_at": due_at,
+                "ticket_form_id": ticket_form_id,
             }
             self._tickets[tid] = ticket
             self._bump(ticket, event=True)
@@ -234,6 +262,7 @@ class ZendeskSim(SimServer):
                 self._need_agent(assignee)
             if "requester_id" in changes:
                 self._need_user(changes["requester_id"])
+            self._check_fields(changes)
             previous = copy.deepcopy(ticket)
             for key, value in changes.items():
                 ticket[key] = _clean_tags(value) if key == "tags" else value
@@ -312,6 +341,20 @@ class ZendeskSim(SimServer):
         if user is None:
             raise ValueError(f"unknown user {user_id}")
         return user
+
+    def _check_fields(self, fields: dict[str, Any]) -> None:
+        """Values Zendesk refuses (reference §4): unknown priority or type, a group that
+        does not exist, a ``due_at`` that is not an ISO-8601 UTC time."""
+        if fields.get("priority") not in PRIORITIES:
+            raise ValueError(f"unknown priority {fields['priority']!r}")
+        if fields.get("type") not in TYPES:
+            raise ValueError(f"unknown type {fields['type']!r}")
+        group = fields.get("group_id")
+        if group is not None and group not in self._groups:
+            raise ValueError(f"unknown group {group}")
+        due = fields.get("due_at")
+        if due is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", due):
+            raise ValueError(f"due_at must be YYYY-MM-DDTHH:MM:SSZ, got {due!r}")
 
     def _need_agent(self, user_id: int) -> None:
         if self._need_user(user_id)["role"] not in ("agent", "admin"):
@@ -554,6 +597,28 @@ class ZendeskSim(SimServer):
             "count": len(users),
         })
 
+    def _list_groups(self, request: Request, _m: re.Match[str]) -> Response:
+        """``GET /api/v2/groups``: offset paging as for users (``page``, ``per_page`` up to
+        100, ``next_page``); deleted groups are left out."""
+        page_raw, per_page_raw = request.arg("page") or "1", request.arg("per_page") or "100"
+        if not page_raw.isdigit() or not per_page_raw.isdigit() or int(page_raw) < 1:
+            return _invalid("page and per_page must be positive integers")
+        page, per_page = int(page_raw), max(1, min(int(per_page_raw), GROUPS_PER_PAGE_MAX))
+        groups = [g for _, g in sorted(self._groups.items()) if not g["deleted"]]
+        chunk, more = page_slice(groups, page, per_page)
+
+        def link(n: int) -> str:
+            query = urlencode([("page", str(n)), ("per_page", str(per_page))])
+            return f"{self._base_url()}/api/v2/groups.json?{query}"
+
+        return json_response(200, {
+            "groups": [{**g, "url": f"{self._base_url()}/api/v2/groups/{g['id']}.json"}
+                       for g in chunk],
+            "next_page": link(page + 1) if more else None,
+            "previous_page": link(page - 1) if page > 1 else None,
+            "count": len(groups),
+        })
+
     # ================================================================ webhooks
 
     def _emit(self, ticket: dict[str, Any], kind: str, previous: Any, current: Any) -> None:
@@ -638,6 +703,8 @@ _EVENT_FOR_FIELD = {
     "assignee_id": "agent_assignment_changed", "tags": "tags_changed",
     "priority": "priority_changed", "type": "type_changed",
     "group_id": "group_assignment_changed", "requester_id": "requester_changed",
+    "brand_id": "brand_changed", "ticket_form_id": "form_changed",
+    "organization_id": "organization_changed", "due_at": "task_due_at_changed",
 }
 
 
@@ -657,11 +724,13 @@ def _event_detail(ticket: dict[str, Any]) -> dict[str, Any]:
         return None if value is None else str(value)
 
     return {
-        "actor_id": "-1", "assignee_id": sid(ticket["assignee_id"]), "brand_id": "1",
+        "actor_id": "-1", "assignee_id": sid(ticket["assignee_id"]),
+        "brand_id": sid(ticket["brand_id"]),
         "created_at": ticket["created_at"], "custom_status": None,
         "description": ticket["description"], "external_id": ticket["external_id"],
-        "form_id": None, "group_id": sid(ticket["group_id"]), "id": str(ticket["id"]),
-        "is_public": True, "organization_id": None, "priority": ticket["priority"],
+        "form_id": sid(ticket["ticket_form_id"]), "group_id": sid(ticket["group_id"]),
+        "id": str(ticket["id"]), "is_public": True,
+        "organization_id": sid(ticket["organization_id"]), "priority": ticket["priority"],
         "requester_id": sid(ticket["requester_id"]), "status": ticket["status"].upper(),
         "subject": ticket["subject"], "submitter_id": sid(ticket["submitter_id"]),
         "tags": list(ticket["tags"]), "type": ticket["type"],

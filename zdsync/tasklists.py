@@ -1,0 +1,100 @@
+"""Task lists by id or by name: the ``[teamwork]`` list and each route's.
+
+A list given by name is looked up in its project (completed lists too), created if
+missing when the caller may create, and the id found is remembered in Redis and in
+memory. A name not found (where nothing may be created: dry runs, searches) is looked up
+again at most once a minute rather than once per ticket. A list that answers 404, or
+refuses a move, is forgotten and looked up again next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from zdsync import defaults
+from zdsync.config import Settings
+from zdsync.routes import Route, Routing
+from zdsync.store import Store
+from zdsync.teamwork import TeamworkClient
+
+log = logging.getLogger(__name__)
+
+
+class TaskLists:
+    def __init__(self, settings: Settings, store: Store, teamwork: TeamworkClient,
+                 routing: Routing, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.store = store
+        self.teamwork = teamwork
+        self.routing = routing
+        self.clock = clock
+        self._named: dict[tuple[int, str], int] = {}  # (project, list name) -> list id
+        self._missing: dict[tuple[int, str], float] = {}  # looked up in vain, when
+        self._lock = threading.Lock()
+
+    def default(self, *, create: bool = True) -> int | None:
+        """``[teamwork]``'s list: ``tasklist_id``, else the one named ``tasklist_name``."""
+        tw = self.settings.teamwork
+        if tw.tasklist_id is not None:
+            return tw.tasklist_id
+        assert tw.project_id is not None
+        return self.named(tw.project_id, tw.tasklist_name, create=create)
+
+    def of_route(self, route: Route, *, create: bool = True) -> int | None:
+        """A route's list: its id, else the list of its name in its project."""
+        if route.tasklist_id is not None:
+            return route.tasklist_id
+        assert route.project_id is not None and route.tasklist_name is not None
+        return self.named(route.project_id, route.tasklist_name, create=create)
+
+    def named(self, project_id: int, name: str, *, create: bool) -> int | None:
+        """The list of this name in the project (None: missing and not ``create``)."""
+        key = (project_id, name)
+        with self._lock:
+            if key in self._named:
+                return self._named[key]
+            missed = self._missing.get(key)
+            if not create and missed is not None \
+                    and self.clock() - missed < defaults.UNKNOWN_NAME_REREAD_SECONDS:
+                return None
+            found = self.store.tasklist_id(project_id, name)
+            if found is None:
+                matches = [int(t["id"]) for t in self.teamwork.tasklists(project_id, name)
+                           if (t.get("name") or "").strip() == name]
+                if matches:
+                    found = min(matches)
+                elif not create:
+                    self._missing[key] = self.clock()
+                    return None
+                else:
+                    found = self.teamwork.create_tasklist(project_id, name)
+                    log.info("created task list %r (%s) in project %s", name, found,
+                             project_id)
+                self.store.set_tasklist_id(project_id, name, found)
+            self._missing.pop(key, None)
+            self._named[key] = found
+            return found
+
+    def forget(self, tasklist_id: int | None = None) -> None:
+        """Look this list (None: every list found by name) up again next time."""
+        with self._lock:
+            for key, found in list(self._named.items()):
+                if tasklist_id is None or found == tasklist_id:
+                    self.store.forget_tasklist_id(*key)
+                    del self._named[key]
+
+    def searched(self) -> list[int]:
+        """Every list a task of a ticket may be in: ``[teamwork]``'s (created if missing
+        only without routes, as before routes existed) and every route's that exists."""
+        if not self.routing.explicit:
+            found = self.default()
+            assert found is not None
+            return [found]
+        tw = self.settings.teamwork
+        lists = [self.default(create=False) if tw.project_id is not None
+                 or tw.tasklist_id is not None else None]
+        lists += [self.of_route(r, create=False) for r in self.routing.routes]
+        return sorted({t for t in lists if t is not None})
