@@ -97,6 +97,47 @@ def test_a_record_write_after_the_lease_moved_is_refused(world, monkeypatch):
     assert p.lease.lost.is_set()  # the daemon then stands by
 
 
+def test_a_write_a_frozen_leader_sends_late_is_undone_by_its_successor(world, monkeypatch):
+    """Found by bench/soak.py (seed 5): a leader passes its lease check, freezes before the
+    request leaves, and wakes after its successor has applied a newer state; the stale
+    write then lands. Nothing can fence Teamwork, but the old leader learns it (its record
+    write is refused) and reports the ticket; the successor observes the task and fixes it."""
+    t = world.ticket("Printer", assignee=world.agents[0], status="open")
+    sync(world)
+    world.zendesk.update_ticket(t, assignee_id=world.agents[1])
+    world.exportable()
+    stale = world.run_pass()
+    stale_lease = stale.lease
+    real = Transport.request
+    done = {"successor": False}
+
+    def frozen_before_sending(self, method, path, **kwargs):
+        if method == "PATCH" and not done["successor"]:
+            done["successor"] = True
+            # Frozen here, after the check: a successor takes over and applies newer work.
+            world.store().r.set(world.prefix + "lock:sync", "someone")
+            world.store().r.delete(world.prefix + "lock:sync")
+            world.zendesk.update_ticket(t, assignee_id=world.agents[0])  # back to Ada
+            world.exportable()
+            world._lease = None  # the successor does not release the frozen one's lease
+            successor = world.run_pass()
+            assert successor.run().error is None
+            successor.lease.release()
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Transport, "request", frozen_before_sending)
+    summary = stale.run()
+    monkeypatch.setattr(Transport, "request", real)
+    assert summary.stopped  # its record write was refused: it knows it lost the lease
+    assert [a["id"] for a in world.tasks_for(t)[0]["assignees"]] == [
+        world.mappings[world.agents[1]]]  # the stale write landed last
+    assert [t2 for t2, _ in world.store().suspects()] == [t]
+    stale_lease.release()
+    converge(world)
+    assert world.check() == []  # the successor's successor read the task and fixed it
+    assert world.store().suspects() == []
+
+
 # -- losing Redis --------------------------------------------------------------------------
 
 

@@ -138,6 +138,7 @@ class Pass:
             self._begin()
             if not self.dry_run:
                 self._webhooks()
+                self._suspects()
                 self._remapped()
                 self._retries()
             self._export()
@@ -295,6 +296,18 @@ class Pass:
         unit = Unit("remap", data=remapped)
         self._enqueue(unit, [Item(r.ticket.id, units=[unit]) for r in affected])
         self.drain()
+
+    def _suspects(self) -> None:
+        """Tickets a deposed leader reported it may have written to after losing its lease:
+        their tasks are observed before they are planned."""
+        reported = self.store.suspects()
+        if reported:
+            log.warning("observing %d task(s) a leader may have written to after it lost "
+                        "its lease", len(reported))
+            unit = Unit("suspect", data=reported)
+            self._enqueue(unit, [Item(t, fresh=True, suspect=True, units=[unit])
+                                 for t, _ in reported])
+            self.drain()
 
     def _retries(self) -> None:
         due = self.store.due_retries(self.clock())
@@ -500,7 +513,8 @@ class Pass:
         outcome: Outcome | None = None
         if error is None and ticket is not None:
             outcome = self.reconciler.reconcile(prior, ticket, self.ctx,
-                                                observed=item.observed, note=item.note)
+                                                observed=item.observed, note=item.note,
+                                                suspect=item.suspect)
             error = outcome.error
         with self._state:
             if outcome is not None:
@@ -551,8 +565,8 @@ class Pass:
         if unit.kind == "page":
             after_cursor, position = unit.data
             ops += self.store.cursor_ops(after_cursor, position, now)
-        elif unit.kind in ("webhook", "remap"):
-            name = "webhook:queue" if unit.kind == "webhook" else "remap"
+        elif unit.kind in ("webhook", "remap", "suspect"):
+            name = "webhook:queue" if unit.kind == "webhook" else unit.kind
             ops += self.store.dequeue_ops(name, unit.data)
         for tid, lines in self.dirty_history.items():
             ops += self.store.history_ops(tid, lines, now)

@@ -104,6 +104,7 @@ class Outcome:
     error: str | None = None
     stored: bool = False  # already written; else the pass stores it with its unit
     planned: list[str] = field(default_factory=list)  # dry runs
+    wrote: bool = False  # a Teamwork write was (about to be) sent for it
 
 
 class Reconciler:
@@ -208,11 +209,14 @@ class Reconciler:
     # -- one ticket --------------------------------------------------------------------
 
     def reconcile(self, prior: Record | None, ticket: Ticket, ctx: Context, *,
-                  observed: list[Task] | None = None, note: str | None = None) -> Outcome:
+                  observed: list[Task] | None = None, note: str | None = None,
+                  suspect: bool = False) -> Outcome:
         """Bring one ticket's task to the state its newest snapshot implies.
 
         ``prior`` is the stored record; ``observed``, when given, is what Teamwork holds
         for the ticket (already read by the caller), which replaces what was remembered.
+        ``suspect``: a leader that lost its lease may have written to its task after this
+        record was stored: it is observed first, as a record in flight is.
         Never raises for an API error: the error is returned and the record holds what was
         applied (still marked in flight). ``Interrupted`` and ``PassStopped`` propagate.
         """
@@ -221,6 +225,9 @@ class Reconciler:
             self.metrics.skipped.labels("stale").inc()
             return Outcome(prior, counts=Counter(skipped=1))
         record = replace(prior, ticket=ticket) if prior else Record(ticket)
+        if suspect and not record.in_flight:
+            record = replace(record, in_flight=IN_FLIGHT_WRITE if record.applied.task_id
+                             else IN_FLIGHT_CREATE)
         out = Outcome(record, history=[note] if note else [])
         try:
             target = self.target(ticket, dry_run=ctx.dry_run)
@@ -247,8 +254,12 @@ class Reconciler:
             if actions:
                 self._apply(out, actions, ctx, target)
             return out
-        except (Interrupted, PassStopped, redis.RedisError):
+        except Interrupted:
+            if out.wrote:
+                self._report_suspect(tid)
             raise  # not this ticket's failure: the pass deals with it
+        except (PassStopped, redis.RedisError):
+            raise
         except Exception as exc:  # an API error, or a response of a shape nobody expected
             if isinstance(exc, ApiError) and exc.status in (401, 403) \
                     and exc.service == "teamwork":
@@ -266,6 +277,19 @@ class Reconciler:
                 self.store.write(self.fence, [out.record])
                 out.stored = True
             return out
+
+    def _report_suspect(self, ticket_id: int) -> None:
+        """This ticket's work stopped after a Teamwork write began: if the lease was lost,
+        that write may have landed after the next leader's (a frozen process wakes up and
+        sends what it had ready, beyond any check). Say so, unfenced: the next leader
+        observes the task. Best effort: the in-flight mark covers a plain shutdown."""
+        try:
+            self.store.flag_suspects([ticket_id])
+            log.warning("ticket %s: work stopped after a Teamwork write; its task will be "
+                        "observed by whoever works next", ticket_id)
+        except redis.RedisError as exc:
+            log.error("ticket %s: could not report a write that may have landed without "
+                      "the lease (%s); zdsync audit finds such drift", ticket_id, exc)
 
     def _plan(self, record: Record, ctx: Context, target: Target) -> list[Action]:
         return plan(record, ctx.mappings, target, hold_assignees=ctx.hold_assignees)
@@ -319,6 +343,7 @@ class Reconciler:
         tid = record.ticket.id
         task_id = record.applied.task_id
         kind = action.kind.value
+        out.wrote = True
         try:
             if action.kind is Kind.CREATE:
                 tasklist = (action.tasklist_id if action.tasklist_id is not None
@@ -419,6 +444,7 @@ class Reconciler:
             if dry_run:
                 out.planned.append(f"delete duplicate task {extra.id}")
                 continue
+            out.wrote = True
             self.teamwork.delete_task(extra.id)
             log.warning("ticket %s: deleted duplicate task %s (kept %s)", tid, extra.id, keep.id)
             out.history.append(f"deleted duplicate task {extra.id}")

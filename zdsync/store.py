@@ -18,6 +18,8 @@ Keys, all under ``redis.key_prefix``:
 - ``users:held``        string: set by a rebuild that found no mappings: existing tasks keep
                         their assignees until a mapping is stored again
 - ``remap``             sorted set: Zendesk user ids whose mapping changed, scored by when
+- ``suspect``           sorted set: tickets a deposed leader may have written to after it
+                        lost its lease: observed in Teamwork by the next pass
 - ``retry``             sorted set: ticket id scored by the time of its next attempt
 - ``retry:info``        hash: ticket id -> JSON {attempts, error, since}
 - ``history:{id}``      list: the ticket's recent actions, newest first, bounded
@@ -331,6 +333,22 @@ class Store:
         return [(int(a), s) for a, s in self.r.zrange(self.key("remap"), 0, -1,
                                                       withscores=True)]
 
+    # -- suspects ----------------------------------------------------------------------
+
+    def flag_suspects(self, ticket_ids: Iterable[int]) -> None:
+        """Tickets a process may have written to in Teamwork after it lost its lease. Not
+        fenced, on purpose: the one that knows it is the one without the lease. It only
+        makes the next leader observe those tasks (``suspects``)."""
+        ids = [str(t) for t in ticket_ids]
+        if ids:
+            self.r.zadd(self.key("suspect"), dict.fromkeys(ids, time.time()))
+
+    def suspects(self, limit: int = 1000) -> list[tuple[int, float]]:
+        """(ticket id, score) of the reported tickets, oldest first; they stay listed
+        until ``dequeue_ops("suspect", ...)`` after they were observed."""
+        return [(int(t), s) for t, s in self.r.zrange(self.key("suspect"), 0, limit - 1,
+                                                      withscores=True)]
+
     # -- retry set ---------------------------------------------------------------------
 
     def retry_ops(self, failed: Mapping[int, str], succeeded: Iterable[int],
@@ -443,8 +461,8 @@ class Store:
                                                       limit - 1, withscores=True)]
 
     def dequeue_ops(self, name: str, members: Iterable[tuple[int, float]]) -> list[Op]:
-        """Unqueue handled members of ``webhook:queue`` or ``remap``, unless re-queued
-        meanwhile (their score changed)."""
+        """Unqueue handled members of ``webhook:queue``, ``remap`` or ``suspect``, unless
+        re-queued meanwhile (their score changed)."""
         return [["zremif", self.key(name), str(m), repr(s)] for m, s in members]
 
     def webhook_depth(self) -> int:

@@ -25,7 +25,7 @@ from zdsync.rules import Ticket
 class Unit:
     """A batch of work whose bookkeeping is committed once all its tickets are done."""
 
-    kind: str  # "page", "webhook", "retry", "remap", "fetch", "repair", "rebuild"
+    kind: str  # "page", "webhook", "suspect", "retry", "remap", "fetch", "repair", "rebuild"
     data: Any = None  # what the commit needs: the page, the webhook scores, the agents
     remaining: int = 0
     failed: dict[int, str] = field(default_factory=dict)
@@ -48,6 +48,7 @@ class Item:
     units: list[Unit] = field(default_factory=list)
     error: str | None = None  # it could not be read: it fails without being reconciled
     note: str | None = None  # the first line of its history (why it is here)
+    suspect: bool = False  # a deposed leader may have written to its task: observe it
 
     def merge(self, other: Item) -> None:
         """Fold a later arrival for the same ticket into this one (it is then handled once:
@@ -56,6 +57,7 @@ class Item:
                 self.snapshot is None or other.snapshot.version >= self.snapshot.version):
             self.snapshot = other.snapshot
         self.fresh = self.fresh or other.fresh
+        self.suspect = self.suspect or other.suspect
         if other.observed is not None:
             self.observed = other.observed
         for unit in other.units:
