@@ -32,6 +32,7 @@ from zdsync.routes import Target
 from zdsync.rules import KNOWN_STATUSES, Record, parse_id, plan, who
 from zdsync.store import Store
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
+from zdsync.times import for_people as _utc
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
 
@@ -235,15 +236,6 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
 def fail(message: str, code: int = EXIT_PARTIAL) -> NoReturn:
     click.echo(f"zdsync: {message}", err=True)
     sys.exit(code)
-
-
-def _utc(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-    except (OverflowError, OSError, ValueError):
-        return f"epoch {epoch:.0f}"
 
 
 def _span(seconds: float) -> str:

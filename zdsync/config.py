@@ -22,6 +22,7 @@ from zdsync import defaults
 from zdsync.errors import ConfigError
 from zdsync.routes import Route, Routing, parse_routes, routing
 from zdsync.tickets import MAX_ID, title_template_problem
+from zdsync.times import epoch_of, iso_utc
 
 
 class Secret:
@@ -75,7 +76,7 @@ class Option:
         if self.low is None or self.high is None:
             return ""
         if self.kind == "time":
-            return f"{_iso(self.low)} to {_iso(self.high)}"
+            return f"{iso_utc(self.low)} to {iso_utc(self.high)}"
         unit = f" {self.unit}" if self.unit else ""
         return f"{_number(self.low)} to {_number(self.high)}{unit}"
 
@@ -103,10 +104,6 @@ def _number(value: float) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.0f}" if value.is_integer() else f"{value:g}"
-
-
-def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -237,29 +234,19 @@ def parse_time(raw: Any) -> int:
     """ISO-8601 (naive means UTC) or epoch seconds -> epoch seconds."""
     wrong = ValueError(f"expected ISO-8601 (2026-01-31T12:00:00Z) or epoch seconds, "
                        f"got {_shown(raw)}")
-    if isinstance(raw, dt.datetime):
-        value = raw
-    elif isinstance(raw, bool):
+    if isinstance(raw, bool):
         raise wrong
-    elif isinstance(raw, int):
+    if isinstance(raw, int):
         return raw
-    elif isinstance(raw, float):
+    if isinstance(raw, float):
         if not math.isfinite(raw):  # TOML's inf and nan
             raise wrong
         return int(raw)
-    else:
-        text = str(raw).strip()
-        if re.fullmatch(r"-?[0-9]{1,30}", text):
-            return int(text)
-        try:
-            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise wrong from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
+    if isinstance(raw, dt.datetime):  # TOML's own date-times
+        raw = raw.isoformat()
     try:
-        return int(value.timestamp())
-    except (OverflowError, ValueError):  # e.g. 0001-01-01 with a positive offset
+        return epoch_of(str(raw))
+    except ValueError:
         raise wrong from None
 
 

@@ -31,6 +31,7 @@ from zdsync.reconciler import Context, Outcome, PassStopped, Reconciler
 from zdsync.rules import MalformedTicket, Record, Ticket
 from zdsync.store import EVERY_AGENT, Fence, Store
 from zdsync.teamwork import Task
+from zdsync.times import iso_utc
 from zdsync.workqueue import Item, Unit, WorkQueue
 from zdsync.zendesk import ZendeskClient
 
@@ -67,8 +68,7 @@ class Summary:
             setattr(self, name, getattr(self, name) + counts.get(name, 0))
 
     def line(self) -> str:
-        position = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.cursor_position))
-                    if self.cursor_position else "none")
+        position = iso_utc(self.cursor_position) if self.cursor_position else "none"
         text = (f"tickets seen {self.seen}; tasks created {self.created}, updated "
                 f"{self.updated}, completed {self.completed}, reopened {self.reopened}, "
                 f"deleted {self.deleted}; skipped {self.skipped}; failed {self.failed}; "
@@ -491,7 +491,7 @@ class Pass:
     def _gone(self, item: Item) -> Ticket | None:
         """A ticket Zendesk no longer shows: deleted. What to reconcile in its place."""
         prior = self.cache.get(item.ticket_id)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        stamp = iso_utc(self.clock())
         if prior is not None:  # every field kept: its route must still match it
             return replace(prior.ticket, status="deleted", updated_at=stamp,
                            generated_timestamp=0)

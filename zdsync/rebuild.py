@@ -23,7 +23,6 @@ starts it over. ``zdsync recover`` runs it by hand (``--dry-run`` to see what it
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from zdsync.errors import ApiError
 from zdsync.reconciler import Context
 from zdsync.rules import linked_ticket_id
 from zdsync.teamwork import Task
+from zdsync.times import epoch_or_none, iso_utc
 from zdsync.workqueue import Item, Unit
 
 if TYPE_CHECKING:
@@ -80,23 +80,13 @@ def replay_from(tasks: Iterable[Task], integration_user: int | None,
     """Where the export should resume after the cursor was lost: a margin before the most
     recent write zdsync's integration user made in Teamwork (tasks people edited later do
     not count), never before ``sync.start_time``; None when zdsync wrote nothing."""
-    stamps = [_epoch(t.updated_at) for t in tasks
+    stamps = [epoch_or_none(t.updated_at) for t in tasks
               if integration_user is not None and t.updated_by == integration_user]
     latest = max((s for s in stamps if s is not None), default=None)
     if latest is None:
         return None
     position = latest - defaults.REBUILD_REPLAY_MARGIN_SECONDS
     return max(position, start_time) if start_time else position
-
-
-def _epoch(stamp: str) -> int | None:
-    try:
-        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp())
 
 
 def rebuild(p: Pass, *, lost: bool = True) -> Report:
@@ -187,4 +177,4 @@ def _start_position(p: Pass, tasks: list[Task]) -> int | None:
 
 
 def _when(epoch: int) -> str:
-    return time.strftime("from %Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return f"from {iso_utc(epoch)}"

@@ -17,7 +17,6 @@ or headers, the webhook answers 2xx or 4xx; 503 only when the queue cannot be wr
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -35,6 +34,7 @@ from prometheus_client import make_wsgi_app
 from zdsync.logs import Throttled, clip
 from zdsync.metrics import Metrics
 from zdsync.rules import parse_id
+from zdsync.times import epoch_of
 
 log = logging.getLogger(__name__)
 rejections = Throttled(log)
@@ -68,17 +68,9 @@ def parse_timestamp(value: str) -> float | None:
     """The timestamp header: ISO-8601 (as Zendesk documents) or a whole number of epoch
     seconds in ASCII digits; None for anything else ("nan", "1e9", "²" included: a
     non-finite time would pass any replay window)."""
-    value = value.strip()
-    if re.fullmatch(r"[0-9]{1,12}", value):
-        return float(value)
-    if len(value) > 64:
-        return None
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-    except (ValueError, OverflowError):
+        return float(epoch_of(value))
+    except ValueError:
         return None
 
 

@@ -60,6 +60,7 @@ from zdsync.connection import Replication, connect
 from zdsync.errors import Interrupted, LeaseLost
 from zdsync.lease import SyncLock
 from zdsync.rules import MalformedTicket, Record
+from zdsync.times import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class Store:
 
     def claim_identity(self, fence: Fence | str) -> str:
         """Write a new identity: the links in this store now stand for Teamwork's."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        stamp = iso_utc(time.time())
         identity = f"{uuid.uuid4()} {socket.gethostname()} {stamp}"
         self.write(fence, ops=[["set", self.key("identity"), identity]], replicate=True)
         return identity
