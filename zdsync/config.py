@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,80 +106,13 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value.is_integer() else f"{value:g}"
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("zendesk", "subdomain", "str", None, "Zendesk subdomain: acme for acme.zendesk.com."),
-    Option("zendesk", "email", "str", None, "E-mail of the Zendesk admin that owns the token."),
-    Option("zendesk", "api_token", "secret", None, "Zendesk API token (Basic {email}/token)."),
-    Option("zendesk", "export_rate_limit", "float",
-           defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE,
-           "Zendesk's limit for the incremental export (10 a minute; 30 with the High "
-           "Volume add-on): export requests are paced under it.", 1, 1000, "requests/minute"),
-    Option("zendesk", "url", "url", None,
-           "Base URL override; default https://{subdomain}.zendesk.com."),
-    Option("teamwork", "domain", "str", None, "Teamwork site: acme for acme.teamwork.com."),
-    Option("teamwork", "api_token", "secret", None, "Teamwork API token of the integration user."),
-    Option("teamwork", "project_id", "int", None, "Teamwork project that receives the tasks.",
-           1, MAX_ID),
-    Option("teamwork", "tasklist_id", "int", None,
-           "Task list for the tasks; when unset, the list named tasklist_name is used.",
-           1, MAX_ID),
-    Option("teamwork", "tasklist_name", "str", "Zendesk",
-           "Task list looked up (created if missing) when tasklist_id is unset."),
-    Option("teamwork", "url", "url", None,
-           "Base URL override; default https://{domain}.teamwork.com."),
-    Option("teamwork", "rate_limit", "float", defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE,
-           "Teamwork's rate limit per minute, used while its answers carry no budget "
-           "headers (zdsync then paces itself to 90 % of it); once they do, zdsync spends "
-           "the budget they report, less a 1 % reserve.", 1, 1_000_000, "requests/minute"),
-    Option("teamwork", "concurrency", "int", defaults.TEAMWORK_CONCURRENCY,
-           "Tickets worked on at once; one ticket's writes stay in order, the rate limit "
-           "bounds the total. 4 keeps the budget busy at 500 ms a request.", 1, 32),
-    Option("redis", "host", "str", "localhost", "Redis host (ignored with Sentinel)."),
-    Option("redis", "port", "int", 6379, "Redis port (ignored with Sentinel).", 1, 65535),
-    Option("redis", "db", "int", 0,
-           "Redis database number (the server's `databases` setting says which exist).",
-           0, 2**31 - 1),
-    Option("redis", "password", "secret", None, "Redis password (data nodes and Sentinels)."),
-    Option("redis", "use_sentinel", "bool", False, "Find the master through Redis Sentinel."),
-    Option("redis", "sentinel_hosts", "hosts", None, "Sentinels as host:port,host:port."),
-    Option("redis", "sentinel_master", "str", "mymaster", "Master name known to the Sentinels."),
-    Option("redis", "key_prefix", "str", "zdsync:", "Prefix of every key zdsync writes."),
-    Option("sync", "start_time", "time", None,
-           "Where the very first export starts (ISO-8601 or epoch s); default: now, no backfill.",
-           0, LAST_TIME),
-    Option("sync", "interval", "float", defaults.SYNC_INTERVAL_SECONDS,
-           "Seconds between two passes.", 1, 86400, "s"),
-    Option("sync", "title_template", "str", "[ZD#{id}] {subject}",
-           "Task title; fields {id}, {subject}, {status}. Titles are cut to "
-           "250 characters, in the subject only."),
-    Option("sync", "on_unmatch", "choice", "keep",
-           "Once [[route]] tables exist: what happens to the task of a ticket that matches "
-           "no route any more: keep (left as it is), complete or delete.",
-           choices=("keep", "complete", "delete")),
-    Option("sync", "lock_ttl", "float", defaults.LOCK_TTL_SECONDS,
-           "Seconds the sync (leader) lock lives unless renewed; a standby takes over "
-           "within this plus one interval after the leader dies.", 1, 3600, "s"),
-    Option("log", "level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR (any case).",
-           choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-    Option("log", "format", "choice", "text",
-           "text, or json for one JSON object per line (any case).", choices=("text", "json")),
-    Option("http", "host", "str", "0.0.0.0",
-           "Address of the HTTP servers (webhook port and probe port)."),
-    Option("http", "port", "int", 8080,
-           "Port of the webhook (it also serves the probes and metrics).", 1, 65535),
-    Option("http", "probe_port", "int", 8081,
-           "Port that serves only /livez, /readyz, /healthz and /metrics, on threads of its "
-           "own: point Kubernetes probes and Prometheus here. 0: no separate listener.",
-           0, 65535),
-    Option("webhook", "secret", "secret", None,
-           "Zendesk webhook signing secret; the webhook endpoint is on only when set "
-           "(blank is an error: leave it unset to turn the webhook off)."),
-    Option("users", "file", "str", None,
-           "CSV of agent mappings (as for users import), loaded at start, on SIGHUP and "
-           "after a state rebuild; it wins over Redis for the agents it lists."),
-)
-
-BY_DEST = {o.dest: o for o in OPTIONS}
+def setting(kind: str, help: str, default: Any = None, *, low: float | None = None,
+            high: float | None = None, unit: str = "", choices: tuple[str, ...] = ()) -> Any:
+    """A settings field: its default and everything else about it, written once. The
+    option table (``OPTIONS``), the command-line options, validation and the README's
+    settings table are all derived from these fields."""
+    return field(default=default, metadata={"setting": dict(
+        kind=kind, help=help, low=low, high=high, unit=unit, choices=choices)})
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -306,11 +239,15 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 
 @dataclass(frozen=True)
 class ZendeskSettings:
-    subdomain: str | None = None
-    email: str | None = None
-    api_token: Secret | None = None
-    export_rate_limit: float = defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE
-    url: str | None = None
+    subdomain: str | None = setting("str", "Zendesk subdomain: acme for acme.zendesk.com.")
+    email: str | None = setting("str", "E-mail of the Zendesk admin that owns the token.")
+    api_token: Secret | None = setting("secret", "Zendesk API token (Basic {email}/token).")
+    export_rate_limit: float = setting(
+        "float",
+        "Zendesk's limit for the incremental export (10 a minute; 30 with the High Volume "
+        "add-on): export requests are paced under it.",
+        defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE, low=1, high=1000, unit="requests/minute")
+    url: str | None = setting("url", "Base URL override; default https://{subdomain}.zendesk.com.")
 
     @property
     def base_url(self) -> str:
@@ -319,14 +256,32 @@ class ZendeskSettings:
 
 @dataclass(frozen=True)
 class TeamworkSettings:
-    domain: str | None = None
-    api_token: Secret | None = None
-    project_id: int | None = None
-    tasklist_id: int | None = None
-    tasklist_name: str = "Zendesk"
-    url: str | None = None
-    rate_limit: float = defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE
-    concurrency: int = defaults.TEAMWORK_CONCURRENCY
+    domain: str | None = setting("str", "Teamwork site: acme for acme.teamwork.com.")
+    api_token: Secret | None = setting("secret", "Teamwork API token of the integration user.")
+    project_id: int | None = setting(
+        "int",
+        "Teamwork project that receives the tasks.",
+        low=1, high=MAX_ID)
+    tasklist_id: int | None = setting(
+        "int",
+        "Task list for the tasks; when unset, the list named tasklist_name is used.",
+        low=1, high=MAX_ID)
+    tasklist_name: str = setting(
+        "str",
+        "Task list looked up (created if missing) when tasklist_id is unset.",
+        "Zendesk")
+    url: str | None = setting("url", "Base URL override; default https://{domain}.teamwork.com.")
+    rate_limit: float = setting(
+        "float",
+        "Teamwork's rate limit per minute, used while its answers carry no budget headers "
+        "(zdsync then paces itself to 90 % of it); once they do, zdsync spends the budget "
+        "they report, less a 1 % reserve.",
+        defaults.TEAMWORK_RATE_LIMIT_PER_MINUTE, low=1, high=1_000_000, unit="requests/minute")
+    concurrency: int = setting(
+        "int",
+        "Tickets worked on at once; one ticket's writes stay in order, the rate limit bounds "
+        "the total. 4 keeps the budget busy at 500 ms a request.",
+        defaults.TEAMWORK_CONCURRENCY, low=1, high=32)
 
     @property
     def base_url(self) -> str:
@@ -335,46 +290,91 @@ class TeamworkSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    host: str = "localhost"
-    port: int = 6379
-    db: int = 0
-    password: Secret | None = None
-    use_sentinel: bool = False
-    sentinel_hosts: tuple[tuple[str, int], ...] | None = None
-    sentinel_master: str = "mymaster"
-    key_prefix: str = "zdsync:"
+    host: str = setting("str", "Redis host (ignored with Sentinel).", "localhost")
+    port: int = setting("int", "Redis port (ignored with Sentinel).", 6379, low=1, high=65535)
+    db: int = setting(
+        "int",
+        "Redis database number (the server's `databases` setting says which exist).",
+        0, low=0, high=2**31 - 1)
+    password: Secret | None = setting("secret", "Redis password (data nodes and Sentinels).")
+    use_sentinel: bool = setting("bool", "Find the master through Redis Sentinel.", False)
+    sentinel_hosts: tuple[tuple[str, int], ...] | None = setting(
+        "hosts",
+        "Sentinels as host:port,host:port.")
+    sentinel_master: str = setting("str", "Master name known to the Sentinels.", "mymaster")
+    key_prefix: str = setting("str", "Prefix of every key zdsync writes.", "zdsync:")
 
 
 @dataclass(frozen=True)
 class SyncSettings:
-    start_time: int | None = None
-    interval: float = defaults.SYNC_INTERVAL_SECONDS
-    title_template: str = "[ZD#{id}] {subject}"
-    lock_ttl: float = defaults.LOCK_TTL_SECONDS
-    on_unmatch: str = "keep"
+    start_time: int | None = setting(
+        "time",
+        "Where the very first export starts (ISO-8601 or epoch s); default: now, no backfill.",
+        low=0, high=LAST_TIME)
+    interval: float = setting(
+        "float",
+        "Seconds between two passes.",
+        defaults.SYNC_INTERVAL_SECONDS, low=1, high=86400, unit="s")
+    title_template: str = setting(
+        "str",
+        "Task title; fields {id}, {subject}, {status}. Titles are cut to 250 characters, in "
+        "the subject only.",
+        "[ZD#{id}] {subject}")
+    lock_ttl: float = setting(
+        "float",
+        "Seconds the sync (leader) lock lives unless renewed; a standby takes over within "
+        "this plus one interval after the leader dies.",
+        defaults.LOCK_TTL_SECONDS, low=1, high=3600, unit="s")
+    on_unmatch: str = setting(
+        "choice",
+        "Once [[route]] tables exist: what happens to the task of a ticket that matches no "
+        "route any more: keep (left as it is), complete or delete.",
+        "keep", choices=("keep", "complete", "delete"))
 
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: str = "INFO"
-    format: str = "text"
+    level: str = setting(
+        "choice",
+        "DEBUG, INFO, WARNING or ERROR (any case).",
+        "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    format: str = setting(
+        "choice",
+        "text, or json for one JSON object per line (any case).",
+        "text", choices=("text", "json"))
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    host: str = "0.0.0.0"
-    port: int = 8080
-    probe_port: int = 8081
+    host: str = setting(
+        "str",
+        "Address of the HTTP servers (webhook port and probe port).",
+        "0.0.0.0")
+    port: int = setting(
+        "int",
+        "Port of the webhook (it also serves the probes and metrics).",
+        8080, low=1, high=65535)
+    probe_port: int = setting(
+        "int",
+        "Port that serves only /livez, /readyz, /healthz and /metrics, on threads of its own: "
+        "point Kubernetes probes and Prometheus here. 0: no separate listener.",
+        8081, low=0, high=65535)
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    secret: Secret | None = None
+    secret: Secret | None = setting(
+        "secret",
+        "Zendesk webhook signing secret; the webhook endpoint is on only when set (blank is "
+        "an error: leave it unset to turn the webhook off).")
 
 
 @dataclass(frozen=True)
 class UsersSettings:
-    file: str | None = None
+    file: str | None = setting(
+        "str",
+        "CSV of agent mappings (as for users import), loaded at start, on SIGHUP and after a "
+        "state rebuild; it wins over Redis for the agents it lists.")
 
 
 @dataclass(frozen=True)
@@ -403,6 +403,25 @@ SECTION_TYPES = {
     "sync": SyncSettings, "log": LogSettings, "http": HttpSettings, "webhook": WebhookSettings,
     "users": UsersSettings,
 }
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(section, f.name, default=f.default, **f.metadata["setting"])
+    for section, section_type in SECTION_TYPES.items() for f in fields(section_type))
+"""Every setting, in the order of the dataclasses above (the README table's order)."""
+BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+def settings_table() -> str:
+    """The README's settings table, derived from ``OPTIONS`` (paste it in when a setting
+    changes: ``python -c "from zdsync.config import settings_table; print(settings_table())"``;
+    a test checks that the README holds exactly this)."""
+    rows = ["| TOML `[section] key` | Option | Environment | Default | Range | Meaning |",
+            "|---|---|---|---|---|---|"]
+    for opt in OPTIONS:
+        default = "—" if opt.default is None else f"`{opt.default}`"
+        rows.append(f"| `{opt.toml}` | `{opt.flag}` | `{opt.env}` | {default} | "
+                    f"{opt.bounds or '—'} | {opt.help} |")
+    return "\n".join(rows)
 
 
 def _read_file(path: str, problems: list[str],
