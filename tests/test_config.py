@@ -4,8 +4,9 @@ import logging
 
 import pytest
 
-from zdsync.config import OPTIONS, Secret, load, parse_time, settings_table
+from zdsync.config import OPTIONS, Secret, load, settings_table
 from zdsync.errors import ConfigError
+from zdsync.values import parse_time
 
 REQUIRED = {
     "ZENDESK_SUBDOMAIN": "acme", "ZENDESK_EMAIL": "ops@acme.test",

@@ -24,7 +24,7 @@ import click
 import redis
 
 from zdsync import agents, audit, checks, logs
-from zdsync.config import OPTIONS, Settings, load, parse_time
+from zdsync.config import OPTIONS, Settings, load
 from zdsync.errors import API_ERRORS, ConfigError, Interrupted, LockHeld
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
@@ -33,6 +33,7 @@ from zdsync.rules import KNOWN_STATUSES, Record, parse_id, plan, who
 from zdsync.store import Store
 from zdsync.teamwork import TASKS_BY_IDS_BATCH
 from zdsync.times import for_people as _utc
+from zdsync.values import parse_time
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
 
