@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zdsync.agents import CsvError, match_by_email, parse_csv, render_csv, verify
+from zdsync.people import Person, User
 
 
 def test_parse_csv_accepts_bom_extra_columns_blanks_and_any_column_order():
@@ -41,11 +42,10 @@ def test_render_csv_is_sorted_and_parses_back():
 
 
 def test_verify_lists_every_problem():
-    users = {1: {"id": 1, "name": "Ann", "role": "agent", "active": False},
-             2: {"id": 2, "name": "Ed", "role": "end-user"},
-             3: {"id": 3, "name": "Al", "role": "admin"}}
-    members = {10: {"id": 10}}
-    people = {10: {"id": 10}, 11: {"id": 11, "firstName": "Olga", "lastName": "O"}}
+    users = {1: User(1, "Ann", role="agent", active=False), 2: User(2, "Ed", role="end-user"),
+             3: User(3, "Al", role="admin")}
+    members = {10: Person(10)}
+    people = {10: Person(10), 11: Person(11, "Olga", "O")}
     problems = verify({1: 10, 2: 11, 3: 12, 4: 10}, users, members, people, 5)
     assert problems == [
         "Zendesk user 1 (Ann) is deactivated",
@@ -59,15 +59,15 @@ def test_verify_lists_every_problem():
 
 
 def test_match_by_email():
-    agents = [{"id": 4, "name": "D", "email": "", "role": "agent"},
+    agents = [User.from_api(a) for a in [{"id": 4, "name": "D", "email": "", "role": "agent"},
               {"id": 3, "name": "C", "email": " Cy@X.org ", "role": "admin"},
               {"id": 1, "name": "A", "email": "a@x.org", "role": "agent"},
               {"id": 2, "name": "B", "email": "b@x.org", "role": "agent"},
-              {"id": 5, "name": "E", "email": "e@x.org", "role": "end-user"}]
-    people = [{"id": 10, "firstName": "A", "email": "A@x.org"},
+              {"id": 5, "name": "E", "email": "e@x.org", "role": "end-user"}]]
+    people = [Person.from_api(p) for p in [{"id": 10, "firstName": "A", "email": "A@x.org"},
               {"id": 11, "firstName": "B", "email": "b@x.org"},
               {"id": 12, "firstName": "C", "email": "cy@x.org"},
-              {"id": 13, "email": None}]
+              {"id": 13, "email": None}]]
     result = match_by_email(agents, people, {1: 10, 2: 99})
     assert [(p.zendesk_user_id, p.status, p.person_id) for p in result] == [
         (1, "same", 10), (2, "kept", 11), (3, "new", 12), (4, "unmatched", None)]
@@ -83,6 +83,6 @@ def test_unicode_digits_are_a_bad_row_not_a_crash():
 
 def test_auto_leaves_deactivated_agents_unmatched():
     proposals = match_by_email(
-        [{"id": 1, "role": "agent", "email": "dora@example.com", "active": False}],
-        [{"id": 9, "email": "dora@example.com"}], {})
+        [User(1, role="agent", email="dora@example.com", active=False)],
+        [Person(9, email="dora@example.com")], {})
     assert [(p.status, p.reason) for p in proposals] == [("unmatched", "deactivated in Zendesk")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zdsync.audit import DriftKind, compare
 from zdsync.rules import Applied, Record, Ticket
-from zdsync.teamwork import Task
+from zdsync.tasks import Task
 
 T = "[ZD#{id}] {subject}"
 MAP = {100: 7, 101: 8}

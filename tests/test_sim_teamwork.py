@@ -357,4 +357,4 @@ def test_the_client_sees_tasks_and_lists_someone_completed(
     tw.complete_tasklist(tl)
     assert [t.id for t in client.find_ticket_tasks(tl, link)] == [task]
     assert set(client.tasks_by_ids([task])) == {task}
-    assert [t["id"] for t in client.tasklists(setup["project"], "Zendesk tickets")] == [tl]
+    assert [t.id for t in client.tasklists(setup["project"], "Zendesk tickets")] == [tl]

@@ -157,7 +157,7 @@ def test_show_ticket_and_user(client, requests_mock):
     requests_mock.get(BASE + "/api/v2/users/9.json", json={"user": {"id": 9, "role": "agent"}})
     assert client.ticket(5) == {"id": 5}
     assert client.ticket(6) is None
-    assert client.user(9)["role"] == "agent"
+    assert client.user(9).role == "agent"
 
 
 def test_repr_hides_the_token(client):
@@ -254,5 +254,5 @@ def test_401_and_403_are_unauthorized_and_say_what_to_fix(client, requests_mock,
     message = str(info.value)
     assert all(name in message for name in names), message
     assert "tok" not in message.replace("token", "")  # never the secret (nor the body)
-    assert info.value.status == status and not info.value.retryable
+    assert info.value.status == status and not isinstance(info.value, RetryableError)
     assert requests_mock.call_count == 1  # not retried

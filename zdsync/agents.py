@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from zdsync.people import Person, User
+
 CSV_COLUMNS = ("zendesk_user_id", "teamwork_person_id")
-AGENT_ROLES = frozenset({"agent", "admin"})
 
 
 class CsvError(ValueError):
@@ -92,22 +93,8 @@ def render_csv(pairs: Mapping[int, int]) -> str:
     return out.getvalue()
 
 
-def person_name(person: Mapping[str, Any] | None) -> str | None:
-    """A Teamwork person's display name (v3 ``firstName``/``lastName``)."""
-    if not person:
-        return None
-    name = f"{person.get('firstName') or ''} {person.get('lastName') or ''}".strip()
-    return name or person.get("email") or None
-
-
-def user_name(user: Mapping[str, Any] | None) -> str | None:
-    if not user:
-        return None
-    return user.get("name") or user.get("email") or None
-
-
-def verify(pairs: Mapping[int, int], users: Mapping[int, Mapping[str, Any]],
-           members: Mapping[int, Mapping[str, Any]], people: Mapping[int, Mapping[str, Any]],
+def verify(pairs: Mapping[int, int], users: Mapping[int, User],
+           members: Mapping[int, Person], people: Mapping[int, Person],
            project_id: int) -> list[str]:
     """Every reason a mapping would not work, one line per problem.
 
@@ -120,16 +107,16 @@ def verify(pairs: Mapping[int, int], users: Mapping[int, Mapping[str, Any]],
         user = users.get(zendesk)
         if user is None:
             problems.append(f"Zendesk user {zendesk} does not exist")
-        elif user.get("role") not in AGENT_ROLES:
-            problems.append(f"Zendesk user {zendesk} ({user_name(user)}) is "
-                            f"{_article(user.get('role'))}, not an agent or admin: "
+        elif not user.is_agent:
+            problems.append(f"Zendesk user {zendesk} ({user.display}) is "
+                            f"{_article(user.role)}, not an agent or admin: "
                             "only agents are assigned tickets")
-        elif user.get("active") is False:
-            problems.append(f"Zendesk user {zendesk} ({user_name(user)}) is deactivated")
+        elif not user.active:
+            problems.append(f"Zendesk user {zendesk} ({user.display}) is deactivated")
         if person in members:
             continue
         if person in people:
-            problems.append(f"Teamwork person {person} ({person_name(people[person])}) is "
+            problems.append(f"Teamwork person {person} ({people[person].display}) is "
                             f"not on project {project_id}: add them to the project first")
         else:
             problems.append(f"Teamwork person {person} does not exist")
@@ -160,7 +147,7 @@ class Proposal:
         return dict(self.__dict__)
 
 
-def match_by_email(agents: Iterable[Mapping[str, Any]], people: Iterable[Mapping[str, Any]],
+def match_by_email(agents: Iterable[User], people: Iterable[Person],
                    current: Mapping[int, int]) -> list[Proposal]:
     """Pair each Zendesk agent with the Teamwork person of the same e-mail address
     (case-insensitive, surrounding blanks ignored), ordered by Zendesk user id.
@@ -168,21 +155,20 @@ def match_by_email(agents: Iterable[Mapping[str, Any]], people: Iterable[Mapping
     An address shared by several project people matches none of them: guessing would
     send one person's tickets to another.
     """
-    by_email: dict[str, list[Mapping[str, Any]]] = {}
+    by_email: dict[str, list[Person]] = {}
     for person in people:
-        email = str(person.get("email") or "").strip().lower()
+        email = person.email.strip().lower()
         if email:
             by_email.setdefault(email, []).append(person)
     out = []
-    for agent in sorted(agents, key=lambda a: int(a["id"])):
-        if agent.get("role") not in AGENT_ROLES:
+    for agent in sorted(agents, key=lambda a: a.id):
+        if not agent.is_agent:
             continue
-        zid = int(agent["id"])
-        email = str(agent.get("email") or "").strip()
-        base = dict(zendesk_user_id=zid, name=user_name(agent), email=email,
-                    mapped_to=current.get(zid))
+        email = agent.email.strip()
+        base = dict(zendesk_user_id=agent.id, name=agent.display, email=email,
+                    mapped_to=current.get(agent.id))
         found = by_email.get(email.lower(), []) if email else []
-        if agent.get("active") is False:
+        if not agent.active:
             out.append(Proposal(**base, status="unmatched", reason="deactivated in Zendesk"))
             continue
         if len(found) != 1:
@@ -191,8 +177,9 @@ def match_by_email(agents: Iterable[Mapping[str, Any]], people: Iterable[Mapping
                       "no e-mail address")
             out.append(Proposal(**base, status="unmatched", reason=reason))
             continue
-        pid = int(found[0]["id"])
-        status = ("new" if zid not in current else "same" if current[zid] == pid else "kept")
+        pid = found[0].id
+        status = ("new" if agent.id not in current else "same" if current[agent.id] == pid
+                  else "kept")
         out.append(Proposal(**base, status=status, person_id=pid,
-                            person_name=person_name(found[0])))
+                            person_name=found[0].display))
     return out

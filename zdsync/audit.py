@@ -16,7 +16,7 @@ from typing import Any
 
 from zdsync.routes import Routing, Target
 from zdsync.rules import Presence, Record, desired_task, who
-from zdsync.teamwork import Task
+from zdsync.tasks import Task
 
 
 class DriftKind(enum.Enum):

@@ -16,7 +16,7 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 
 from zdsync.config import BY_DEST, Settings, load
 from zdsync.connection import connect, sentinel_kwargs
-from zdsync.errors import API_ERRORS, ApiError, ConfigError, PermanentError, RetryableError
+from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
 from zdsync.routes import Route
 from zdsync.store import Store
 
@@ -116,8 +116,8 @@ def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
 
 
 def _unreachable(service: str, exc: ApiError, url: str, dest: str) -> tuple[str, str]:
-    if isinstance(exc, PermanentError) and exc.status in (401, 403):
-        return (f"{service} refused the credentials ({exc.status})", "")
+    if isinstance(exc, Unauthorized):
+        return (f"{service} refused the credentials ({exc.status}): {exc}", "")
     return (f"cannot use {service} at {url}: {exc}",
             f"check the address ({_how(dest)}) and the network or proxy")
 
@@ -130,15 +130,11 @@ def zendesk_admin(client: Any, settings: Settings) -> Check:
                   "Admin Center > Apps and integrations > Zendesk API")
     try:
         me = client.me()
-    except API_ERRORS as exc:
+    except ApiError as exc:
         detail, hint = _unreachable("Zendesk", exc, z.base_url, "zendesk_subdomain")
         return Check("Zendesk credentials", FAIL, detail, hint or token_hint)
-    if not me.get("id"):  # Zendesk answers an anonymous user when nobody authenticated
-        return Check("Zendesk credentials", FAIL,
-                     f"not authenticated as {z.email} (Zendesk answered an anonymous user)",
-                     token_hint)
-    who = f"{me.get('name') or '?'} <{me.get('email') or z.email}>, role {me.get('role')}"
-    if me.get("role") != "admin":
+    who = f"{me.name or '?'} <{me.email or z.email}>, role {me.role}"
+    if me.role != "admin":
         return Check("Zendesk credentials", FAIL, f"{who}: the ticket export needs an admin",
                      "use an API token with the e-mail of a Zendesk admin "
                      f"({_how('zendesk_email')})")
@@ -149,21 +145,20 @@ def teamwork_identity(client: Any, settings: Settings) -> Check:
     t = settings.teamwork
     try:
         me = client.me()
-    except API_ERRORS as exc:
+    except ApiError as exc:
         detail, hint = _unreachable("Teamwork", exc, t.base_url, "teamwork_domain")
         return Check("Teamwork credentials", FAIL, detail,
                      hint or f"check the token of the integration user "
                      f"({_how('teamwork_api_token')})")
-    name = f"{me.get('firstName') or ''} {me.get('lastName') or ''}".strip() or "?"
-    return Check("Teamwork credentials", OK, f"{name} <{me.get('email') or '?'}>, person "
-                 f"{me.get('id')}")
+    return Check("Teamwork credentials", OK, f"{me.display or '?'} <{me.email or '?'}>, "
+                 f"person {me.id}")
 
 
 def teamwork_project(client: Any, settings: Settings) -> Check:
     pid = settings.teamwork.project_id
     try:
         project = client.project(pid)
-    except API_ERRORS as exc:
+    except ApiError as exc:
         return Check("Teamwork project", FAIL, f"cannot read project {pid}: {exc}",
                      "check that the integration user may see the project")
     if project is None:
@@ -174,34 +169,46 @@ def teamwork_project(client: Any, settings: Settings) -> Check:
     return Check("Teamwork project", OK, f"{project.get('name')!r} ({pid})")
 
 
+def _tasklist(client: Any, name: str, project_id: int, tasklist_id: int | None,
+              tasklist_name: str, *, fix_id: str, fix_project: str,
+              missing: str) -> Check:
+    """A task list by id (it must exist in the project) or by name (found, or to be created
+    by the first pass that needs it): the [teamwork] list and every route's."""
+    try:
+        if tasklist_id is not None:
+            tasklist = client.tasklist(tasklist_id)
+            if tasklist is None:
+                return Check(name, FAIL, f"task list {tasklist_id} does not exist", fix_id)
+            owner = tasklist.project_id
+            if owner is not None and owner != project_id:
+                return Check(name, FAIL, f"task list {tasklist_id} belongs to project "
+                             f"{owner}, not {project_id}", fix_project.format(owner=owner))
+            return Check(name, OK, f"{tasklist.name!r} ({tasklist_id})")
+        found = sorted(t.id for t in client.tasklists(project_id, tasklist_name)
+                       if t.name == tasklist_name)
+    except ApiError as exc:
+        return Check(name, FAIL, f"cannot read the task lists of project {project_id}: {exc}",
+                     "check that the integration user may see the project")
+    if found:
+        return Check(name, OK, f"{tasklist_name!r} ({found[0]})")
+    return Check(name, OK, f"no list named {tasklist_name!r} yet: {missing}")
+
+
 def teamwork_tasklist(client: Any, settings: Settings, store: Store | None) -> Check:
     t = settings.teamwork
     assert t.project_id is not None
-    try:
-        if t.tasklist_id is not None:
-            tasklist = client.tasklist(t.tasklist_id)
-            if tasklist is None:
-                return Check("task list", FAIL, f"task list {t.tasklist_id} does not exist",
-                             f"fix {_how('teamwork_tasklist_id')}, or unset it to use the list "
-                             f"named {t.tasklist_name!r}")
-            owner = tasklist.get("projectId") or (tasklist.get("project") or {}).get("id")
-            if owner is not None and int(owner) != t.project_id:
-                return Check("task list", FAIL, f"task list {t.tasklist_id} belongs to project "
-                             f"{owner}, not {t.project_id}",
-                             f"set teamwork.project_id to {owner} or pick a list of project "
-                             f"{t.project_id}")
-            return Check("task list", OK, f"{tasklist.get('name')!r} ({t.tasklist_id})")
-        found = sorted(int(x["id"]) for x in client.tasklists(t.project_id, t.tasklist_name)
-                       if (x.get("name") or "").strip() == t.tasklist_name)
-    except API_ERRORS as exc:
-        return Check("task list", FAIL, f"cannot read the task lists: {exc}",
-                     "check that the integration user may see the project")
-    if found:
-        return Check("task list", OK, f"{t.tasklist_name!r} ({found[0]})")
+    check = _tasklist(
+        client, "task list", t.project_id, t.tasklist_id, t.tasklist_name,
+        fix_id=(f"fix {_how('teamwork_tasklist_id')}, or unset it to use the list named "
+                f"{t.tasklist_name!r}"),
+        fix_project=(f"set teamwork.project_id to {{owner}} or pick a list of project "
+                     f"{t.project_id}"),
+        missing="the first pass creates it")
     remembered = store.tasklist_id(t.project_id, t.tasklist_name) if store else None
-    extra = f"; zdsync remembers id {remembered}, which is gone" if remembered else ""
-    return Check("task list", OK, f"no list named {t.tasklist_name!r} yet: the first pass "
-                 f"creates it{extra}")
+    if check.detail.startswith("no list named") and remembered:
+        return Check(check.name, check.state,
+                     f"{check.detail}; zdsync remembers id {remembered}, which is gone")
+    return check
 
 
 def route_place(client: Any, route: Route, store: Store | None) -> Check:
@@ -212,31 +219,20 @@ def route_place(client: Any, route: Route, store: Store | None) -> Check:
     assert route.project_id is not None
     try:
         project = client.project(route.project_id)
-        if project is None:
-            return Check(name, FAIL, f"project {route.project_id} does not exist or the "
-                         "integration user cannot see it", fix + " (and add the integration "
-                         "user to the project)")
-        where = f"project {project.get('name')!r} ({route.project_id})"
-        if route.tasklist_id is not None:
-            tasklist = client.tasklist(route.tasklist_id)
-            if tasklist is None:
-                return Check(name, FAIL, f"task list {route.tasklist_id} does not exist", fix)
-            owner = tasklist.get("projectId") or (tasklist.get("project") or {}).get("id")
-            if owner is not None and int(owner) != route.project_id:
-                return Check(name, FAIL, f"task list {route.tasklist_id} belongs to project "
-                             f"{owner}, not {route.project_id}", fix)
-            return Check(name, OK, f"{where}, task list {tasklist.get('name')!r} "
-                         f"({route.tasklist_id})")
-        found = sorted(int(x["id"]) for x in client.tasklists(route.project_id,
-                                                               route.tasklist_name)
-                       if (x.get("name") or "").strip() == route.tasklist_name)
-    except API_ERRORS as exc:
-        return Check(name, FAIL, f"cannot read project {route.project_id} or its task lists: "
-                     f"{exc}", "check that the integration user may see the project")
-    if found:
-        return Check(name, OK, f"{where}, task list {route.tasklist_name!r} ({found[0]})")
-    return Check(name, OK, f"{where}: no list named {route.tasklist_name!r} yet: the first "
-                 "pass that routes a ticket there creates it")
+    except ApiError as exc:
+        return Check(name, FAIL, f"cannot read project {route.project_id}: {exc}",
+                     "check that the integration user may see the project")
+    if project is None:
+        return Check(name, FAIL, f"project {route.project_id} does not exist or the "
+                     "integration user cannot see it", fix + " (and add the integration "
+                     "user to the project)")
+    check = _tasklist(client, name, route.project_id, route.tasklist_id, route.tasklist_name,
+                      fix_id=fix, fix_project=fix, missing="the first pass that routes a "
+                      "ticket there creates it")
+    where = f"project {project.get('name')!r} ({route.project_id})"
+    joined = ": " if check.detail.startswith("no list") else ", task list "
+    return Check(name, check.state, f"{where}{joined}{check.detail}"
+                 if check.state == OK else check.detail, check.hint)
 
 
 def mappings(store: Store) -> Check:

@@ -25,9 +25,10 @@ import redis
 
 from zdsync import agents, audit, checks, logs
 from zdsync.config import OPTIONS, Settings, load
-from zdsync.errors import API_ERRORS, ConfigError, Interrupted, LockHeld
+from zdsync.errors import ApiError, ConfigError, Interrupted, LockHeld
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
+from zdsync.people import Person, User
 from zdsync.routes import Target
 from zdsync.rules import KNOWN_STATUSES, Record, parse_id, plan, who
 from zdsync.store import Store
@@ -270,7 +271,7 @@ def _api_errors(doing: str) -> Iterator[None]:
     """An unreachable or refusing service ends the command with exit 1 and one line."""
     try:
         yield
-    except API_ERRORS as exc:
+    except ApiError as exc:
         fail(f"{doing}: {exc}")
 
 
@@ -327,11 +328,15 @@ def _verified(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict
     return found_users, people
 
 
-def _describe_user(user: dict[str, Any] | None) -> str:
-    if not user:
+def _display(who: User | Person | None) -> str | None:
+    return who.display if who is not None else None
+
+
+def _describe_user(user: User | None) -> str:
+    if user is None:
         return ""
-    email = f" <{user['email']}>" if user.get("email") else ""
-    return f" ({agents.user_name(user)}{email}, {user.get('role')})"
+    email = f" <{user.email}>" if user.email else ""
+    return f" ({user.display}{email}, {user.role})"
 
 
 @users.command("add")
@@ -357,7 +362,8 @@ def users_add(ctx: Context, zendesk_user_id: int, teamwork_person_id: int,
         found_users, people = _verified(ctx, pairs)
     previous = store.mappings().get(zendesk_user_id)
     store.set_mappings(pairs)
-    person = agents.person_name(people.get(teamwork_person_id))
+    found = people.get(teamwork_person_id)
+    person = found.display if found else None
     click.echo(f"mapped Zendesk user {zendesk_user_id}"
                f"{_describe_user(found_users.get(zendesk_user_id))} -> Teamwork person "
                f"{teamwork_person_id}{f' ({person})' if person else ''}"
@@ -391,7 +397,7 @@ def _names(ctx: Context, pairs: dict[int, int]) -> tuple[dict[int, Any], dict[in
     zendesk, teamwork = (checks.impatient(c) for c in _clients(ctx))
     try:
         return zendesk.users_by_ids(pairs), teamwork.people_by_ids(pairs.values())
-    except API_ERRORS as exc:
+    except ApiError as exc:
         click.echo(f"zdsync: no names: {exc}", err=True)
         return {}, {}
 
@@ -404,9 +410,9 @@ def users_list(ctx: Context, as_json: bool, no_names: bool) -> None:
     """List the mappings, with names when Zendesk and Teamwork answer."""
     pairs = dict(sorted(ctx.store().mappings().items()))
     found_users, people = ({}, {}) if no_names else _names(ctx, pairs)
-    rows = [{"zendesk_user_id": z, "zendesk_name": agents.user_name(found_users.get(z)),
-             "zendesk_email": (found_users.get(z) or {}).get("email"),
-             "teamwork_person_id": t, "teamwork_name": agents.person_name(people.get(t))}
+    rows = [{"zendesk_user_id": z, "zendesk_name": _display(found_users.get(z)),
+             "zendesk_email": (found_users[z].email or None) if z in found_users else None,
+             "teamwork_person_id": t, "teamwork_name": _display(people.get(t))}
             for z, t in pairs.items()]
     if as_json:
         _json(rows)
@@ -585,7 +591,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     if record.applied.task_id is not None:
         try:
             task = teamwork.get_task(record.applied.task_id)
-        except API_ERRORS as exc:
+        except ApiError as exc:
             task_error = str(exc)
     routing = settings.routing()
     target = Target(title_template=template)
@@ -595,7 +601,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
         try:
             target = reconciler.target(record.ticket, dry_run=True)
             record = reconciler._legacy(record)
-        except API_ERRORS as exc:
+        except ApiError as exc:
             task_error = task_error or f"could not resolve its route: {exc}"
     finding = (None if task_error else audit.compare(
         record, task, mappings, audit.audit_target(record, routing, template)))
@@ -990,7 +996,7 @@ def recover(ctx: Context, dry_run: bool) -> None:
             report = p.rebuild()
         except Interrupted:
             fail("lost the sync lock; the rebuild stopped; run it again")
-        except API_ERRORS as exc:
+        except ApiError as exc:
             fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
     summary = p.summary
     lists = ", ".join(str(t) for t in report.tasklists)

@@ -18,8 +18,6 @@ class ConfigError(ZdsyncError):
 class ApiError(ZdsyncError):
     """A call to Zendesk or Teamwork failed. Never carries credentials."""
 
-    retryable = False
-
     def __init__(self, service: str, message: str, status: int | None = None) -> None:
         super().__init__(f"{service}: {message}")
         self.service = service
@@ -28,8 +26,6 @@ class ApiError(ZdsyncError):
 
 class RetryableError(ApiError):
     """Worth trying again later: 5xx, 429, timeouts, connection errors."""
-
-    retryable = True
 
 
 class PermanentError(ApiError):
@@ -64,11 +60,6 @@ FIX_FOR_REFUSAL = {
 
 class AmbiguousWrite(RetryableError):
     """A non-idempotent write may or may not have been applied (lost response)."""
-
-
-API_ERRORS = (ApiError, ValueError, KeyError, TypeError)
-"""What a call to a service can raise: its errors, or a body that is not the JSON
-documented (a proxy page, a wrong URL answering 200) failing to decode or index."""
 
 
 class LockHeld(ZdsyncError):

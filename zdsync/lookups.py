@@ -59,9 +59,9 @@ class ZendeskNames:
                 self._failed.update(dict.fromkeys(missing, str(exc)))
             else:
                 for uid in missing:  # an id absent from the answer is a deleted user
-                    user = found.get(uid) or {}
-                    self._users[uid] = (now, str(user.get("name") or ""),
-                                        str(user.get("email") or ""))
+                    user = found.get(uid)
+                    self._users[uid] = (now, user.name if user else "",
+                                        user.email if user else "")
                     self._failed.pop(uid, None)
         if groups and self._groups_stale(now, False):
             self._read_groups(now)

@@ -30,7 +30,7 @@ from zdsync.metrics import Metrics
 from zdsync.reconciler import Context, Outcome, PassStopped, Reconciler
 from zdsync.rules import MalformedTicket, Record, Ticket
 from zdsync.store import EVERY_AGENT, Fence, Store
-from zdsync.teamwork import Task
+from zdsync.tasks import Task
 from zdsync.times import iso_utc
 from zdsync.workqueue import Item, Unit, WorkQueue
 from zdsync.zendesk import ZendeskClient

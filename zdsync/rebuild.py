@@ -34,7 +34,7 @@ from zdsync.agents import read_mappings_file
 from zdsync.errors import ApiError
 from zdsync.reconciler import Context
 from zdsync.rules import linked_ticket_id
-from zdsync.teamwork import Task
+from zdsync.tasks import Task
 from zdsync.times import epoch_or_none, iso_utc
 from zdsync.workqueue import Item, Unit
 
@@ -164,12 +164,12 @@ def _start_position(p: Pass, tasks: list[Task]) -> int | None:
         return None
     start_time = p.reconciler.settings.sync.start_time
     try:
-        me = p.reconciler.teamwork.me().get("id")
-    except (ApiError, ValueError, KeyError, TypeError) as exc:
+        me: int | None = p.reconciler.teamwork.me().id
+    except ApiError as exc:
         log.warning("rebuild: could not read Teamwork's integration user (%s); the export "
                     "resumes at sync.start_time or now", exc)
         me = None
-    position = replay_from(tasks, me if isinstance(me, int) else None, start_time)
+    position = replay_from(tasks, me, start_time)
     latest = int(p.clock()) - defaults.ZENDESK_START_TIME_MARGIN_SECONDS
     if position is None:
         return min(start_time, latest) if start_time else latest

@@ -70,7 +70,8 @@ from zdsync.rules import (
 )
 from zdsync.store import Fence, Store
 from zdsync.tasklists import TaskLists
-from zdsync.teamwork import Task, TeamworkClient
+from zdsync.tasks import Task
+from zdsync.teamwork import TeamworkClient
 
 log = logging.getLogger(__name__)
 

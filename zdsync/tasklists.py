@@ -62,8 +62,8 @@ class TaskLists:
                 return None
             found = self.store.tasklist_id(project_id, name)
             if found is None:
-                matches = [int(t["id"]) for t in self.teamwork.tasklists(project_id, name)
-                           if (t.get("name") or "").strip() == name]
+                matches = [t.id for t in self.teamwork.tasklists(project_id, name)
+                           if t.name == name]
                 if matches:
                     found = min(matches)
                 elif not create:

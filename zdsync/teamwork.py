@@ -11,17 +11,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from zdsync import defaults
 from zdsync.config import TeamworkSettings
-from zdsync.errors import NotFound, RetryableError
+from zdsync.errors import AmbiguousWrite, NotFound
 from zdsync.metrics import Metrics
 from zdsync.pacing import BudgetPacer
-from zdsync.transport import Sleep, Transport
+from zdsync.people import Person
+from zdsync.tasks import Task, TaskList
+from zdsync.transport import SHAPE_ERRORS, Sleep, Transport, answers
 
 V3 = "/projects/api/v3"
 TASKLIST_PAGE_SIZE = 500
@@ -52,66 +53,6 @@ def ratelimit_wait_seconds(response: requests.Response, now: float | None = None
     if reset > 1e9:
         reset -= time.time() if now is None else now
     return max(1.0, reset)
-
-
-@dataclass(frozen=True)
-class Task:
-    id: int
-    name: str
-    description: str
-    assignees: tuple[int, ...]
-    status: str
-    tasklist_id: int | None
-    updated_at: str = ""
-    updated_by: int | None = None
-    project_id: int | None = None
-    priority: str = "none"  # Teamwork's none, low, medium, high
-    due_date: str = ""  # YYYY-MM-DD, "" for none
-    tag_ids: tuple[int, ...] = ()
-
-    @property
-    def completed(self) -> bool:
-        return self.status == "completed"
-
-    @property
-    def deleted(self) -> bool:
-        return self.status == "deleted"
-
-    @property
-    def assignee(self) -> int | None:
-        """The single person zdsync assigns, or None for "Anyone" (or several people)."""
-        return self.assignees[0] if len(self.assignees) == 1 else None
-
-    @classmethod
-    def from_api(cls, data: dict[str, Any]) -> Task:
-        assignees = tuple(
-            int(a["id"]) for a in data.get("assignees") or []
-            if isinstance(a, dict) and a.get("type", "users") == "users"
-        )
-        return cls(
-            id=int(data["id"]),
-            name=data.get("name") or "",
-            description=data.get("description") or "",
-            assignees=assignees,
-            status=data.get("status") or "new",
-            tasklist_id=data.get("tasklistId"),
-            updated_at=data.get("updatedAt") or "",
-            updated_by=data.get("updatedBy") if isinstance(data.get("updatedBy"), int) else None,
-            project_id=data.get("projectId") if isinstance(data.get("projectId"), int) else None,
-            priority=data.get("priority") or "none",
-            due_date=_date(data.get("dueDate")),
-            tag_ids=tuple(int(t["id"]) for t in data.get("tags") or []
-                          if isinstance(t, dict) and t.get("id") is not None),
-        )
-
-
-def _date(value: Any) -> str:
-    """A v3 ``dueDate`` as ``YYYY-MM-DD`` (it may come as a date, a timestamp or v1's
-    ``YYYYMMDD``); "" for none."""
-    text = value if isinstance(value, str) else ""
-    if re.fullmatch(r"[0-9]{8}", text):
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return text[:10] if re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text) else ""
 
 
 def _fields(*, priority: str | None = None, due_date: str | None = None,
@@ -172,8 +113,8 @@ class TeamworkClient:
                                      json=body, idempotent=False)
         try:
             return Task.from_api(response.json()["task"])
-        except (ValueError, KeyError, TypeError):
-            raise RetryableError("teamwork", "create answered without task.id; it may have "
+        except SHAPE_ERRORS:
+            raise AmbiguousWrite("teamwork", "create answered without task.id; it may have "
                                  "been applied") from None
 
     def update_task(self, task_id: int, *, name: str | None = None,
@@ -196,11 +137,13 @@ class TeamworkClient:
         self.http.request("PUT", f"/tasks/{task_id}/move.json",
                           json={"taskListId": tasklist_id})
 
+    @answers
     def tags(self) -> list[dict[str, Any]]:
         """Every tag of the site (``{id, name, ...}``), all pages."""
         return list(self._pages(f"{V3}/tags.json", "tags",
                                 {"pageSize": TASKLIST_PAGE_SIZE}))
 
+    @answers
     def create_tag(self, name: str) -> int:
         """Create a tag (site-wide); its id. Never repeated on an unknown outcome."""
         response = self.http.request("POST", f"{V3}/tags.json", json={"tag": {"name": name}},
@@ -221,6 +164,7 @@ class TeamworkClient:
         except NotFound:
             return False
 
+    @answers
     def get_task(self, task_id: int) -> Task | None:
         """The task, or None when missing or deleted (both answers are documented)."""
         try:
@@ -230,6 +174,7 @@ class TeamworkClient:
             return None
         return None if task.deleted else task
 
+    @answers
     def tasks_by_ids(self, task_ids: Iterable[int]) -> dict[int, Task]:
         """The live tasks among these ids (completed included), by id, ``TASKS_BY_IDS_BATCH``
         ids per request. An id absent from the result is deleted or never existed: the
@@ -246,6 +191,7 @@ class TeamworkClient:
                     found[task.id] = task
         return found
 
+    @answers
     def search_tasks(self, tasklist_id: int, term: str) -> Iterator[Task]:
         """Live tasks of a list matching ``term`` (completed ones, and those of a completed
         list, included), all pages."""
@@ -256,6 +202,7 @@ class TeamworkClient:
             if not task.deleted:
                 yield task
 
+    @answers
     def find_ticket_tasks(self, tasklist_id: int | Iterable[int], link: str) -> list[Task]:
         """Tasks carrying exactly this ticket link, however Teamwork's search tokenises it,
         in one list or in several (one request for all: ``tasklistIds``).
@@ -276,6 +223,7 @@ class TeamworkClient:
                 f"{V3}/tasks.json", "tasks", params)) if not t.deleted]
         return [t for t in found if pattern.search(t.description)]
 
+    @answers
     def tasklist_tasks(self, tasklist_id: int) -> Iterator[Task]:
         """Every live task of a list, completed ones and those of a completed list too
         (Teamwork hides both unless asked), ``TASKLIST_PAGE_SIZE`` a request: what the
@@ -288,52 +236,57 @@ class TeamworkClient:
 
     # -- task lists and people ---------------------------------------------------------
 
-    def tasklists(self, project_id: int, search: str | None = None) -> list[dict[str, Any]]:
+    @answers
+    def tasklists(self, project_id: int, search: str | None = None) -> list[TaskList]:
         """The project's task lists, completed ones included (``showCompleted``; Teamwork
         leaves them out by default): a lookup by name must find a list someone completed
         rather than create a second one."""
         params: dict[str, Any] = {"showCompleted": "true"}
         if search:
             params["searchTerm"] = search
-        return list(self._pages(f"{V3}/projects/{project_id}/tasklists.json", "tasklists",
-                                params))
+        return [TaskList.from_api(t) for t in self._pages(
+            f"{V3}/projects/{project_id}/tasklists.json", "tasklists", params)]
 
+    @answers
     def create_tasklist(self, project_id: int, name: str) -> int:
         response = self.http.request("POST", f"/projects/{project_id}/tasklists.json",
                                      json={"todo-list": {"name": name}}, idempotent=False)
         return int(response.json()["TASKLISTID"])
 
+    @answers
     def project(self, project_id: int) -> dict[str, Any] | None:
         return self.http.get_object(f"{V3}/projects/{project_id}.json", "project")
 
-    def person(self, person_id: int) -> dict[str, Any] | None:
-        return self.http.get_object(f"{V3}/people/{person_id}.json", "person")
+    @answers
+    def tasklist(self, tasklist_id: int) -> TaskList | None:
+        found = self.http.get_object(f"{V3}/tasklists/{tasklist_id}.json", "tasklist")
+        return TaskList.from_api(found) if found is not None else None
 
-    def tasklist(self, tasklist_id: int) -> dict[str, Any] | None:
-        return self.http.get_object(f"{V3}/tasklists/{tasklist_id}.json", "tasklist")
-
+    @answers
     def people_by_ids(self, person_ids: Iterable[int],
-                      project_id: int | None = None) -> dict[int, dict[str, Any]]:
+                      project_id: int | None = None) -> dict[int, Person]:
         """People among these ids, by id; with ``project_id``, only the project's members
         (an id absent from the result is not on the project, or does not exist)."""
         ids = list(dict.fromkeys(person_ids))
         path = f"{V3}/projects/{project_id}/people.json" if project_id else f"{V3}/people.json"
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, Person] = {}
         for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
             chunk = ids[start:start + TASKS_BY_IDS_BATCH]
             params = {"ids": ",".join(str(i) for i in chunk), "pageSize": TASKS_BY_IDS_BATCH}
-            for person in self._pages(path, "people", params):
-                if int(person["id"]) in chunk:
-                    found[int(person["id"])] = person
+            for person in map(Person.from_api, self._pages(path, "people", params)):
+                if person.id in chunk:
+                    found[person.id] = person
         return found
 
-    def people(self, project_id: int | None = None,
-               search: str | None = None) -> list[dict[str, Any]]:
-        path = f"{V3}/projects/{project_id}/people.json" if project_id else f"{V3}/people.json"
-        return list(self._pages(path, "people", {"searchTerm": search} if search else {}))
+    @answers
+    def people(self, project_id: int) -> list[Person]:
+        """The project's people (``users auto`` pairs agents with them by e-mail)."""
+        return [Person.from_api(p) for p in self._pages(
+            f"{V3}/projects/{project_id}/people.json", "people", {})]
 
-    def me(self) -> dict[str, Any]:
-        return self.http.request("GET", f"{V3}/me.json").json()["person"]
+    @answers
+    def me(self) -> Person:
+        return Person.from_api(self.http.request("GET", f"{V3}/me.json").json()["person"])
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1

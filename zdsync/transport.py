@@ -8,11 +8,13 @@ for idempotent requests. A non-idempotent write (a create) whose outcome is unkn
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import random
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -27,12 +29,45 @@ from zdsync.errors import (
     RetryableError,
     Unauthorized,
 )
+from zdsync.logs import clip
 from zdsync.metrics import Metrics, status_class
 from zdsync.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
+F = TypeVar("F", bound=Callable[..., Any])
+SHAPE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+"""What reading an answer of another shape than documented raises (not JSON, a missing
+key, a wrong type): a proxy's HTML page, a wrong URL that answers 200."""
+
+
+def answers(method: F) -> F:
+    """Mark a client method that reads API answers: an answer of another shape than the
+    API documents becomes a ``RetryableError`` of that client's service, so callers deal
+    with ``ApiError`` alone (generator methods too, while they are iterated)."""
+
+    def unexpected(self: Any, exc: Exception) -> RetryableError:
+        return RetryableError(self.http.service, f"{method.__name__}: the answer is not "
+                              f"what the API documents ({type(exc).__name__}: "
+                              f"{clip(str(exc), 100)})")
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from method(self, *args, **kwargs)
+            except SHAPE_ERRORS as exc:
+                raise unexpected(self, exc) from None
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SHAPE_ERRORS as exc:
+            raise unexpected(self, exc) from None
+    return wrapper  # type: ignore[return-value]
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

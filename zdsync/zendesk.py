@@ -24,11 +24,12 @@ import requests
 
 from zdsync import defaults
 from zdsync.config import ZendeskSettings
-from zdsync.errors import PermanentError, RetryableError
+from zdsync.errors import PermanentError, RetryableError, Unauthorized
 from zdsync.logs import clip
 from zdsync.metrics import Metrics
 from zdsync.pacing import Pacer
-from zdsync.transport import Sleep, Transport
+from zdsync.people import User
+from zdsync.transport import Sleep, Transport, answers
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 SHOW_MANY_BATCH = 100
@@ -135,6 +136,7 @@ class ZendeskClient:
     def export(self, cursor: str | None, start_time: int | None) -> Export:
         return Export(self, cursor, start_time)
 
+    @answers
     def export_page(self, cursor: str | None, start_time: int | None,
                     per_page: int) -> ExportPage:
         """One export request. With a 504 or timeout, retry with half the page size."""
@@ -175,10 +177,12 @@ class ZendeskClient:
                                  f"{clip(cursor, 40)}, not a string or null")
         return ExportPage(tickets, cursor or None, end, per_page=params["per_page"])
 
+    @answers
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """The ticket now, or None when it is deleted or gone (404)."""
         return self.http.get_object(f"/api/v2/tickets/{ticket_id}.json", "ticket")
 
+    @answers
     def tickets_by_ids(self, ticket_ids: Iterable[int]) -> dict[int, Any]:
         """The tickets among these ids as they are now (``show_many``, 100 per request),
         by id; an id absent from the result is deleted or gone, as a 404 of show ticket."""
@@ -197,50 +201,58 @@ class ZendeskClient:
                     found[tid] = ticket
         return found
 
-    def user(self, user_id: int) -> dict[str, Any] | None:
-        return self.http.get_object(f"/api/v2/users/{user_id}.json", "user")
+    @answers
+    def user(self, user_id: int) -> User | None:
+        found = self.http.get_object(f"/api/v2/users/{user_id}.json", "user")
+        return User.from_api(found) if found is not None else None
 
-    def me(self) -> dict[str, Any]:
-        return self.http.request("GET", "/api/v2/users/me.json").json()["user"]
+    @answers
+    def me(self) -> User:
+        """Who the credentials belong to. Zendesk answers an anonymous user (id null)
+        rather than 401 when they authenticate nobody."""
+        user = self.http.request("GET", "/api/v2/users/me.json").json()["user"]
+        if user.get("id") is None:
+            raise Unauthorized("zendesk", "the credentials authenticate nobody (Zendesk "
+                               "answered an anonymous user): check zendesk.email and "
+                               "zendesk.api_token", 401)
+        return User.from_api(user)
 
-    def users_by_ids(self, user_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    @answers
+    def users_by_ids(self, user_ids: Iterable[int]) -> dict[int, User]:
         """Users among these ids, by id (``show_many``, 100 per request); an id absent
         from the result does not exist."""
         ids = list(dict.fromkeys(user_ids))
-        found: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(ids), 100):
-            chunk = ids[start:start + 100]
+        found: dict[int, User] = {}
+        for start in range(0, len(ids), SHOW_MANY_BATCH):
+            chunk = ids[start:start + SHOW_MANY_BATCH]
             body = self.http.request("GET", "/api/v2/users/show_many.json",
                                      params={"ids": ",".join(str(i) for i in chunk)}).json()
-            for user in body.get("users") or []:
-                if isinstance(user, dict) and user.get("id") in chunk:
-                    found[int(user["id"])] = user
+            for user in map(User.from_api, body.get("users") or []):
+                if user.id in chunk:
+                    found[user.id] = user
         return found
 
+    @answers
     def groups(self) -> list[dict[str, Any]]:
         """Every agent group (``GET /api/v2/groups``, paged with ``next_page``)."""
-        groups: list[dict[str, Any]] = []
-        url: str | None = "/api/v2/groups.json"
-        params: dict[str, Any] | None = {"per_page": 100}
-        while url:
-            body = self.http.request("GET", url, params=params).json()
-            if not isinstance(body, dict) or not isinstance(body.get("groups"), list):
-                raise RetryableError("zendesk", "groups answered without a groups list")
-            groups += [g for g in body["groups"] if isinstance(g, dict)]
-            url, params = body.get("next_page"), None
-        return groups
+        return self._paged("/api/v2/groups.json", "groups", {"per_page": 100})
 
-    def search_users(self, query: str) -> list[dict[str, Any]]:
-        return self.http.request("GET", "/api/v2/users/search.json",
-                                 params={"query": query}).json().get("users", [])
-
-    def agents(self) -> list[dict[str, Any]]:
+    @answers
+    def agents(self) -> list[User]:
         """Every agent and admin (paged with ``next_page``)."""
-        users: list[dict[str, Any]] = []
-        url: str | None = "/api/v2/users.json"
-        params: dict[str, Any] | None = {"role[]": ["agent", "admin"], "per_page": 100}
+        return [User.from_api(u) for u in self._paged(
+            "/api/v2/users.json", "users", {"role[]": ["agent", "admin"], "per_page": 100})]
+
+    def _paged(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of an offset-paged list (``next_page`` links to the next page)."""
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        query: dict[str, Any] | None = params
         while url:
-            body = self.http.request("GET", url, params=params).json()
-            users += body.get("users", [])
-            url, params = body.get("next_page"), None
-        return users
+            body = self.http.request("GET", url, params=query).json()
+            page = body[key]
+            if not isinstance(page, list):
+                raise TypeError(f"{key} is not a list")
+            items += [i for i in page if isinstance(i, dict)]
+            url, query = body.get("next_page"), None
+        return items
