@@ -197,3 +197,13 @@ def test_calls_that_must_see_every_task_ask_for_completed_lists_too(client, requ
     for qs in (by_ids, search):
         assert qs["showcompletedlists"] == ["true"] and qs["includecompletedtasks"] == ["true"]
     assert lists["showcompleted"] == ["true"] and lists["searchterm"] == ["zendesk"]
+
+
+def test_tasklist_named_is_the_oldest_list_of_exactly_that_name(client, requests_mock):
+    """``searchTerm`` also answers lists whose names only contain the term."""
+    requests_mock.get(V3 + "/projects/1/tasklists.json", json={
+        "tasklists": [{"id": 4, "name": "Zendesk (old)"}, {"id": 9, "name": "Zendesk"},
+                      {"id": 7, "name": "Zendesk"}, {"id": 2, "name": "zendesk"}],
+        "meta": {"page": {"hasMore": False}}})
+    assert client.tasklist_named(1, "Zendesk") == 7
+    assert client.tasklist_named(1, "Zendesk (new)") is None

@@ -17,18 +17,16 @@ import requests
 from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
-from zdsync.reconciler import Reconciler
 from zdsync.routes import Names
 from zdsync.routes import target as route_target
 from zdsync.rules import Presence, Ticket, desired_task
+from zdsync.services import services
 from zdsync.sim.adapter import SimAdapter, session_for
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
-from zdsync.teamwork import TeamworkClient
-from zdsync.zendesk import ZendeskClient
 
 TEMPLATE = "[ZD#{id}] {subject}"
 INPROC_ZENDESK = "https://sim.zendesk.com"  # what ZendeskSim calls itself when not serving
@@ -123,7 +121,6 @@ class World:
         rate limits and lock-outs play out in simulated time. Call ``.run()`` on it."""
         settings = self.settings(**extra)
         metrics = metrics or Metrics()
-        sleep = self.clock.advance
         store = self.store()
         if lock is None:
             if self._lease is not None:  # the previous pass's: its keeper stops renewing
@@ -131,15 +128,11 @@ class World:
             store.r.delete(self.prefix + "lock:sync")
             lock = self._lease = store.lock(ttl_seconds=300)
             lock.acquire_or_raise()
-        reconciler = Reconciler(
-            settings, store,
-            TeamworkClient(settings.teamwork, metrics=metrics, sleep=sleep, clock=self.clock.now,
-                           session=session_for(self.teamwork) if self.in_process else None),
-            metrics, clock=self.clock.now)
-        zendesk = ZendeskClient(settings.zendesk, metrics=metrics, sleep=sleep,
-                                clock=self.clock.now,
-                                session=session_for(self.zendesk) if self.in_process else None)
-        return Pass(reconciler, zendesk, lock, metrics=metrics, clock=self.clock.now)
+        wired = services(
+            settings, store, metrics=metrics, sleep=self.clock.advance, clock=self.clock.now,
+            zendesk_session=session_for(self.zendesk) if self.in_process else None,
+            teamwork_session=session_for(self.teamwork) if self.in_process else None)
+        return wired.new_pass(lock)
 
     def check(self) -> list[Difference]:
         return check(self.zendesk, self.teamwork, tasklist_id=self.tasklist,

@@ -184,13 +184,12 @@ def _tasklist(client: Any, name: str, project_id: int, tasklist_id: int | None,
                 return Check(name, FAIL, f"task list {tasklist_id} belongs to project "
                              f"{owner}, not {project_id}", fix_project.format(owner=owner))
             return Check(name, OK, f"{tasklist.name!r} ({tasklist_id})")
-        found = sorted(t.id for t in client.tasklists(project_id, tasklist_name)
-                       if t.name == tasklist_name)
+        found = client.tasklist_named(project_id, tasklist_name)
     except ApiError as exc:
         return Check(name, FAIL, f"cannot read the task lists of project {project_id}: {exc}",
                      "check that the integration user may see the project")
-    if found:
-        return Check(name, OK, f"{tasklist_name!r} ({found[0]})")
+    if found is not None:
+        return Check(name, OK, f"{tasklist_name!r} ({found})")
     return Check(name, OK, f"no list named {tasklist_name!r} yet: {missing}")
 
 

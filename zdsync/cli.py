@@ -121,17 +121,9 @@ def _clients(ctx: Context, settings: Settings | None = None) -> tuple[Any, Any]:
 
 def _pass(ctx: Context, lock: SyncLock, metrics: Metrics | None = None, **kwargs: Any):
     """A ``passes.Pass`` under ``lock``, with the configured services."""
-    from zdsync.passes import Pass
-    from zdsync.reconciler import Reconciler
-    from zdsync.teamwork import TeamworkClient
-    from zdsync.zendesk import ZendeskClient
+    from zdsync.services import services
 
-    settings = ctx.settings()
-    metrics = metrics or Metrics()
-    reconciler = Reconciler(settings, ctx.store(),
-                            TeamworkClient(settings.teamwork, metrics=metrics), metrics)
-    return Pass(reconciler, ZendeskClient(settings.zendesk, metrics=metrics), lock,
-                metrics=metrics, **kwargs)
+    return services(ctx.settings(), ctx.store(), metrics=metrics).new_pass(lock, **kwargs)
 
 
 def _load_users_file(ctx: Context, store: Store) -> None:
@@ -578,7 +570,7 @@ def tickets_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
 @click.pass_obj
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     """The stored record, the live Teamwork task, drift, the next plan and the history."""
-    from zdsync.reconciler import Reconciler
+    from zdsync.services import services
 
     settings = ctx.settings()
     store = ctx.store()
@@ -587,20 +579,18 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     template = settings.sync.title_template
     task = None
     task_error = None
-    zendesk, teamwork = _clients(ctx)
+    wired = services(settings, store)
     if record.applied.task_id is not None:
         try:
-            task = teamwork.get_task(record.applied.task_id)
+            task = wired.teamwork.get_task(record.applied.task_id)
         except ApiError as exc:
             task_error = str(exc)
     routing = settings.routing()
     target = Target(title_template=template)
     if routing.explicit:  # which route wants it now, and where (a lookup: nothing made)
-        reconciler = Reconciler(settings, store, teamwork)
-        reconciler.use_zendesk(zendesk)
         try:
-            target = reconciler.target(record.ticket, dry_run=True)
-            record = reconciler._legacy(record)
+            target = wired.reconciler.target(record.ticket, dry_run=True)
+            record = wired.reconciler.placed(record)
         except ApiError as exc:
             task_error = task_error or f"could not resolve its route: {exc}"
     finding = (None if task_error else audit.compare(

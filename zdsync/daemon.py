@@ -46,11 +46,9 @@ from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
-from zdsync.reconciler import Reconciler
 from zdsync.server import App, Health, Server
+from zdsync.services import services
 from zdsync.store import Store
-from zdsync.teamwork import TeamworkClient
-from zdsync.zendesk import ZendeskClient
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +108,7 @@ class Daemon:
         self.current: Pass | None = None  # the work in hand, for the probes
         self.identity: str | None = None  # the store identity seen: another one means lost
         self.reload_users = threading.Event()
-        self.zendesk = ZendeskClient(settings.zendesk, metrics=self.metrics, sleep=self._sleep)
-        self.teamwork = TeamworkClient(settings.teamwork, metrics=self.metrics, sleep=self._sleep)
-        self.reconciler = Reconciler(settings, self.store, self.teamwork, self.metrics)
+        self.services = services(settings, self.store, metrics=self.metrics, sleep=self._sleep)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True,
@@ -277,9 +273,9 @@ class Daemon:
 
     def _new_pass(self) -> Pass:
         assert self.lock is not None
-        return Pass(self.reconciler, self.zendesk, self.lock, metrics=self.metrics,
-                    poll_webhooks=True, expected_identity=self.identity,
-                    stopping=self.stopping.is_set)
+        return self.services.new_pass(self.lock, poll_webhooks=True,
+                                      expected_identity=self.identity,
+                                      stopping=self.stopping.is_set)
 
     def _pass_job(self) -> None:
         if not self.leader or self.stopping.is_set():
@@ -341,8 +337,8 @@ class Daemon:
         if self.leader:
             window = 3 * self.settings.sync.interval + HEALTH_MARGIN_SECONDS
             now = time.time()
-            last = self.reconciler.last_success_at or self.started_at
-            busy = self.pass_running and now - self.reconciler.progress_at <= window
+            last = self.services.reconciler.last_success_at or self.started_at
+            busy = self.pass_running and now - self.services.reconciler.progress_at <= window
             if now - last > window and not busy:
                 problems.append(f"no successful pass for {now - last:.0f} s")
         return problems

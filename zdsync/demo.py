@@ -37,16 +37,14 @@ from zdsync.config import (
 from zdsync.connection import connect
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
-from zdsync.passes import COUNTS, Pass, Summary
-from zdsync.reconciler import Reconciler
+from zdsync.passes import COUNTS, Summary
+from zdsync.services import services
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import check
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
-from zdsync.teamwork import TeamworkClient
-from zdsync.zendesk import ZendeskClient
 
 TIME_LAPSE = 60.0
 """Simulated seconds per wall-clock second."""
@@ -173,10 +171,9 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
               file=out)
 
     metrics = Metrics()
-    zendesk_client = ZendeskClient(run_settings.zendesk, metrics=metrics)
-    reconciler = Reconciler(run_settings, store,
-                            TeamworkClient(run_settings.teamwork, metrics=metrics), metrics,
-                            clock=clock.now)
+    # Everything in simulated time: a wait of s simulated seconds lasts s / TIME_LAPSE.
+    wired = services(run_settings, store, metrics=metrics, clock=clock.now,
+                     sleep=lambda seconds: time.sleep(seconds / TIME_LAPSE))
     generator = ActivityGenerator(zendesk, seed=seed, mapped_agent_ids=agents[:-1],
                                   unmapped_agent_ids=agents[-1:])
     stop = threading.Event()
@@ -194,7 +191,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
     lock.acquire_or_raise()
 
     def one_pass() -> Summary:
-        return Pass(reconciler, zendesk_client, lock, metrics=metrics, clock=clock.now).run()
+        return wired.new_pass(lock).run()
 
     started = time.monotonic()
     worker = threading.Thread(target=activity, name="zdsync-demo-activity", daemon=True)
@@ -223,7 +220,7 @@ def _run(settings: Settings, client: redis.Redis, prefix: str, clock: Clock,
     finally:
         lock.release()
     print("\n", file=out)
-    differences = check(zendesk, teamwork, tasklist_id=reconciler.tasklist_id(),
+    differences = check(zendesk, teamwork, tasklist_id=wired.reconciler.tasklist_id(),
                         mappings=mappings, title_template=run_settings.sync.title_template,
                         zendesk_url=zendesk.url)
     _summary(out, zendesk, teamwork, totals, metrics, generator.events)

@@ -190,7 +190,7 @@ class Reconciler:
                        project_id=task.project_id, priority=task.priority,
                        due_date=task.due_date, tags=tags, description=digest(task.description))
 
-    def _legacy(self, record: Record) -> Record:
+    def placed(self, record: Record) -> Record:
         """A record written before routes knows no list: its task was made in
         ``[teamwork]``'s, where every task was made then. Only once routes exist (without
         them nothing moves, and nothing needs reading)."""
@@ -232,7 +232,7 @@ class Reconciler:
         out = Outcome(record, history=[note] if note else [])
         try:
             target = self.target(ticket, dry_run=ctx.dry_run)
-            record = replace(self._legacy(record), route=target.route)
+            record = replace(self.placed(record), route=target.route)
             out.record = record
             if observed is not None:
                 record = self._adopt(record, observed, out, dry_run=ctx.dry_run)

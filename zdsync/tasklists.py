@@ -62,14 +62,11 @@ class TaskLists:
                 return None
             found = self.store.tasklist_id(project_id, name)
             if found is None:
-                matches = [t.id for t in self.teamwork.tasklists(project_id, name)
-                           if t.name == name]
-                if matches:
-                    found = min(matches)
-                elif not create:
+                found = self.teamwork.tasklist_named(project_id, name)
+                if found is None and not create:
                     self._missing[key] = self.clock()
                     return None
-                else:
+                if found is None:
                     found = self.teamwork.create_tasklist(project_id, name)
                     log.info("created task list %r (%s) in project %s", name, found,
                              project_id)

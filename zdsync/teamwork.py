@@ -247,6 +247,12 @@ class TeamworkClient:
         return [TaskList.from_api(t) for t in self._pages(
             f"{V3}/projects/{project_id}/tasklists.json", "tasklists", params)]
 
+    def tasklist_named(self, project_id: int, name: str) -> int | None:
+        """The project's list of exactly this name (the oldest, lowest id, if several):
+        Teamwork's ``searchTerm`` also answers lists whose names merely contain it."""
+        return min((t.id for t in self.tasklists(project_id, name) if t.name == name),
+                   default=None)
+
     @answers
     def create_tasklist(self, project_id: int, name: str) -> int:
         response = self.http.request("POST", f"/projects/{project_id}/tasklists.json",
