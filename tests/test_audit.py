@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from zdsync.audit import DriftKind, compare
+from dataclasses import replace
+
+from zdsync.audit import DriftKind, compare, find_drift, repair_input
+from zdsync.routes import Routing
 from zdsync.rules import Applied, Record, Ticket
 from zdsync.tasks import Task
 
@@ -50,3 +53,21 @@ def test_what_is_not_drift():
     assert compare(record("closed", tags=["closed_by_merge"]), None, MAP, T) is None
     # A closed ticket whose task is gone is exactly right.
     assert compare(record("closed"), None, MAP, T) is None
+
+
+def test_find_drift_orders_by_ticket_and_repair_observes_what_was_read():
+    """A recorded task that Teamwork no longer has is observed as gone ([]); a ticket
+    with no recorded task is left for the reconciler to search (None)."""
+    def numbered(r, ticket_id):
+        return replace(r, ticket=replace(r.ticket, id=ticket_id))
+    records = [numbered(record(task_id=51), 3), numbered(record(), 2),
+               numbered(record(task_id=None, pending=True), 4), numbered(record(), 1)]
+    tasks = {50: task(), 52: task(tid=52)}  # 51 is gone
+    wrong = {50: task(assignees=(8,))}
+    found = find_drift(records, wrong, MAP, Routing(()), T)
+    assert [f.ticket_id for f in found] == [1, 2, 3, 4]
+    # Ticket 2's title would be "[ZD#2] s": its task (named for ticket 1) drifted too.
+    assert [f.ticket_id for f in find_drift(records, tasks, MAP, Routing(()), T)] == [2, 3, 4]
+    observed, notes = repair_input(found, wrong)
+    assert observed == {1: [wrong[50]], 2: [wrong[50]], 3: [], 4: None}
+    assert notes[1] == "audit: assigned to person 8; should be person 7"

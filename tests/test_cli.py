@@ -655,8 +655,8 @@ def test_sync_shows_progress_on_a_terminal_only(env, world, monkeypatch):
         zd.put(tid, subject=f"t{tid}", assignee_id=ADA, status="open")
     quiet = run(env, "sync")
     assert quiet.exit_code == 0 and "/min, queued" not in quiet.stderr  # not a terminal
-    monkeypatch.setattr("zdsync.cli._stderr_is_terminal", lambda: True)
-    monkeypatch.setattr("zdsync.cli.Progress.REFRESH_SECONDS", 0)
+    monkeypatch.setattr("zdsync.cli.sync._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("zdsync.cli.sync.Progress.REFRESH_SECONDS", 0)
     for tid in range(30, 60):
         zd.put(tid, subject=f"t{tid}", assignee_id=ADA, status="open")
     shown = run(env, "sync")

@@ -10,7 +10,7 @@ brings the task back. Pure: the caller reads the tasks.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +101,27 @@ def audit_target(record: Record, routing: Routing, title_template: str) -> Targe
     if route is None:
         return Target(on_unmatch=routing.on_unmatch)
     return Target(title_template=route.title_template)
+
+
+def find_drift(records: Iterable[Record], tasks: Mapping[int, Task],
+               mappings: Mapping[int, int], routing: Routing,
+               title_template: str) -> list[Finding]:
+    """Every drifted ticket, by ticket id. ``tasks``: the live tasks by id (a recorded id
+    absent from it is a task Teamwork no longer has)."""
+    found = (compare(r, tasks.get(r.applied.task_id or 0), mappings,
+                     audit_target(r, routing, title_template)) for r in records)
+    return sorted((f for f in found if f is not None), key=lambda f: f.ticket_id)
+
+
+def repair_input(findings: Iterable[Finding], tasks: Mapping[int, Task]
+                 ) -> tuple[dict[int, list[Task] | None], dict[int, str]]:
+    """What ``Pass.repair`` needs: each ticket's observed tasks (None when no task is
+    recorded: the reconciler searches itself if a create was in flight) and the note its
+    history keeps."""
+    observed: dict[int, list[Task] | None] = {}
+    notes: dict[int, str] = {}
+    for f in findings:
+        task = tasks.get(f.task_id) if f.task_id is not None else None
+        observed[f.ticket_id] = None if f.task_id is None else [task] if task else []
+        notes[f.ticket_id] = "audit: " + "; ".join(d.detail for d in f.drifts)
+    return observed, notes

@@ -1,0 +1,41 @@
+"""``zdsync check``: can this installation sync? A checklist with a fix for each failure."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from zdsync import checks
+from zdsync.cli import output
+from zdsync.cli.context import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, Context
+
+
+@click.command(short_help="Check configuration, Redis and both services.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.pass_obj
+def check(ctx: Context, as_json: bool) -> None:
+    """Check that this installation can sync; a checklist with a fix for each failure.
+
+    Configuration, Redis (the master, with Sentinel), Zendesk credentials of an admin,
+    Teamwork credentials, the project and the task list. Exit 2 if the configuration is
+    invalid, 1 if another check fails.
+    Every check gives up within seconds: no retries, short timeouts.
+    """
+    results = checks.run(ctx.config_path, ctx.options,
+                         lambda settings: ctx.clients(settings))
+    failed = [c for c in results if c.state in (checks.FAIL, checks.SKIP)]
+    misconfigured = any(c.name == "configuration" and c.state == checks.FAIL for c in results)
+    if as_json:
+        output.dump_json({"ok": not failed, "checks": [c.as_dict() for c in results]})
+    else:
+        for c in results:
+            click.echo(f"{checks.MARKS[c.state]} {c.name}: {c.detail}")
+            if c.hint and c.state in (checks.FAIL, checks.WARN):
+                click.echo(f"    fix: {c.hint}")
+        bad = sum(1 for c in results if c.state == checks.FAIL)
+        click.echo(f"{bad} of {len(results)} check(s) failed" if failed
+                   else "all checks passed")
+    sys.exit(EXIT_CONFIG if misconfigured else EXIT_PARTIAL if failed else EXIT_OK)
+
+

@@ -1,0 +1,35 @@
+"""How commands print: aligned tables, JSON for scripts, durations for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+
+def span(seconds: float) -> str:
+    """A duration for people: 42 s, 5 min 3 s, 3 h 12 min, 4 d 2 h."""
+    total = int(abs(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    cells = [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def dump_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

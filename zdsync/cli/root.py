@@ -1,0 +1,53 @@
+"""The ``zdsync`` group: the settings as options, and every command in its place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from zdsync.cli import audit, check, cursor, daemon, retries, sync, tickets, users
+from zdsync.cli.context import Context
+from zdsync.config import OPTIONS
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per setting, generated from the settings table (never out of sync)."""
+    for opt in reversed(OPTIONS):
+        kwargs: dict[str, Any] = {"default": None, "help": opt.help}
+        if opt.kind == "bool":
+            kwargs["type"] = click.BOOL
+        func = click.option(opt.flag, opt.dest, **kwargs)(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", metavar="PATH", envvar="ZDSYNC_CONFIG",
+              help="TOML config file (or ZDSYNC_CONFIG).")
+@settings_options
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, **options: Any) -> None:
+    """zdsync keeps one Teamwork task per Zendesk ticket.
+
+    Settings come from the environment (SECTION_KEY), then these options
+    (--section-key), then the config file ([section] key), then defaults.
+    """
+    ctx.obj = Context(config_path, options)
+    ctx.obj.start_logging()
+
+
+for command in (sync.sync, users.users, tickets.tickets, cursor.cursor, retries.retries,
+                check.check, audit.audit_command, sync.recover, daemon.run, daemon.demo):
+    main.add_command(command)
+
+
+def _add_simulators() -> None:
+    try:
+        from zdsync.sim.cli import sim
+    except ImportError:  # the simulators ship with the package; this guards partial checkouts
+        return
+    main.add_command(sim)
+
+
+_add_simulators()

@@ -1,0 +1,152 @@
+"""``zdsync sync`` and ``zdsync recover``: one pass from the command line, and the
+rebuild of the ticket->task links from Teamwork."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import click
+import redis
+
+from zdsync.cli.context import EXIT_OK, EXIT_PARTIAL, Context, fail, load_users_file, sync_lock
+from zdsync.errors import ApiError, Interrupted
+from zdsync.metrics import Metrics
+from zdsync.times import for_people as _utc
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class Progress:
+    """A backfill's progress on a terminal (tqdm, on standard error): tickets, pages,
+    Teamwork requests a minute, and an ETA from the rate limit for the tickets queued."""
+
+    REFRESH_SECONDS = 0.5
+
+    def __init__(self, enabled: bool, metrics: Metrics) -> None:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self.metrics = metrics
+        self.started = time.monotonic()
+        self.bar = tqdm(unit=" tickets", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, mininterval=self.REFRESH_SECONDS)
+        # Log lines go above the bar instead of through it.
+        self.logs = logging_redirect_tqdm() if enabled else nullcontext()
+        self.logs.__enter__()
+
+    def teamwork_requests(self) -> float:
+        return sum(s.value for family in self.metrics.api_requests.collect()
+                   for s in family.samples
+                   if s.name.endswith("_total") and s.labels.get("service") == "teamwork")
+
+    def __call__(self, p: Any) -> None:
+        if self.bar.disable:
+            return
+        requests_done = self.teamwork_requests()
+        minutes = max((time.monotonic() - self.started) / 60, 1e-6)
+        pacer = p.reconciler.teamwork.pacer
+        per_minute = pacer.limit or (60 / pacer.interval if pacer.interval else 0.0)
+        per_ticket = requests_done / max(p.handled, 1)
+        queued = len(p.queue)
+        eta = (f"{queued * per_ticket / per_minute:.0f} min" if per_minute and queued
+               else "-")
+        self.bar.set_postfix_str(f"pages {p.summary.pages}, Teamwork "
+                                 f"{requests_done / minutes:.0f}/min, queued {queued}, "
+                                 f"ETA {eta}", refresh=False)
+        self.bar.update(p.handled - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.logs.__exit__(None, None, None)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Accepted for compatibility: sync always runs one "
+              "pass.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan for the export, ticket by ticket; write nothing, move no "
+                   "cursor (mapping changes and retries are not previewed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display on a terminal.")
+@click.pass_obj
+def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
+    """Run one reconciliation pass from the saved cursor, then exit.
+
+    On a terminal, a backfill shows its progress on standard error (tickets, pages,
+    Teamwork requests a minute, ETA); not with --quiet, nor when not a terminal.
+    """
+    ctx.settings()  # configuration errors first, before any network call
+    store = ctx.store()
+    metrics = Metrics()
+    progress = Progress(_stderr_is_terminal() and not quiet, metrics)
+    with sync_lock(ctx, store) as lock:
+        try:
+            if not dry_run:
+                load_users_file(ctx, store)
+            p = ctx.services(metrics).new_pass(lock, dry_run=dry_run, on_progress=progress)
+            summary = p.run()
+        except redis.RedisError as exc:
+            fail(f"Redis failed during the pass ({exc}); nothing past the work done was "
+                 "committed, the next pass resumes")
+        finally:
+            progress.close()
+    if summary.rebuilt:
+        click.echo("the ticket->task links were rebuilt from Teamwork first (Redis had no "
+                   "zdsync state)", err=True)
+    if dry_run:
+        for ticket_id, actions in summary.planned:
+            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+        click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; " + summary.line())
+        sys.exit(EXIT_PARTIAL if summary.error else EXIT_OK)
+    click.echo(summary.line())
+    if summary.stopped:
+        click.echo("zdsync: the pass lost its lock and stopped early", err=True)
+    sys.exit(EXIT_PARTIAL if summary.error or summary.stopped or store.retry_depth()
+             else EXIT_OK)
+
+
+
+
+@click.command(short_help="Rebuild the ticket->task links from Teamwork.")
+@click.option("--dry-run", is_flag=True, help="Show what it would link, delete and change; "
+              "write nothing.")
+@click.pass_obj
+def recover(ctx: Context, dry_run: bool) -> None:
+    """Rebuild the ticket->task links from Teamwork, as a pass does by itself when Redis
+    comes back without zdsync's state.
+
+    Reads every task of the task list (completed ones too), links each to the ticket its
+    description names, deletes extra copies, reads those tickets from Zendesk and
+    reconciles them. Takes the sync lock (exit 75 while a daemon leads).
+    """
+    ctx.settings()
+    store = ctx.store()
+    with sync_lock(ctx, store) as lock:
+        p = ctx.services().new_pass(lock, dry_run=dry_run)
+        try:
+            report = p.rebuild()
+        except Interrupted:
+            fail("lost the sync lock; the rebuild stopped; run it again")
+        except ApiError as exc:
+            fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
+    summary = p.summary
+    lists = ", ".join(str(t) for t in report.tasklists)
+    click.echo(f"task list{'s' if len(report.tasklists) > 1 else ''} {lists}: "
+               f"{report.tasks} task(s) link "
+               f"{len(report.linked)} ticket(s); duplicates: {report.duplicates}; "
+               f"{report.unlinked} task(s) without a link to this Zendesk (left alone)")
+    if dry_run:
+        for ticket_id, actions in summary.planned:
+            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+        click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; nothing written")
+        return
+    click.echo(f"relinked {len(report.linked)} ticket(s): " + summary.line())
+    if report.start_position:
+        click.echo(f"the export resumes from {_utc(report.start_position)}")
+    sys.exit(EXIT_PARTIAL if summary.failed or summary.error else EXIT_OK)
+
+
