@@ -40,7 +40,7 @@ from tests.deploy_helpers import (
     tool,
 )
 from tests.test_daemon import Daemon, wait_until
-from zdsync import daemon as zdsync_daemon
+from zdsync import defaults
 from zdsync.config import Settings, load
 from zdsync.errors import ConfigError
 from zdsync.localredis import free_port
@@ -207,7 +207,7 @@ def test_deployment_is_hardened_and_highly_available(rendered, name):
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) == {"cpu", "memory"}, kind
     # SIGTERM: the ticket in hand (SHUTDOWN_SECONDS), the worker (5 s), the server (5 s).
-    assert pod["terminationGracePeriodSeconds"] >= zdsync_daemon.SHUTDOWN_SECONDS + 10
+    assert pod["terminationGracePeriodSeconds"] >= defaults.SHUTDOWN_SECONDS + 10
 
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http": 8080, "probes": 8081}
@@ -302,7 +302,7 @@ def test_probe_timings_follow_lock_ttl_and_interval(rendered, overlay, tmp_path)
     # probe's reaction time, so the probe never adds noticeable delay to it.
     readiness = c["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] < (
-        3 * settings.sync.interval + zdsync_daemon.HEALTH_MARGIN_SECONDS) / 10
+        3 * settings.sync.interval + defaults.HEALTH_MARGIN_SECONDS) / 10
 
 
 def test_a_site_config_replaces_the_base_one(tmp_path):

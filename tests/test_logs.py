@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 import logging
 
-from zdsync.logs import MAX_LOGGED_VALUE_CHARS, JsonFormatter, TextFormatter, Throttled, clip
+from zdsync.defaults import MAX_LOGGED_VALUE_CHARS
+from zdsync.logs import JsonFormatter, TextFormatter, Throttled, clip
 
 
 def test_json_lines():

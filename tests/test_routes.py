@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from zdsync.config import load
+from zdsync.defaults import MAX_DESCRIPTION_CHARS
 from zdsync.errors import ConfigError
 from zdsync.routes import (
-    MAX_DESCRIPTION_CHARS,
     Match,
     Names,
     Route,

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
+from zdsync.defaults import MAX_TITLE_CHARS
 from zdsync.rules import (
     MAX_ID,
-    MAX_TITLE_CHARS,
     Action,
     Applied,
     Kind,

@@ -278,7 +278,7 @@ def test_a_hung_redis_answers_503_with_retry_after_fast():
     its short timeout and says 503 + Retry-After, so Zendesk delivers again."""
     from zdsync.config import RedisSettings
     from zdsync.connection import connect
-    from zdsync.daemon import WEBHOOK_REDIS_TIMEOUT_SECONDS
+    from zdsync.defaults import WEBHOOK_REDIS_TIMEOUT_SECONDS
 
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))

@@ -14,15 +14,12 @@ import redis
 import requests
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from zdsync import defaults
 from zdsync.config import BY_DEST, Settings, load
 from zdsync.connection import connect, sentinel_kwargs
 from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
 from zdsync.routes import Route
 from zdsync.store import Store
-
-REDIS_TIMEOUT_SECONDS = 3.0
-HTTP_TIMEOUT_SECONDS = (5.0, 10.0)
-LONGEST_RATE_LIMIT_WAIT_SECONDS = 5.0
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
 MARKS = {OK: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
@@ -48,12 +45,12 @@ def impatient(client: Any) -> Any:
     rate-limit wait longer than a few seconds reported instead of waited out."""
     http = client.http
     http.max_attempts = 1
-    http.timeout = HTTP_TIMEOUT_SECONDS
+    http.timeout = defaults.CHECK_HTTP_TIMEOUT_SECONDS
     wait = http.throttle_wait
 
     def throttle(response: requests.Response) -> float | None:
         seconds = wait(response)
-        if seconds is not None and seconds > LONGEST_RATE_LIMIT_WAIT_SECONDS:
+        if seconds is not None and seconds > defaults.CHECK_LONGEST_RATE_LIMIT_WAIT_SECONDS:
             raise RetryableError(http.service, f"rate limited for {seconds:.0f} s; try the "
                                  "check again later", response.status_code)
         return seconds
@@ -96,7 +93,7 @@ def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
             host, port = Sentinel(list(r.sentinel_hosts), sentinel_kwargs=sentinel_kwargs(r)
                                   ).discover_master(r.sentinel_master)
             where = f"master {r.sentinel_master!r} at {host}:{port} (found by Sentinel)"
-        store = Store(connect(r, attempts=0, timeout_seconds=REDIS_TIMEOUT_SECONDS),
+        store = Store(connect(r, attempts=0, timeout_seconds=defaults.CHECK_REDIS_TIMEOUT_SECONDS),
                       r.key_prefix)
         store.ping()
     except redis.AuthenticationError as exc:

@@ -52,21 +52,6 @@ from zdsync.store import Store
 
 log = logging.getLogger(__name__)
 
-WORKER_TICK_SECONDS = 0.25
-"""How often the worker looks at the webhook queue (and, as standby, at the lease)."""
-ELECT_EVERY_SECONDS = 2.0
-"""How often a standby replica tries to take the lease (more often with a shorter interval:
-a standby takes over within one lease lifetime plus one interval)."""
-HEALTH_MARGIN_SECONDS = 60.0
-"""Slack beyond three intervals before a leader without a successful pass is unhealthy."""
-SHUTDOWN_SECONDS = 25.0
-"""How long a graceful shutdown may wait for the ticket in hand (Kubernetes gives 30 s)."""
-PROBE_REDIS_TIMEOUT_SECONDS = 0.5
-"""How long /readyz waits for Redis: a probe must answer within a second even while
-Redis hangs (Kubernetes' default probe timeout is 1 s)."""
-WEBHOOK_REDIS_TIMEOUT_SECONDS = 0.5
-"""How long a webhook waits for Redis, without retries: while Redis hangs, a webhook
-answers 503 (Zendesk delivers it again) instead of holding an HTTP thread."""
 
 
 def listen_problem(setting: str, host: str, port: int, exc: OSError | ValueError) -> str:
@@ -91,13 +76,13 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.store = store or Store.from_settings(settings.redis)
         self.probe = Store(connect(settings.redis, attempts=0,
-                                   timeout_seconds=PROBE_REDIS_TIMEOUT_SECONDS),
+                                   timeout_seconds=defaults.PROBE_REDIS_TIMEOUT_SECONDS),
                            settings.redis.key_prefix)
         self._probing = threading.Lock()  # one Redis ping at a time for all probes
         self._redis_problem: str | None = "redis: not checked yet"
         # The webhook's own client: no retries, a short timeout (a hung Redis -> 503 fast).
         self.webhook_store = Store(connect(settings.redis, attempts=0,
-                                           timeout_seconds=WEBHOOK_REDIS_TIMEOUT_SECONDS),
+                                           timeout_seconds=defaults.WEBHOOK_REDIS_TIMEOUT_SECONDS),
                                    settings.redis.key_prefix)
         self.lock_ttl_seconds = settings.sync.lock_ttl
         self.stopping = threading.Event()
@@ -187,7 +172,7 @@ class Daemon:
         self.app.accepting.clear()
         self.scheduler.shutdown(wait=False)
         # Wait for the ticket in hand: the pass and the worker both stop at a boundary.
-        finished = self.work.acquire(timeout=SHUTDOWN_SECONDS)
+        finished = self.work.acquire(timeout=defaults.SHUTDOWN_SECONDS)
         if finished:
             self.work.release()
         self.worker.join(timeout=5)
@@ -197,7 +182,7 @@ class Daemon:
             # A request is still in flight: releasing the lease would let a standby act on
             # the same ticket at once. Let the lease expire instead.
             log.warning("the ticket in hand did not finish in %.0f s; leaving the lease to "
-                        "expire", SHUTDOWN_SECONDS)
+                        "expire", defaults.SHUTDOWN_SECONDS)
         self.server.stop()
         if self.probe_server is not None:
             self.probe_server.stop()
@@ -256,7 +241,7 @@ class Daemon:
                     self.reload_users.clear()
                 if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
                     self._elect()
-                    next_elect = time.monotonic() + min(ELECT_EVERY_SECONDS,
+                    next_elect = time.monotonic() + min(defaults.ELECT_EVERY_SECONDS,
                                                         self.settings.sync.interval)
                 if self.leader and self.work.acquire(blocking=False):
                     try:
@@ -267,7 +252,7 @@ class Daemon:
                 log.warning("worker: Redis error (retrying): %s", exc)
             except Exception:
                 log.exception("worker: unexpected error")
-            self.stopping.wait(WORKER_TICK_SECONDS)
+            self.stopping.wait(defaults.WORKER_TICK_SECONDS)
 
     # -- work --------------------------------------------------------------------------
 
@@ -335,7 +320,7 @@ class Daemon:
             problems.append("rebuilding the ticket->task links from Teamwork (Redis had "
                             "lost the state)")
         if self.leader:
-            window = 3 * self.settings.sync.interval + HEALTH_MARGIN_SECONDS
+            window = 3 * self.settings.sync.interval + defaults.HEALTH_MARGIN_SECONDS
             now = time.time()
             last = self.services.reconciler.last_success_at or self.started_at
             busy = self.pass_running and now - self.services.reconciler.progress_at <= window
@@ -345,7 +330,7 @@ class Daemon:
 
 
     def _redis_answers(self) -> str | None:
-        """Ping Redis (at most ``PROBE_REDIS_TIMEOUT_SECONDS``); None when it answers.
+        """Ping Redis (at most ``defaults.PROBE_REDIS_TIMEOUT_SECONDS``); None when it answers.
 
         One ping at a time: probes arriving meanwhile take the last answer instead of
         queueing behind a hung Redis, so no probe waits longer than one ping."""

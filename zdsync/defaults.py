@@ -53,6 +53,8 @@ ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE = 10
 TEAMWORK_LOCKOUT_SECONDS = 60.0
 """Teamwork's documented lock-out after a 429 when no reset header says otherwise."""
 TEAMWORK_SEARCH_PAGE_SIZE = 100
+TEAMWORK_IDS_PER_REQUEST = 100
+"""Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
 # Retries of failed tickets
 RETRY_BASE_SECONDS = 30.0
@@ -74,6 +76,8 @@ REBUILD_REPLAY_MARGIN_SECONDS = 3600
 """After a state rebuild, the export replays from this long before zdsync's most recent
 write in Teamwork: the export position trails its writes by a pass or so; replays are
 harmless, missed changes are not."""
+REBUILD_BATCH_TICKETS = 100
+"""Tickets a rebuild reads and reconciles together: one ``show_many`` request."""
 
 # Bookkeeping
 HISTORY_LENGTH = 50
@@ -86,3 +90,58 @@ before they are read again (renames show on tasks only as their tickets next cha
 UNKNOWN_NAME_REREAD_SECONDS = 60.0
 """A group or tag id not among those read is read again at most this often (a new group,
 a tag made by hand), not once per ticket."""
+
+# The daemon
+WORKER_TICK_SECONDS = 0.25
+"""How often the worker looks at the webhook queue (and, as standby, at the lease)."""
+ELECT_EVERY_SECONDS = 2.0
+"""How often a standby replica tries to take the lease (more often with a shorter interval:
+a standby takes over within one lease lifetime plus one interval)."""
+HEALTH_MARGIN_SECONDS = 60.0
+"""Slack beyond three intervals before a leader without a successful pass is unhealthy."""
+SHUTDOWN_SECONDS = 25.0
+"""How long a graceful shutdown may wait for the ticket in hand (Kubernetes gives 30 s)."""
+PROBE_REDIS_TIMEOUT_SECONDS = 0.5
+"""How long /readyz waits for Redis: a probe must answer within a second even while
+Redis hangs (Kubernetes' default probe timeout is 1 s)."""
+WEBHOOK_REDIS_TIMEOUT_SECONDS = 0.5
+"""How long a webhook waits for Redis, without retries: while Redis hangs, a webhook
+answers 503 (Zendesk delivers it again) instead of holding an HTTP thread."""
+
+# Webhooks
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+"""Larger bodies get 413 unread; Zendesk's are a few kilobytes."""
+WEBHOOK_MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a webhook body may have; Zendesk's are 4 deep.
+Checked before parsing: a deep body would otherwise exhaust the parser's recursion."""
+WEBHOOK_MAX_EVENT_ID_CHARS = 128
+"""Longer (or oddly spelt) event ids are hashed before they name a Redis key."""
+WEBHOOK_MAX_AGE_SECONDS = 300
+"""Zendesk prescribes no replay window; five minutes is common practice."""
+WEBHOOK_RETRY_AFTER_SECONDS = 5
+"""What a 503 asks Zendesk to wait: it retries a 503 only when Retry-After is short."""
+
+WEBHOOK_POLL_SECONDS = 0.5
+"""How often a running pass looks for webhook-queued tickets to handle first."""
+WEBHOOK_BATCH_TICKETS = 100
+"""Webhook-queued tickets taken at once (one ``show_many`` reads them)."""
+
+# zdsync check (every check gives up within seconds)
+CHECK_REDIS_TIMEOUT_SECONDS = 3.0
+CHECK_HTTP_TIMEOUT_SECONDS = (5.0, 10.0)
+"""Connect and read timeouts of one check request (one attempt, no retries)."""
+CHECK_LONGEST_RATE_LIMIT_WAIT_SECONDS = 5.0
+"""A rate-limit wait longer than this is reported ("try again later"), not waited out."""
+
+# Text zdsync writes to Teamwork
+MAX_TITLE_CHARS = 250
+"""Longest task title zdsync writes; a longer one is cut in the subject, never in the id."""
+MAX_TEMPLATE_REST_CHARS = 150
+"""Longest a title may be without its subject (``sync.title_template`` is checked against
+it), so a cut title always keeps its id and some subject."""
+MAX_DESCRIPTION_CHARS = 10_000
+"""Longest task description zdsync writes (the link line always whole, first)."""
+
+# Logs
+MAX_LOGGED_VALUE_CHARS = 200
+"""Longest outside value ``clip`` lets into a log line, in characters."""

@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-MAX_LOGGED_VALUE_CHARS = 200
-"""Longest outside value ``clip`` lets into a log line, in characters."""
+from zdsync import defaults
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_LOGGED_VALUE_CHARS
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = defaults.MAX_LOGGED_VALUE_CHARS
 _REPR.maxlevel = 3
 
 
@@ -33,7 +32,7 @@ def escape(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def clip(value: object, limit: int = MAX_LOGGED_VALUE_CHARS) -> str:
+def clip(value: object, limit: int = defaults.MAX_LOGGED_VALUE_CHARS) -> str:
     """An outside value made fit for a log line: escaped, and at most ``limit`` characters
     (plus a note of how many were left out). Strings are shown as they are, anything else
     as a bounded ``repr`` (deeply nested or huge values cannot blow up the logger)."""

@@ -37,10 +37,6 @@ from zdsync.zendesk import ZendeskClient
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_POLL_SECONDS = 0.5
-"""How often a running pass looks for webhook-queued tickets to handle first."""
-WEBHOOK_BATCH = 100
-"""Webhook-queued tickets taken at once (one ``show_many`` reads them)."""
 COUNTS = ("seen", "created", "updated", "completed", "reopened", "deleted", "adopted",
           "skipped", "failed")
 
@@ -261,18 +257,18 @@ class Pass:
 
     def _poll(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.dry_run or not (force or (self.poll_webhooks
-                                          and now - self._last_poll >= WEBHOOK_POLL_SECONDS)):
+        due = now - self._last_poll >= defaults.WEBHOOK_POLL_SECONDS
+        if self.dry_run or not (force or (self.poll_webhooks and due)):
             return
         self._last_poll = now
-        batch = self.store.webhook_batch(WEBHOOK_BATCH)
+        batch = self.store.webhook_batch(defaults.WEBHOOK_BATCH_TICKETS)
         new = [entry for entry in batch if entry not in self._polled]
         self._polled.update(new)
         if new:
             unit = Unit("webhook", data=new)
             self._enqueue(unit, [Item(t, fresh=True, units=[unit]) for t, _ in new],
                           urgent=True)
-        self.metrics.webhook_queue.set(len(batch) if len(batch) < WEBHOOK_BATCH
+        self.metrics.webhook_queue.set(len(batch) if len(batch) < defaults.WEBHOOK_BATCH_TICKETS
                                        else self.store.webhook_depth())
 
     def _remapped(self) -> None:
@@ -454,7 +450,7 @@ class Pass:
         self._poll()
         items = self.queue.take(1)
         if items and items[0].fresh:
-            items += self.queue.take_fresh(WEBHOOK_BATCH - 1)
+            items += self.queue.take_fresh(defaults.WEBHOOK_BATCH_TICKETS - 1)
             self._read_fresh(items)
         return items
 

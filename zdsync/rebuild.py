@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
-"""Tickets read and reconciled together: one ``show_many`` request."""
 
 
 @dataclass
@@ -128,10 +126,10 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
                         "again (zdsync users import)")
         p.ctx = Context(mappings, hold_assignees=held, doubt=p.in_doubt, dry_run=p.dry_run)
         ids = sorted(report.linked)
-        for start in range(0, len(ids), BATCH):
+        for start in range(0, len(ids), defaults.REBUILD_BATCH_TICKETS):
             unit = Unit("rebuild")
             p._enqueue(unit, [Item(t, fresh=True, observed=report.linked[t], units=[unit])
-                              for t in ids[start:start + BATCH]])
+                              for t in ids[start:start + defaults.REBUILD_BATCH_TICKETS]])
             p.drain()
         report.start_position = _start_position(p, tasks)
         if not p.dry_run:

@@ -16,7 +16,7 @@ Decisions (also in the README):
   in ``[teamwork]``'s project, else the list named ``[teamwork] tasklist_name`` in its own
   project (looked up, created if missing).
 - The description is the ``Zendesk ticket: <link>`` line, a blank line, then the
-  template's rendering, cut to ``MAX_DESCRIPTION_CHARS``: the link stays first, where the
+  template's rendering, cut to ``defaults.MAX_DESCRIPTION_CHARS``: the link stays first, where the
   rebuild and the lost-create search read it.
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zdsync import defaults
 from zdsync.tickets import (
     ELLIPSIS,
     LINK_LINE,
@@ -40,8 +41,6 @@ from zdsync.tickets import (
 
 DEFAULT_TITLE_TEMPLATE = "[ZD#{id}] {subject}"
 ON_UNMATCH = ("keep", "complete", "delete")
-MAX_DESCRIPTION_CHARS = 10_000
-"""Longest task description zdsync writes (the link line always whole, first)."""
 DESCRIPTION_FIELDS = ("id", "subject", "link", "status", "priority", "type", "tags", "group",
                       "requester_name", "requester_email", "created_at")
 REQUESTER_FIELDS = frozenset({"requester_name", "requester_email"})
@@ -176,7 +175,7 @@ class Names:
 
 def render_description(ticket: Ticket, template: str, names: Names, zendesk_url: str) -> str:
     """The link line, a blank line and the template's rendering, at most
-    ``MAX_DESCRIPTION_CHARS`` (the rendering is cut, never the link line)."""
+    ``defaults.MAX_DESCRIPTION_CHARS`` (the rendering is cut, never the link line)."""
     link = ticket_link(zendesk_url, ticket.id)
     body = template.format(
         id=ticket.id, subject=(ticket.subject or "").strip() or NO_SUBJECT, link=link,
@@ -184,8 +183,8 @@ def render_description(ticket: Ticket, template: str, names: Names, zendesk_url:
         tags=", ".join(ticket.tags), group=names.group, requester_name=names.requester_name,
         requester_email=names.requester_email, created_at=ticket.created_at or "")
     text = f"{LINK_LINE}{link}\n\n{body}"
-    if len(text) > MAX_DESCRIPTION_CHARS:
-        text = text[:MAX_DESCRIPTION_CHARS - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    if len(text) > defaults.MAX_DESCRIPTION_CHARS:
+        text = text[:defaults.MAX_DESCRIPTION_CHARS - len(ELLIPSIS)].rstrip() + ELLIPSIS
     return text
 
 

@@ -21,8 +21,6 @@ from zdsync.tickets import (  # noqa: F401  (re-exported: rules is where callers
     KNOWN_STATUSES,
     LINK_LINE,
     MAX_ID,
-    MAX_TEMPLATE_REST_CHARS,
-    MAX_TITLE_CHARS,
     MERGE_TAG,
     NO_PRIORITY,
     NO_SUBJECT,

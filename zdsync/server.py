@@ -32,6 +32,7 @@ from typing import Any
 import waitress
 from prometheus_client import make_wsgi_app
 
+from zdsync import defaults
 from zdsync.logs import Throttled, clip
 from zdsync.metrics import Metrics
 from zdsync.rules import parse_id
@@ -42,16 +43,6 @@ rejections = Throttled(log)
 """Rejected webhooks: anyone who can reach the port can cause them, so one WARNING line a
 minute per outcome (with a count); metrics count every one."""
 
-MAX_WEBHOOK_BODY_BYTES = 1024 * 1024
-MAX_JSON_DEPTH = 32
-"""Deepest nesting of arrays and objects a webhook body may have; Zendesk's are 4 deep.
-Checked before parsing: a deep body would otherwise exhaust the parser's recursion."""
-MAX_EVENT_ID_CHARS = 128
-"""Longer (or oddly spelt) event ids are hashed before they name a Redis key."""
-WEBHOOK_MAX_AGE_SECONDS = 300
-"""Zendesk prescribes no replay window; five minutes is common practice."""
-RETRY_AFTER_SECONDS = 5
-"""What a 503 asks Zendesk to wait: it retries a 503 only when Retry-After is short."""
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 SIGNATURE_HEADER = "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE"
 TIMESTAMP_HEADER = "HTTP_X_ZENDESK_WEBHOOK_SIGNATURE_TIMESTAMP"
@@ -80,7 +71,7 @@ _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _CURLY_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
-def nesting_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+def nesting_within(body: bytes, limit: int = defaults.WEBHOOK_MAX_JSON_DEPTH) -> bool:
     """True unless the JSON text nests arrays and objects deeper than ``limit``.
 
     Linear and cheap: strings are cut out, and the brackets left lose one level of empty
@@ -98,7 +89,7 @@ def nesting_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-_PLAIN_EVENT_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_EVENT_ID_CHARS}}}")
+_PLAIN_EVENT_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{defaults.WEBHOOK_MAX_EVENT_ID_CHARS}}}")
 
 
 def _event_id(value: Any) -> str | None:
@@ -189,7 +180,8 @@ class App:
                 self.metrics.webhooks.labels("error").inc()
                 status, body = 503, {"result": "error", "message": "try again"}
             # Zendesk retries a 503 only when Retry-After is short.
-            extra = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else []
+            extra = ([("Retry-After", str(defaults.WEBHOOK_RETRY_AFTER_SECONDS))]
+                     if status == 503 else [])
             return _json(start_response, status, body, extra)
         return _json(start_response, 404, {"error": "not found"})
 
@@ -209,8 +201,8 @@ class App:
         if not re.fullmatch(r"[0-9]{1,12}", raw_length):
             return outcome("malformed", 400, "bad Content-Length")
         length = int(raw_length)
-        if length > MAX_WEBHOOK_BODY_BYTES:
-            return outcome("too_large", 413, f"body over {MAX_WEBHOOK_BODY_BYTES} bytes")
+        if length > defaults.WEBHOOK_MAX_BODY_BYTES:
+            return outcome("too_large", 413, f"body over {defaults.WEBHOOK_MAX_BODY_BYTES} bytes")
         body = environ["wsgi.input"].read(length) if length else b""
         signature = environ.get(SIGNATURE_HEADER, "")
         stamp = environ.get(TIMESTAMP_HEADER, "")
@@ -220,10 +212,11 @@ class App:
         if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             return outcome("bad_signature", 401, "signature does not match")
         sent = parse_timestamp(stamp)
-        if sent is None or abs(self.clock() - sent) > WEBHOOK_MAX_AGE_SECONDS:
+        if sent is None or abs(self.clock() - sent) > defaults.WEBHOOK_MAX_AGE_SECONDS:
             return outcome("stale", 401, "timestamp missing or more than 5 minutes off")
         if not nesting_within(body):
-            return outcome("malformed", 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            return outcome("malformed", 400, "JSON nested deeper than "
+                           f"{defaults.WEBHOOK_MAX_JSON_DEPTH} levels")
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
@@ -270,7 +263,7 @@ class Server:
             limits = dict(threads=4, connection_limit=200, channel_timeout=30)
         self.server = waitress.create_server(
             app.probes if probes_only else app, host=host, port=port,
-            max_request_body_size=MAX_WEBHOOK_BODY_BYTES + 1024,  # waitress answers 413
+            max_request_body_size=defaults.WEBHOOK_MAX_BODY_BYTES + 1024,  # waitress answers 413
             clear_untrusted_proxy_headers=True, ident="zdsync", **limits,
         )
         name = "zdsync-probe-http" if probes_only else "zdsync-http"

@@ -1,4 +1,5 @@
-"""Teamwork client: the calls listed under "What zdsync uses" in teamwork-api.md.
+"""Teamwork client: tasks, task lists, tags and people, as documented on
+apidocs.teamwork.com and used by Teamwork's official Go SDK (docs/simulators.md, "TW").
 
 v3 for create, update, delete, read and list; v1 for complete, uncomplete and task-list
 create (Teamwork's own SDK does the same). Requests are paced under the configured
@@ -29,11 +30,9 @@ TASKLIST_PAGE_SIZE = 500
 """Tasks per page when listing a whole task list: Teamwork's v3 maximum."""
 SEE_ALL_TASKS = {"includeCompletedTasks": "true", "showCompletedLists": "true"}
 """Task list parameters for calls that must see every live task: v3 lists leave out
-completed tasks, and tasks in completed task lists, unless asked (teamwork-api.md §5,
-§7.2, from the official SDK). Someone completing the zdsync list must not hide its tasks
+completed tasks, and tasks in completed task lists, unless asked (TW §5, §7.2, from
+the official SDK). Someone completing the zdsync list must not hide its tasks
 from the audit or the lost-create search (a duplicate would follow)."""
-TASKS_BY_IDS_BATCH = 100
-"""Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
 
 
 def ratelimit_wait_seconds(response: requests.Response, now: float | None = None) -> float | None:
@@ -176,15 +175,16 @@ class TeamworkClient:
 
     @answers
     def tasks_by_ids(self, task_ids: Iterable[int]) -> dict[int, Task]:
-        """The live tasks among these ids (completed included), by id, ``TASKS_BY_IDS_BATCH``
-        ids per request. An id absent from the result is deleted or never existed: the
-        list leaves deleted tasks out unless asked (``showDeleted``)."""
+        """The live tasks among these ids (completed included), by id,
+        ``defaults.TEAMWORK_IDS_PER_REQUEST`` ids per request. An id absent from the result
+        is deleted or never existed: the list leaves deleted tasks out unless asked
+        (``showDeleted``)."""
         ids = list(dict.fromkeys(task_ids))
         found: dict[int, Task] = {}
-        for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
-            chunk = ids[start:start + TASKS_BY_IDS_BATCH]
+        for start in range(0, len(ids), defaults.TEAMWORK_IDS_PER_REQUEST):
+            chunk = ids[start:start + defaults.TEAMWORK_IDS_PER_REQUEST]
             params = {"ids": ",".join(str(i) for i in chunk), **SEE_ALL_TASKS,
-                      "pageSize": TASKS_BY_IDS_BATCH}
+                      "pageSize": defaults.TEAMWORK_IDS_PER_REQUEST}
             for item in self._pages(f"{V3}/tasks.json", "tasks", params):
                 task = Task.from_api(item)
                 if not task.deleted and task.id in chunk:
@@ -276,9 +276,10 @@ class TeamworkClient:
         ids = list(dict.fromkeys(person_ids))
         path = f"{V3}/projects/{project_id}/people.json" if project_id else f"{V3}/people.json"
         found: dict[int, Person] = {}
-        for start in range(0, len(ids), TASKS_BY_IDS_BATCH):
-            chunk = ids[start:start + TASKS_BY_IDS_BATCH]
-            params = {"ids": ",".join(str(i) for i in chunk), "pageSize": TASKS_BY_IDS_BATCH}
+        batch = defaults.TEAMWORK_IDS_PER_REQUEST
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            params = {"ids": ",".join(str(i) for i in chunk), "pageSize": batch}
             for person in map(Person.from_api, self._pages(path, "people", params)):
                 if person.id in chunk:
                     found[person.id] = person

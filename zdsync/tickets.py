@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from zdsync import defaults
 from zdsync.logs import clip
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
@@ -21,11 +22,6 @@ MERGE_TAG = "closed_by_merge"
 NO_SUBJECT = "(no subject)"
 MAX_ID = 2**63 - 1
 """Largest id zdsync accepts: Zendesk and Teamwork ids are 64-bit integers."""
-MAX_TITLE_CHARS = 250
-"""Longest task title zdsync writes; a longer one is cut in the subject, never in the id."""
-MAX_TEMPLATE_REST_CHARS = 150
-"""Longest a title may be without its subject (``sync.title_template`` is checked against
-it), so a cut title always keeps its id and some subject."""
 ELLIPSIS = "…"
 
 _ID_TEXT = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() and int() accept "²", "٣"
@@ -186,9 +182,9 @@ def title_template_problem(template: str) -> str | None:
         if "{id}" not in template:
             raise ValueError("it must contain {id}")
         rest = len(template.format(id=MAX_ID, subject="", status="pending"))
-        if rest > MAX_TEMPLATE_REST_CHARS:
+        if rest > defaults.MAX_TEMPLATE_REST_CHARS:
             raise ValueError(f"without the subject it is {rest} characters long, more than "
-                             f"{MAX_TEMPLATE_REST_CHARS}")
+                             f"{defaults.MAX_TEMPLATE_REST_CHARS}")
     except Exception as exc:  # format() can raise almost anything on a bad template
         return str(exc)
     return None
@@ -197,7 +193,7 @@ def title_template_problem(template: str) -> str | None:
 def render_title(ticket: Ticket, template: str) -> str:
     """Render the task title. A missing subject still yields a title carrying the id.
 
-    At most ``MAX_TITLE_CHARS`` characters: a longer title is cut in the subject (ending
+    At most ``defaults.MAX_TITLE_CHARS`` characters: a longer title is cut in the subject (ending
     with an ellipsis), never in the rest of the template, so the id that finds the task
     again is always whole (config validation keeps the rest of the template short).
     """
@@ -207,11 +203,11 @@ def render_title(ticket: Ticket, template: str) -> str:
         return template.format(id=ticket.id, subject=text, status=ticket.status)
 
     title = fill(subject)
-    if len(title) <= MAX_TITLE_CHARS:
+    if len(title) <= defaults.MAX_TITLE_CHARS:
         return title
     rest = len(fill(""))
     copies = max(1, len(fill("x")) - rest)  # how often {subject} appears
-    room = max(0, (MAX_TITLE_CHARS - rest) // copies - len(ELLIPSIS))
+    room = max(0, (defaults.MAX_TITLE_CHARS - rest) // copies - len(ELLIPSIS))
     return fill(subject[:room].rstrip() + ELLIPSIS)
 
 

@@ -1,6 +1,7 @@
 """Zendesk client: the cursor-based incremental ticket export, show ticket, users.
 
-Facts followed (../shared/reference/zendesk-api.md, "What zdsync uses"): ``start_time``
+Facts followed (Zendesk's incremental export reference and guide on developer.zendesk.com;
+docs/simulators.md lists them with the simulator's choices): ``start_time``
 only on the very first request, then ``cursor``; drain to ``end_of_stream``; keep the old
 cursor when a response has none; stop when a cursor does not advance; 400/422
 ``StartTimeTooRecent`` means nothing new yet; 429 waits ``Retry-After``; 504s and
