@@ -33,6 +33,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.world import World, make_inproc_world
+from zdsync import sources
 from zdsync.localredis import LocalRedis
 from zdsync.sim import adapter
 from zdsync.sim.base import Clock
@@ -181,7 +182,7 @@ def redis_round_trips(server: LocalRedis) -> None:
     world.exportable()
     p = world.run_pass()
     p._begin()
-    trips = count_round_trips(p._export)
+    trips = count_round_trips(lambda: sources.export(p))
     print(f"  {trips} round trips (the cursor read, the records in one read, the commit)")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.world import World, make_inproc_world
+from zdsync import sources
 from zdsync.metrics import Metrics
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.transport import Transport
@@ -401,10 +402,10 @@ def test_redis_round_trips_per_page_of_tickets_that_need_nothing(world, monkeypa
         return real(self, *args, **kwargs)
 
     p._begin = lambda **kw: None  # the once-per-pass state check is not per page
-    p.ctx = p.ctx.__class__(world.store().mappings())
+    p.worker.ctx = p.worker.ctx.__class__(world.store().mappings())
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
     world.teamwork.log.clear()
-    p._export()
+    sources.export(p)
     monkeypatch.undo()
     assert p.summary.seen == 1000 and p.summary.pages == 1
     print(f"Redis round trips for a page of 1,000 unchanged tickets: {trips['n']}")

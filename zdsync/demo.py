@@ -37,7 +37,6 @@ from zdsync.config import (
 from zdsync.connection import connect
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
-from zdsync.passes import COUNTS, Summary
 from zdsync.services import services
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
@@ -45,6 +44,7 @@ from zdsync.sim.consistency import check
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
+from zdsync.summary import COUNTS, Summary
 
 TIME_LAPSE = 60.0
 """Simulated seconds per wall-clock second."""

@@ -124,13 +124,14 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
             log.warning("rebuild: no agent mappings are stored and no [users] file has any: "
                         "tasks keep the assignees Teamwork holds until mappings are stored "
                         "again (zdsync users import)")
-        p.ctx = Context(mappings, hold_assignees=held, doubt=p.in_doubt, dry_run=p.dry_run)
+        p.worker.ctx = Context(mappings, hold_assignees=held, doubt=p.in_doubt,
+                               dry_run=p.dry_run)
         ids = sorted(report.linked)
         for start in range(0, len(ids), defaults.REBUILD_BATCH_TICKETS):
             unit = Unit("rebuild")
-            p._enqueue(unit, [Item(t, fresh=True, observed=report.linked[t], units=[unit])
-                              for t in ids[start:start + defaults.REBUILD_BATCH_TICKETS]])
-            p.drain()
+            p.worker.enqueue(unit, [Item(t, fresh=True, observed=report.linked[t], units=[unit])
+                                     for t in ids[start:start + defaults.REBUILD_BATCH_TICKETS]])
+            p.worker.drain()
         report.start_position = _start_position(p, tasks)
         if not p.dry_run:
             ops = []

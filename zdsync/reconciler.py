@@ -35,38 +35,28 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import redis
 
 from zdsync.config import Settings
-from zdsync.errors import ApiError, Interrupted, NotFound, PermanentError, RetryableError
+from zdsync.errors import ApiError, Interrupted, NotFound, RetryableError
+from zdsync.execution import COUNTED, Execution, Outcome
 from zdsync.lease import SyncLock
 from zdsync.lookups import TeamworkTags, ZendeskNames
 from zdsync.metrics import Metrics
 from zdsync.routes import REQUESTER_FIELDS, Names, Target
 from zdsync.routes import target as route_target
 from zdsync.rules import (
-    ASSIGNEE,
-    DESCRIPTION,
-    DUE_DATE,
     IN_FLIGHT_CREATE,
     IN_FLIGHT_WRITE,
-    PRIORITY,
-    TAGS,
-    TASKLIST,
-    TITLE,
     Action,
     Applied,
     Kind,
     Record,
     Ticket,
-    after,
-    digest,
     is_stale,
     plan,
-    task_description,
-    ticket_link,
 )
 from zdsync.store import Fence, Store
 from zdsync.tasklists import TaskLists
@@ -75,9 +65,6 @@ from zdsync.teamwork import TeamworkClient
 
 log = logging.getLogger(__name__)
 
-COUNTED = {Kind.CREATE: "created", Kind.UPDATE: "updated", Kind.MOVE: "updated",
-           Kind.COMPLETE: "completed", Kind.REOPEN: "reopened", Kind.DELETE: "deleted"}
-"""How the pass summary counts each action (a move is an update of where the task is)."""
 
 
 class PassStopped(Exception):
@@ -93,19 +80,6 @@ class Context:
     hold_assignees: bool = False
     doubt: Callable[[], bool] = lambda: False  # records may trail Teamwork: observe first
     dry_run: bool = False
-
-
-@dataclass
-class Outcome:
-    """What happened to one ticket: the record to keep and what to tell about it."""
-
-    record: Record | None  # None: nothing to store (a deleted ticket zdsync never knew)
-    history: list[str] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-    error: str | None = None
-    stored: bool = False  # already written; else the pass stores it with its unit
-    planned: list[str] = field(default_factory=list)  # dry runs
-    wrote: bool = False  # a Teamwork write was (about to be) sent for it
 
 
 class Reconciler:
@@ -126,6 +100,7 @@ class Reconciler:
         self.lists = TaskLists(settings, store, teamwork, self.routing)
         self.names: ZendeskNames | None = None  # set by use_zendesk (the pass's client)
         self.tags = TeamworkTags(teamwork)
+        self.execution = Execution(settings, teamwork, self.lists, self.tags, self.metrics)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -178,18 +153,6 @@ class Reconciler:
         if wanted or groups:
             self.names.prefetch(wanted, groups=groups)
 
-    def applied_from(self, task: Task | None) -> Applied:
-        """What Teamwork holds, in the shape the planner compares against: where the task
-        really is, and what it shows (tags by name only when a route manages tags)."""
-        if task is None:
-            return Applied()
-        tags = (self.tags.names(task.tag_ids) if any(r.tags for r in self.routing.routes)
-                else None)
-        return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
-                       completed=task.completed, tasklist_id=task.tasklist_id,
-                       project_id=task.project_id, priority=task.priority,
-                       due_date=task.due_date, tags=tags, description=digest(task.description))
-
     def placed(self, record: Record) -> Record:
         """A record written before routes knows no list: its task was made in
         ``[teamwork]``'s, where every task was made then. Only once routes exist (without
@@ -199,9 +162,6 @@ class Reconciler:
             return record
         return replace(record, applied=replace(a, tasklist_id=self.lists.default(create=False),
                                                project_id=self.settings.teamwork.project_id))
-
-    def link(self, ticket_id: int) -> str:
-        return ticket_link(self.settings.zendesk.base_url, ticket_id)
 
     def bind(self, lease: SyncLock, fence: Fence) -> None:
         """The lease it works under and what its Redis writes must hold (the pass's)."""
@@ -235,13 +195,13 @@ class Reconciler:
             record = replace(self.placed(record), route=target.route)
             out.record = record
             if observed is not None:
-                record = self._adopt(record, observed, out, dry_run=ctx.dry_run)
+                record = self.execution.adopt(record, observed, out, dry_run=ctx.dry_run)
             elif record.in_flight and not ctx.dry_run:
-                record = self._observe(record, out)
+                record = self.execution.observe(record, out)
             elif (record.applied.task_id is None and not ctx.dry_run and ctx.doubt()
                     and any(a.kind is Kind.CREATE for a in self._plan(record, ctx, target))):
                 # The record of a task may have vanished with Redis's last writes.
-                record = self._observe(replace(record, in_flight=IN_FLIGHT_CREATE), out)
+                record = self.execution.observe(replace(record, in_flight=IN_FLIGHT_CREATE), out)
             out.record = record
             actions = self._plan(record, ctx, target)
             if ctx.dry_run:
@@ -304,7 +264,7 @@ class Reconciler:
             self._mark(out, actions)
             try:
                 for action in actions:
-                    out.record = self._execute(out.record, action, out)
+                    out.record = self.execution.execute(out.record, action, out)
                 break
             except NotFound as exc:
                 task_id = out.record.applied.task_id
@@ -340,121 +300,3 @@ class Reconciler:
         # A create's mark must survive a failover: without it a duplicate could follow.
         self.store.write(self.fence, [out.record], replicate=creates)
 
-    def _execute(self, record: Record, action: Action, out: Outcome) -> Record:
-        tid = record.ticket.id
-        task_id = record.applied.task_id
-        kind = action.kind.value
-        out.wrote = True
-        try:
-            if action.kind is Kind.CREATE:
-                tasklist = (action.tasklist_id if action.tasklist_id is not None
-                            else self.tasklist_id())
-                description = (action.description if action.description is not None
-                               else task_description(self.settings.zendesk.base_url, tid))
-                try:
-                    task = self.teamwork.create_task(
-                        tasklist, action.title or "", description, action.assignee,
-                        **self._fields(action, (PRIORITY, DUE_DATE, TAGS)))
-                except NotFound:
-                    self.lists.forget(tasklist)
-                    raise PermanentError("teamwork", f"task list {tasklist} not found (deleted,"
-                                         " or a wrong task list id)", 404) from None
-                task_id = task.id
-                applied = after(record.applied, action, task.id)
-                record = replace(record, applied=replace(
-                    applied, tasklist_id=task.tasklist_id or tasklist,
-                    project_id=task.project_id or action.project_id
-                    or self.settings.teamwork.project_id))
-            elif action.kind is Kind.DELETE:
-                assert task_id is not None
-                self.teamwork.delete_task(task_id)  # False (404) means already gone
-                record = replace(record, applied=after(record.applied, action))
-            else:
-                assert task_id is not None
-                if action.kind is Kind.UPDATE:
-                    self.teamwork.update_task(
-                        task_id, name=action.title if TITLE in action.changes else None,
-                        assignee=action.assignee if ASSIGNEE in action.changes else ...,
-                        **self._fields(action, action.changes))
-                elif action.kind is Kind.MOVE:
-                    assert action.tasklist_id is not None
-                    self.teamwork.move_task(task_id, action.tasklist_id)
-                elif action.kind is Kind.COMPLETE:
-                    self.teamwork.complete_task(task_id)
-                elif action.kind is Kind.REOPEN:
-                    self.teamwork.reopen_task(task_id)
-                record = replace(record, applied=after(record.applied, action))
-        except ApiError as exc:
-            if action.kind is Kind.MOVE or TASKLIST in action.changes:
-                self.lists.forget(action.tasklist_id)  # deleted? looked up anew
-            outcome = "gone" if isinstance(exc, NotFound) else (
-                "retry" if isinstance(exc, RetryableError) else "error")
-            self.metrics.actions.labels(kind, outcome).inc()
-            log.warning("ticket %s task %s: %s failed (%s): %s", tid, task_id, action, outcome,
-                        exc)
-            raise
-        self.metrics.actions.labels(kind, "ok").inc()
-        out.counts[COUNTED[action.kind]] += 1
-        log.info("ticket %s task %s: %s: ok", tid, task_id, action)
-        out.history.append(f"task {task_id}: {action}")
-        if action.assignee is None and (action.kind is Kind.CREATE
-                                        or ASSIGNEE in action.changes):
-            self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
-        return record
-
-    def _fields(self, action: Action, names: tuple[str, ...]) -> dict[str, object]:
-        """The fields beyond title and assignee that ``action`` writes, as the Teamwork
-        client takes them (tags by id, created when missing)."""
-        wanted = {PRIORITY: action.priority, DUE_DATE: action.due_date,
-                  DESCRIPTION: action.description, TASKLIST: action.tasklist_id}
-        fields: dict[str, object] = {n: wanted[n] for n in names
-                                     if n in wanted and wanted[n] is not None}
-        if TAGS in names and action.tags is not None:
-            fields["tag_ids"] = self.tags.ids(action.tags)
-        return fields
-
-    # -- observing Teamwork --------------------------------------------------------------
-
-    def _observe(self, record: Record, out: Outcome) -> Record:
-        """Rebase a record marked in flight on what Teamwork holds: read the recorded task,
-        or search the task list for the ticket's link when a create may have landed."""
-        task_id = record.applied.task_id
-        if record.in_flight == IN_FLIGHT_CREATE or task_id is None:
-            found = self.teamwork.find_ticket_tasks(self.search_lists(),
-                                                    self.link(record.ticket.id))
-            if task_id is not None and all(t.id != task_id for t in found):
-                task = self.teamwork.get_task(task_id)  # moved to another list, say
-                found += [task] if task is not None else []
-        else:
-            task = self.teamwork.get_task(task_id)
-            found = [task] if task is not None else []
-        return self._adopt(record, found, out)
-
-    def _adopt(self, record: Record, found: list[Task], out: Outcome, *,
-               dry_run: bool = False) -> Record:
-        """Take what Teamwork holds as applied: one task for the ticket (the recorded one if
-        it is there, else the oldest); extra copies are deleted."""
-        tid = record.ticket.id
-        if not found:
-            if record.applied.task_id is not None or record.in_flight:
-                log.info("ticket %s: Teamwork holds no task for it", tid)
-            return replace(record, applied=Applied(), in_flight=None)
-        ordered = sorted(found, key=lambda t: (t.id != record.applied.task_id, t.id))
-        keep, extras = ordered[0], ordered[1:]
-        for extra in extras:  # only possible if something else created copies: clean up
-            if dry_run:
-                out.planned.append(f"delete duplicate task {extra.id}")
-                continue
-            out.wrote = True
-            self.teamwork.delete_task(extra.id)
-            log.warning("ticket %s: deleted duplicate task %s (kept %s)", tid, extra.id, keep.id)
-            out.history.append(f"deleted duplicate task {extra.id}")
-            out.counts["deleted"] += 1
-        held = self.applied_from(keep)
-        if len(keep.assignees) > 1:
-            held = replace(held, assignee=-1)  # several people: never what is wanted
-        if record.applied.task_id != keep.id:
-            log.info("ticket %s task %s: adopted the task found in Teamwork", tid, keep.id)
-            out.history.append(f"task {keep.id}: adopted (found in Teamwork)")
-            out.counts["adopted"] += 1
-        return replace(record, applied=held, in_flight=None)

@@ -51,14 +51,14 @@ class Progress:
         minutes = max((time.monotonic() - self.started) / 60, 1e-6)
         pacer = p.reconciler.teamwork.pacer
         per_minute = pacer.limit or (60 / pacer.interval if pacer.interval else 0.0)
-        per_ticket = requests_done / max(p.handled, 1)
-        queued = len(p.queue)
+        per_ticket = requests_done / max(p.worker.handled, 1)
+        queued = len(p.worker.queue)
         eta = (f"{queued * per_ticket / per_minute:.0f} min" if per_minute and queued
                else "-")
         self.bar.set_postfix_str(f"pages {p.summary.pages}, Teamwork "
                                  f"{requests_done / minutes:.0f}/min, queued {queued}, "
                                  f"ETA {eta}", refresh=False)
-        self.bar.update(p.handled - self.bar.n)
+        self.bar.update(p.worker.handled - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
