@@ -123,9 +123,6 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     create: bool = False
 
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
@@ -338,17 +335,6 @@ class RateLimiter:
 
     def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` and say whether it may proceed."""
-        return self._decide(key, count=True)
-
-    def peek(self, key: str) -> RateDecision:
-        return self._decide(key, count=False)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._windows.clear()
-            self._locked_until.clear()
-
-    def _decide(self, key: str, *, count: bool) -> RateDecision:
         now = self.clock.now()
         with self._lock:
             locked = self._locked_until.get(key, 0.0)
@@ -358,14 +344,13 @@ class RateLimiter:
             if now >= start + self.window_seconds:
                 start, used = now, 0
             if used >= self.limit:
-                if count and self.lockout_seconds > 0:
+                if self.lockout_seconds > 0:
                     self._locked_until[key] = now + self.lockout_seconds
                     self._windows[key] = (now, 0)
                     return RateDecision(False, self.limit, 0, self.lockout_seconds)
                 return RateDecision(False, self.limit, 0, start + self.window_seconds - now)
-            if count:
-                used += 1
-                self._windows[key] = (start, used)
+            used += 1
+            self._windows[key] = (start, used)
             return RateDecision(True, self.limit, self.limit - used,
                                 start + self.window_seconds - now)
 
