@@ -9,7 +9,8 @@ import time
 import click
 
 from zdsync.sim.activity import ActivityGenerator
-from zdsync.sim.base import Clock, SimServer
+from zdsync.sim.base import Clock
+from zdsync.sim.server import SimServer
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 

@@ -20,8 +20,6 @@ from zdsync.sim.base import (
     RateLimiter,
     Request,
     Response,
-    Route,
-    SimServer,
     empty_response,
     iso_utc,
     json_response,
@@ -29,6 +27,7 @@ from zdsync.sim.base import (
     text_response,
     truthy,
 )
+from zdsync.sim.server import Route, SimServer, route
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500
@@ -47,6 +46,8 @@ class TeamworkSim(SimServer):
     ``get_deleted_returns_404`` picks one of the two behaviours §6/§7.1 allow for a GET of
     a deleted task: 404 without a body (default) or 200 with ``status: "deleted"``.
     """
+
+    path_suffix = r"\.json"  # every v1 and v3 path ends in ``.json``
 
     def __init__(self, api_token: str = "sim-teamwork-token", clock: Clock | None = None,
                  rate_limit_per_minute: int = 150, *, seed: int = 0,
@@ -70,42 +71,6 @@ class TeamworkSim(SimServer):
         (zdsync writes the ticket link there): above 1 means a duplicate existed, however
         briefly, even if it was deleted later."""
         self.me_id = self.add_person("Sync", "Bot", "zdsync-bot@example.com", is_admin=True)
-        self._register_routes()
-
-    def _register_routes(self) -> None:
-        r = self.route
-        n = r"(?P<id>\d+)"
-        r("POST", rf"{V3}/tasklists/{n}/tasks\.json", f"POST {V3}/tasklists/{{id}}/tasks",
-          self._http_create_task)
-        for method in ("PATCH", "PUT"):
-            r(method, rf"{V3}/tasks/{n}\.json", f"{V3}/tasks/{{id}}", self._http_update_task)
-        r("GET", rf"{V3}/tasks/{n}\.json", f"{V3}/tasks/{{id}}", self._http_get_task)
-        r("DELETE", rf"{V3}/tasks/{n}\.json", f"{V3}/tasks/{{id}}", self._http_delete_task)
-        r("PUT", rf"/tasks/{n}/complete\.json", "/tasks/{id}/complete",
-          self._http_complete)
-        r("PUT", rf"/tasks/{n}/uncomplete\.json", "/tasks/{id}/uncomplete",
-          self._http_uncomplete)
-        r("PUT", rf"/tasks/{n}/move\.json", "/tasks/{id}/move", self._http_move)
-        r("GET", rf"{V3}/tags\.json", f"{V3}/tags", self._http_list_tags)
-        r("POST", rf"{V3}/tags\.json", f"POST {V3}/tags", self._http_create_tag)
-        r("GET", rf"{V3}/tasklists/{n}/tasks\.json", f"{V3}/tasklists/{{id}}/tasks",
-          self._http_list_tasklist_tasks)
-        r("GET", rf"{V3}/projects/{n}/tasks\.json", f"{V3}/projects/{{id}}/tasks",
-          self._http_list_project_tasks)
-        r("GET", rf"{V3}/tasks\.json", f"{V3}/tasks", self._http_list_all_tasks)
-        r("GET", rf"{V3}/projects/{n}/tasklists\.json", f"{V3}/projects/{{id}}/tasklists",
-          self._http_list_project_tasklists)
-        r("GET", rf"{V3}/tasklists\.json", f"{V3}/tasklists", self._http_list_all_tasklists)
-        r("GET", rf"{V3}/tasklists/{n}\.json", f"{V3}/tasklists/{{id}}", self._http_get_tasklist)
-        r("POST", rf"/projects/{n}/tasklists\.json", "POST /projects/{id}/tasklists",
-          self._http_create_tasklist)
-        r("GET", rf"{V3}/people\.json", f"{V3}/people", self._http_list_people)
-        r("GET", rf"{V3}/projects/{n}/people\.json", f"{V3}/projects/{{id}}/people",
-          self._http_list_project_people)
-        r("GET", rf"{V3}/people/{n}\.json", f"{V3}/people/{{id}}", self._http_get_person)
-        r("GET", rf"{V3}/me\.json", f"{V3}/me", self._http_me)
-        r("GET", rf"{V3}/projects/{n}\.json", f"{V3}/projects/{{id}}", self._http_get_project)
-        r("GET", rf"{V3}/projects\.json", f"{V3}/projects", self._http_list_projects)
 
     # ================================================================ admin (Python) API
 
@@ -429,6 +394,7 @@ class TeamworkSim(SimServer):
 
     # ================================================================ task endpoints
 
+    @route("POST", f"{V3}/tasklists/{{id}}/tasks", method_in_name=True)
     def _http_create_task(self, request: Request, m: Matched) -> Response:
         tasklist = self._tasklists.get(int(m["id"]))
         if tasklist is None or tasklist["status"] == "deleted":
@@ -462,6 +428,8 @@ class TeamworkSim(SimServer):
         response.create = True
         return response
 
+    @route("PATCH", f"{V3}/tasks/{{id}}")
+    @route("PUT", f"{V3}/tasks/{{id}}")
     def _http_update_task(self, request: Request, m: Matched) -> Response:
         task = self._live_task(m)
         if task is None:
@@ -515,12 +483,14 @@ class TeamworkSim(SimServer):
             self._touch(task)
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
+    @route("GET", f"{V3}/tasks/{{id}}")
     def _http_get_task(self, request: Request, m: Matched) -> Response:
         task = self._tasks.get(int(m["id"]))
         if task is None or (task["status"] == "deleted" and self.get_deleted_returns_404):
             return empty_response(404)
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
+    @route("DELETE", f"{V3}/tasks/{{id}}")
     def _http_delete_task(self, request: Request, m: Matched) -> Response:
         task = self._live_task(m)
         if task is None:
@@ -535,12 +505,15 @@ class TeamworkSim(SimServer):
         change(task)
         return json_response(200, {"STATUS": "OK"})
 
+    @route("PUT", "/tasks/{id}/complete")
     def _http_complete(self, request: Request, m: Matched) -> Response:
         return self._v1_state(m, self._complete)
 
+    @route("PUT", "/tasks/{id}/uncomplete")
     def _http_uncomplete(self, request: Request, m: Matched) -> Response:
         return self._v1_state(m, self._uncomplete)
 
+    @route("PUT", "/tasks/{id}/move")
     def _http_move(self, request: Request, m: Matched) -> Response:
         """v1 ``PUT /tasks/{id}/move.json`` ``{"taskListId": N}`` (no wrapper): moves the task
         to a list of any project (§4.2). **Choice:** answers 200 ``{"STATUS": "OK"}`` like the
@@ -567,6 +540,7 @@ class TeamworkSim(SimServer):
 
     # ================================================================ tags
 
+    @route("GET", f"{V3}/tags")
     def _http_list_tags(self, request: Request, m: Matched) -> Response:
         """``GET /projects/api/v3/tags.json``: ``searchTerm`` (case-insensitive substring of
         the name), ``projectIds``, paging (§12)."""
@@ -577,6 +551,7 @@ class TeamworkSim(SimServer):
                  and (projects is None or t["projectId"] in projects | {0})]
         return self._page(request, "tags", found, lambda t: t)
 
+    @route("POST", f"{V3}/tags", method_in_name=True)
     def _http_create_tag(self, request: Request, m: Matched) -> Response:
         """``POST /projects/api/v3/tags.json`` ``{"tag": {"name", "color"?, "projectId"?}}``
         → 201 ``{"tag": {...}}`` (§12). **Choice:** names are not unique (nothing says they
@@ -655,6 +630,7 @@ class TeamworkSim(SimServer):
         found = [t for _, t in sorted(self._tasks.items()) if keep(t)]
         return self._page(request, "tasks", found, self._public_task)
 
+    @route("GET", f"{V3}/tasklists/{{id}}/tasks")
     def _http_list_tasklist_tasks(self, request: Request, m: Matched) -> Response:
         tasklist_id = int(m["id"])
         tasklist = self._tasklists.get(tasklist_id)
@@ -662,12 +638,14 @@ class TeamworkSim(SimServer):
             return empty_response(404)
         return self._list_tasks(request, lambda t: t["tasklistId"] == tasklist_id)
 
+    @route("GET", f"{V3}/projects/{{id}}/tasks")
     def _http_list_project_tasks(self, request: Request, m: Matched) -> Response:
         project_id = int(m["id"])
         if project_id not in self._projects:
             return empty_response(404)
         return self._list_tasks(request, lambda t: self._project_of(t) == project_id)
 
+    @route("GET", f"{V3}/tasks")
     def _http_list_all_tasks(self, request: Request, m: Matched) -> Response:
         return self._list_tasks(request, lambda t: True)
 
@@ -681,20 +659,24 @@ class TeamworkSim(SimServer):
                  and term in t["name"].lower()]
         return self._page(request, "tasklists", found, lambda t: t)
 
+    @route("GET", f"{V3}/projects/{{id}}/tasklists")
     def _http_list_project_tasklists(self, request: Request, m: Matched) -> Response:
         if int(m["id"]) not in self._projects:
             return empty_response(404)
         return self._list_tasklists(request, int(m["id"]))
 
+    @route("GET", f"{V3}/tasklists")
     def _http_list_all_tasklists(self, request: Request, m: Matched) -> Response:
         return self._list_tasklists(request, None)
 
+    @route("GET", f"{V3}/tasklists/{{id}}")
     def _http_get_tasklist(self, request: Request, m: Matched) -> Response:
         tasklist = self._tasklists.get(int(m["id"]))
         if tasklist is None or tasklist["status"] == "deleted":
             return empty_response(404)
         return json_response(200, {"tasklist": dict(tasklist)})
 
+    @route("POST", "/projects/{id}/tasklists", method_in_name=True)
     def _http_create_tasklist(self, request: Request, m: Matched) -> Response:
         project_id = int(m["id"])
         if project_id not in self._projects:
@@ -732,30 +714,36 @@ class TeamworkSim(SimServer):
         found = [dict(p) for _, p in sorted(self._people.items()) if keep(p)]
         return self._page(request, "people", found, lambda p: p)
 
+    @route("GET", f"{V3}/people")
     def _http_list_people(self, request: Request, m: Matched) -> Response:
         return self._list_people(request, None)
 
+    @route("GET", f"{V3}/projects/{{id}}/people")
     def _http_list_project_people(self, request: Request, m: Matched) -> Response:
         project_id = int(m["id"])
         if project_id not in self._projects:
             return empty_response(404)
         return self._list_people(request, self._members[project_id])
 
+    @route("GET", f"{V3}/people/{{id}}")
     def _http_get_person(self, request: Request, m: Matched) -> Response:
         person = self._people.get(int(m["id"]))
         if person is None:
             return empty_response(404)
         return json_response(200, {"person": dict(person)})
 
+    @route("GET", f"{V3}/me")
     def _http_me(self, request: Request, m: Matched) -> Response:
         return json_response(200, {"person": dict(self._people[self.me_id])})
 
+    @route("GET", f"{V3}/projects/{{id}}")
     def _http_get_project(self, request: Request, m: Matched) -> Response:
         project = self._projects.get(int(m["id"]))
         if project is None:
             return empty_response(404)
         return json_response(200, {"project": dict(project)})
 
+    @route("GET", f"{V3}/projects")
     def _http_list_projects(self, request: Request, m: Matched) -> Response:
         term = (request.arg("searchTerm") or "").strip().lower()
         found = [dict(p) for _, p in sorted(self._projects.items()) if term in p["name"].lower()]

@@ -33,13 +33,12 @@ from zdsync.sim.base import (
     RateLimiter,
     Request,
     Response,
-    Route,
-    SimServer,
     iso_utc,
     json_response,
     page_slice,
     truthy,
 )
+from zdsync.sim.server import Route, SimServer, route
 
 ROLES = ("end-user", "agent", "admin")
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -72,9 +71,6 @@ _EXPORT_LIMITED = {"error": "APIRateLimitExceeded", "description":
 _ACCOUNT_LIMITED = {"error": "APIRateLimitExceeded",
                     "description": "Number of allowed API requests per minute exceeded"}
 
-_JSON = r"(?:\.json)?"
-
-
 def _invalid(description: str) -> Response:
     return json_response(400, {"error": "InvalidValue", "description": description})
 
@@ -86,6 +82,8 @@ class ZendeskSim(SimServer):
     with any active user's e-mail, as real API tokens do (reference §3), so a non-admin
     identity can be exercised by using another user's e-mail with the same token.
     """
+
+    path_suffix = r"(?:\.json)?"  # ``.json`` is optional on every path
 
     def __init__(self, email: str = "admin@example.com", api_token: str = "sim-zendesk-token",
                  clock: Clock | None = None, export_limit_per_minute: int = 10,
@@ -118,23 +116,6 @@ class ZendeskSim(SimServer):
         self._last_generated = 0
         self._cursor_tag = format(zlib.crc32(subdomain.encode()) % 100000, "d")
         self.admin_id = self.add_user("Sim Admin", email, "admin")
-        self._register_routes()
-
-    def _register_routes(self) -> None:
-        r = self.route
-        r("GET", rf"/api/v2/incremental/tickets/cursor{_JSON}",
-          "/api/v2/incremental/tickets/cursor", self._export, group="export")
-        r("GET", rf"/api/v2/tickets/show_many{_JSON}", "/api/v2/tickets/show_many",
-          self._show_many_tickets)
-        r("GET", rf"/api/v2/tickets/(?P<id>\d+){_JSON}", "/api/v2/tickets/{id}",
-          self._show_ticket)
-        r("GET", rf"/api/v2/users/me{_JSON}", "/api/v2/users/me", self._me)
-        r("GET", rf"/api/v2/users/search{_JSON}", "/api/v2/users/search", self._search_users)
-        r("GET", rf"/api/v2/users/show_many{_JSON}", "/api/v2/users/show_many",
-          self._show_many_users)
-        r("GET", rf"/api/v2/users/(?P<id>\d+){_JSON}", "/api/v2/users/{id}", self._show_user)
-        r("GET", rf"/api/v2/users{_JSON}", "/api/v2/users", self._list_users)
-        r("GET", rf"/api/v2/groups{_JSON}", "/api/v2/groups", self._list_groups)
 
     # ================================================================ admin (Python) API
 
@@ -450,6 +431,7 @@ class ZendeskSim(SimServer):
             return None
         return int(found.group(1)), int(found.group(2))
 
+    @route("GET", "/api/v2/incremental/tickets/cursor", group="export")
     def _export(self, request: Request, _m: re.Match[str]) -> Response:
         start_time, cursor = request.arg("start_time"), request.arg("cursor")
         per_page_raw = request.arg("per_page")
@@ -517,6 +499,7 @@ class ZendeskSim(SimServer):
         del out["generated_timestamp"]
         return out
 
+    @route("GET", "/api/v2/tickets/{id}")
     def _show_ticket(self, request: Request, m: re.Match[str]) -> Response:
         ticket = self._tickets.get(int(m["id"]))
         if ticket is None or ticket["status"] == "deleted":
@@ -532,6 +515,7 @@ class ZendeskSim(SimServer):
             return _invalid(f"at most {SHOW_MANY_MAX} ids per request")
         return [int(p) for p in parts]
 
+    @route("GET", "/api/v2/tickets/show_many")
     def _show_many_tickets(self, request: Request, _m: re.Match[str]) -> Response:
         ids = self._ids(request)
         if isinstance(ids, Response):
@@ -541,15 +525,18 @@ class ZendeskSim(SimServer):
         return json_response(200, {"tickets": found, "next_page": None, "previous_page": None,
                                    "count": len(found)})
 
+    @route("GET", "/api/v2/users/{id}")
     def _show_user(self, request: Request, m: re.Match[str]) -> Response:
         user = self._users.get(int(m["id"]))
         if user is None:
             return json_response(404, _NOT_FOUND)
         return json_response(200, {"user": self._public_user(user)})
 
+    @route("GET", "/api/v2/users/me")
     def _me(self, request: Request, _m: re.Match[str]) -> Response:
         return json_response(200, {"user": self._public_user(request.identity)})
 
+    @route("GET", "/api/v2/users/show_many")
     def _show_many_users(self, request: Request, _m: re.Match[str]) -> Response:
         ids = self._ids(request)
         if isinstance(ids, Response):
@@ -558,6 +545,7 @@ class ZendeskSim(SimServer):
         return json_response(200, {"users": found, "next_page": None, "previous_page": None,
                                    "count": len(found)})
 
+    @route("GET", "/api/v2/users/search")
     def _search_users(self, request: Request, _m: re.Match[str]) -> Response:
         query = (request.arg("query") or "").strip()
         if not query:
@@ -574,6 +562,7 @@ class ZendeskSim(SimServer):
         return json_response(200, {"users": users, "next_page": None, "previous_page": None,
                                    "count": len(users)})
 
+    @route("GET", "/api/v2/users")
     def _list_users(self, request: Request, _m: re.Match[str]) -> Response:
         roles = set(request.args("role") + request.args("role[]"))
         if roles - set(ROLES):
@@ -597,6 +586,7 @@ class ZendeskSim(SimServer):
             "count": len(users),
         })
 
+    @route("GET", "/api/v2/groups")
     def _list_groups(self, request: Request, _m: re.Match[str]) -> Response:
         """``GET /api/v2/groups``: offset paging as for users (``page``, ``per_page`` up to
         100, ``next_page``); deleted groups are left out."""
