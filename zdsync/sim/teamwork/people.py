@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zdsync.sim.base import Request, Response, empty_response, json_response
+from zdsync.sim.base import Request, Response, empty_response
 from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched, TeamworkService
 
@@ -63,21 +63,15 @@ class PeopleAndProjects(TeamworkService):
 
     @route("GET", f"{V3}/people/{{id}}")
     def _http_get_person(self, request: Request, m: Matched) -> Response:
-        person = self._people.get(int(m["id"]))
-        if person is None:
-            return empty_response(404)
-        return json_response(200, {"person": dict(person)})
+        return self._shown("person", self._people.get(int(m["id"])))
 
     @route("GET", f"{V3}/me")
     def _http_me(self, request: Request, m: Matched) -> Response:
-        return json_response(200, {"person": dict(self._people[self.me_id])})
+        return self._shown("person", self._people[self.me_id])
 
     @route("GET", f"{V3}/projects/{{id}}")
     def _http_get_project(self, request: Request, m: Matched) -> Response:
-        project = self._projects.get(int(m["id"]))
-        if project is None:
-            return empty_response(404)
-        return json_response(200, {"project": dict(project)})
+        return self._shown("project", self._projects.get(int(m["id"])))
 
     @route("GET", f"{V3}/projects")
     def _http_list_projects(self, request: Request, m: Matched) -> Response:

@@ -136,6 +136,30 @@ class TeamworkService(SimServer):
             return self._v3_error(400, "Invalid body", "the body must be a JSON object")
         return data
 
+    @staticmethod
+    def _v1_field(request: Request, name: str) -> Any:
+        """``name`` of a v1 body; ``None`` when the body is not a JSON object (v1 answers
+        that with its own 4xx, not v3's "Invalid body")."""
+        try:
+            body = request.json()
+        except ValueError:
+            return None
+        return body.get(name) if isinstance(body, dict) else None
+
+    @staticmethod
+    def _shown(key: str, record: dict[str, Any] | None) -> Response:
+        """A v3 GET of one record: it under ``key``, or 404 without a body (§11)."""
+        if record is None:
+            return empty_response(404)
+        return json_response(200, {key: dict(record)})
+
+    @staticmethod
+    def _created(payload: Any) -> Response:
+        """201 for a committed create: the lost-response fault may drop exactly these."""
+        response = json_response(201, payload)
+        response.create = True
+        return response
+
     def _paging(self, request: Request) -> tuple[int, int] | Response:
         page_raw = request.arg("page") or "1"
         size_raw = request.arg("pageSize") or str(PAGE_SIZE_DEFAULT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zdsync.sim.base import Request, Response, json_response
+from zdsync.sim.base import Request, Response
 from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched, TeamworkService
 
@@ -54,6 +54,4 @@ class Tags(TeamworkService):
             return self._v3_error(400, "Invalid name", "tag.name is required", "required")
         project = fields.get("projectId")
         tag_id = self.add_tag(name.strip(), project if isinstance(project, int) else None)
-        response = json_response(201, {"tag": dict(self._tags[tag_id])})
-        response.create = True
-        return response
+        return self._created({"tag": dict(self._tags[tag_id])})

@@ -26,6 +26,19 @@ class TaskWrites(Tasks):
         task = self._tasks.get(int(m["id"]))
         return None if task is None or task["status"] == "deleted" else task
 
+    def _task_body(self, request: Request) -> tuple[dict[str, Any], bool] | Response:
+        """The ``task`` object of a v3 create or update body, and whether its
+        ``taskOptions.checkInvalidusers`` asks to refuse people who cannot be assigned
+        rather than drop them (§4.2)."""
+        body = self._body(request)
+        if isinstance(body, Response):
+            return body
+        fields = body.get("task")
+        if not isinstance(fields, dict):
+            return self._v3_error(400, "Invalid task", "task is required")
+        options = body.get("taskOptions") or {}
+        return fields, isinstance(options, dict) and bool(options.get("checkInvalidusers"))
+
     def _assignees(self, value: Any, project_id: int, check: bool,
                    current: list[int]) -> list[int] | Response:
         """Parse ``assignees``: ``null`` keeps, empty arrays = "Anyone" (§4.2)."""
@@ -81,12 +94,10 @@ class TaskWrites(Tasks):
         tasklist = self._tasklists.get(int(m["id"]))
         if tasklist is None or tasklist["status"] == "deleted":
             return empty_response(404)
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
-        fields = body.get("task")
-        if not isinstance(fields, dict):
-            return self._v3_error(400, "Invalid task", "task is required")
+        parsed = self._task_body(request)
+        if isinstance(parsed, Response):
+            return parsed
+        fields, check = parsed
         name = fields.get("name")
         if not isinstance(name, str) or not name.strip():
             return self._v3_error(400, "Invalid name", "name is required", "required")
@@ -96,8 +107,6 @@ class TaskWrites(Tasks):
         priority = fields.get("priority")
         if priority not in PRIORITIES:
             return self._v3_error(400, "Invalid priority", f"unknown priority {priority!r}")
-        options = body.get("taskOptions") or {}
-        check = isinstance(options, dict) and bool(options.get("checkInvalidusers"))
         assignees = self._assignees(fields.get("assignees"), tasklist["projectId"], check, [])
         if isinstance(assignees, Response):
             return assignees
@@ -106,9 +115,7 @@ class TaskWrites(Tasks):
             return extra
         task = self._new_task(tasklist, name, description, assignees, priority)
         task.update(extra)
-        response = json_response(201, {"task": self._public_task(task), "included": {}})
-        response.create = True
-        return response
+        return self._created({"task": self._public_task(task), "included": {}})
 
     @route("PATCH", f"{V3}/tasks/{{id}}")
     @route("PUT", f"{V3}/tasks/{{id}}")
@@ -116,12 +123,10 @@ class TaskWrites(Tasks):
         task = self._live_task(m)
         if task is None:
             return empty_response(404)
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
-        fields = body.get("task")
-        if not isinstance(fields, dict):
-            return self._v3_error(400, "Invalid task", "task is required")
+        parsed = self._task_body(request)
+        if isinstance(parsed, Response):
+            return parsed
+        fields, check = parsed
         changes: dict[str, Any] = {}
         if "name" in fields:
             name = fields["name"]
@@ -150,8 +155,6 @@ class TaskWrites(Tasks):
         if isinstance(extra, Response):
             return extra
         changes.update(extra)
-        options = body.get("taskOptions") or {}
-        check = isinstance(options, dict) and bool(options.get("checkInvalidusers"))
         assignees = self._assignees(fields.get("assignees"), self._project_of(task), check,
                                     task["assignees"])
         if isinstance(assignees, Response):
@@ -159,9 +162,7 @@ class TaskWrites(Tasks):
         changes["assignees"] = assignees
         changed = {k: v for k, v in changes.items() if task[k] != v}
         if changed:
-            self._count_live(task, -1)
-            task.update(changed)
-            self._count_live(task, +1)
+            self._set_fields(task, changed)
             self._touch(task)
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
@@ -196,11 +197,7 @@ class TaskWrites(Tasks):
         task = self._live_task(m)
         if task is None:
             return self._v1_error(404, "Not found")
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        target_id = body.get("taskListId") if isinstance(body, dict) else None
+        target_id = self._v1_field(request, "taskListId")
         if isinstance(target_id, str) and target_id.isdigit():
             target_id = int(target_id)
         if not isinstance(target_id, int) or isinstance(target_id, bool):

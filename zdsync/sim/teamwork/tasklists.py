@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zdsync.sim.base import Request, Response, empty_response, json_response, truthy
+from zdsync.sim.base import Request, Response, empty_response, truthy
 from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched, TeamworkService
 
@@ -75,20 +75,15 @@ class TaskLists(TeamworkService):
     @route("GET", f"{V3}/tasklists/{{id}}")
     def _http_get_tasklist(self, request: Request, m: Matched) -> Response:
         tasklist = self._tasklists.get(int(m["id"]))
-        if tasklist is None or tasklist["status"] == "deleted":
-            return empty_response(404)
-        return json_response(200, {"tasklist": dict(tasklist)})
+        live = tasklist is not None and tasklist["status"] != "deleted"
+        return self._shown("tasklist", tasklist if live else None)
 
     @route("POST", "/projects/{id}/tasklists", method_in_name=True)
     def _http_create_tasklist(self, request: Request, m: Matched) -> Response:
         project_id = int(m["id"])
         if project_id not in self._projects:
             return self._v1_error(404, "Not found")
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        wrapper = body.get("todo-list") if isinstance(body, dict) else None
+        wrapper = self._v1_field(request, "todo-list")
         if not isinstance(wrapper, dict):
             return self._v1_error(422, "Could not find the 'todo-list' object in the request")
         name = wrapper.get("name")
@@ -97,6 +92,4 @@ class TaskLists(TeamworkService):
         tasklist_id = self.add_tasklist(project_id, name)
         if isinstance(wrapper.get("description"), str):
             self._tasklists[tasklist_id]["description"] = wrapper["description"]
-        response = json_response(201, {"TASKLISTID": str(tasklist_id), "STATUS": "OK"})
-        response.create = True
-        return response
+        return self._created({"TASKLISTID": str(tasklist_id), "STATUS": "OK"})

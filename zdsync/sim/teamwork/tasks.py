@@ -29,16 +29,11 @@ class Tasks(TeamworkService):
     def update_task(self, task_id: int, *, name: str | None = None,
                     description: str | None = None,
                     assignee_ids: Iterable[int] | None = None) -> None:
+        given = {"name": name, "description": description,
+                 "assignees": None if assignee_ids is None else list(assignee_ids)}
         with self.lock:
             task = self._tasks[task_id]
-            if name is not None:
-                task["name"] = name
-            if description is not None:
-                self._count_live(task, -1)
-                task["description"] = description
-                self._count_live(task, +1)
-            if assignee_ids is not None:
-                task["assignees"] = list(assignee_ids)
+            self._set_fields(task, {k: v for k, v in given.items() if v is not None})
             self._touch(task)
 
     def complete_task(self, task_id: int) -> None:
@@ -87,6 +82,13 @@ class Tasks(TeamworkService):
             self._live_by_marker[marker] += delta
             self.most_live_with_one_marker = max(self.most_live_with_one_marker,
                                                  self._live_by_marker[marker])
+
+    def _set_fields(self, task: dict[str, Any], changes: dict[str, Any]) -> None:
+        """The one way a task's fields change, so a new description moves the count of
+        live tasks sharing a marker."""
+        self._count_live(task, -1)
+        task.update(changes)
+        self._count_live(task, +1)
 
     def _touch(self, task: dict[str, Any]) -> None:
         task["updatedAt"] = self._now()
