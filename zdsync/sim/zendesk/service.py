@@ -44,6 +44,12 @@ def invalid(description: str) -> Response:
     return json_response(400, {"error": "InvalidValue", "description": description})
 
 
+def one_page(key: str, items: list[Any]) -> Response:
+    """A list answer with no further pages (show_many, search)."""
+    return json_response(200, {key: items, "next_page": None, "previous_page": None,
+                               "count": len(items)})
+
+
 class ZendeskService(SimServer):
     """One account's data, users, credentials and rate limits.
 

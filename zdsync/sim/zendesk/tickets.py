@@ -14,7 +14,7 @@ from typing import Any
 
 from zdsync.sim.base import Request, Response, iso_utc, json_response
 from zdsync.sim.server import route
-from zdsync.sim.zendesk.service import NOT_FOUND
+from zdsync.sim.zendesk.service import NOT_FOUND, one_page
 from zdsync.sim.zendesk.webhooks import EVENT_FOR_FIELD, Webhooks
 
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -245,8 +245,7 @@ class Tickets(Webhooks):
             return ids
         found = [self._shown_ticket(self._tickets[i]) for i in ids
                  if i in self._tickets and self._tickets[i]["status"] != "deleted"]
-        return json_response(200, {"tickets": found, "next_page": None, "previous_page": None,
-                                   "count": len(found)})
+        return one_page("tickets", found)
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:
