@@ -16,7 +16,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from zdsync.sim.base import Request, SimServer
+from zdsync.sim.base import Request
+from zdsync.sim.server import SimServer
 
 
 class SimAdapter(BaseAdapter):

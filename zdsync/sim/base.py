@@ -1,8 +1,9 @@
-"""Shared machinery of the simulators: clock, HTTP server, faults, request log, rate limits.
+"""The parts both simulated services are made of: clock, requests and responses, faults,
+request log and rate limits (the server that puts them together is in ``server.py``).
 
 The simulators exist so that zdsync can be tested against services that behave like the
 real ones (limits, failure modes, odd status codes) without any network access. Everything
-here is standard library and in-memory; one lock guards a simulator's data.
+here is standard library and in-memory.
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ import fnmatch
 import json
 import math
 import random
-import re
-import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
-
-ADMIN_PREFIX = "/_sim/"
-"""Paths under this prefix are simulator controls, not API calls: no auth, faults or limits."""
+from typing import Any
 
 
 class Clock:
@@ -123,9 +117,6 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     create: bool = False
 
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
@@ -144,6 +135,14 @@ def empty_response(status: int) -> Response:
 def truthy(value: str | None) -> bool:
     """How both services read boolean query parameters."""
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def page_slice(items: Iterable[Any], page: int, page_size: int) -> tuple[list[Any], bool]:
+    """One page (1-based) of ``items`` and whether more follow."""
+    all_items = list(items)
+    start = (page - 1) * page_size
+    chunk = all_items[start:start + page_size]
+    return chunk, start + page_size < len(all_items)
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,17 +337,6 @@ class RateLimiter:
 
     def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` and say whether it may proceed."""
-        return self._decide(key, count=True)
-
-    def peek(self, key: str) -> RateDecision:
-        return self._decide(key, count=False)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._windows.clear()
-            self._locked_until.clear()
-
-    def _decide(self, key: str, *, count: bool) -> RateDecision:
         now = self.clock.now()
         with self._lock:
             locked = self._locked_until.get(key, 0.0)
@@ -358,260 +346,13 @@ class RateLimiter:
             if now >= start + self.window_seconds:
                 start, used = now, 0
             if used >= self.limit:
-                if count and self.lockout_seconds > 0:
+                if self.lockout_seconds > 0:
                     self._locked_until[key] = now + self.lockout_seconds
                     self._windows[key] = (now, 0)
                     return RateDecision(False, self.limit, 0, self.lockout_seconds)
                 return RateDecision(False, self.limit, 0, start + self.window_seconds - now)
-            if count:
-                used += 1
-                self._windows[key] = (start, used)
+            used += 1
+            self._windows[key] = (start, used)
             return RateDecision(True, self.limit, self.limit - used,
                                 start + self.window_seconds - now)
 
-
-# ---------------------------------------------------------------------------------------
-# The server
-
-
-Handler = Callable[[Request, "re.Match[str]"], Response]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    name: str
-    handler: Handler
-    group: str = ""
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hang stop()
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
-        self.sim = sim
-        super().__init__(address, _RequestHandler)
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle + delayed ACK add
-        # ~40 ms to every response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        request = Request(
-            method=self.command, path=parts.path,
-            query_all=parse_qs(parts.query, keep_blank_values=True),
-            headers=self.headers, body=body, client=self.client_address[0],
-        )
-        try:
-            response = self.server.sim.dispatch(request)
-        except Exception as exc:  # a simulator bug must show up as a 500, not a hang
-            response = text_response(500, f"simulator error: {exc!r}")
-        if response is None:  # lost response: close without a single byte
-            self.close_connection = True
-            return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if response.body and self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the request log is the record; stderr noise helps nobody in tests
-
-
-class SimServer:
-    """Base of both simulators: routing, the fault/limit pipeline and the HTTP server.
-
-    Subclasses register routes with :meth:`route` and implement :meth:`before` (auth and
-    rate limits), :meth:`decorate` (headers on every API response) and :meth:`not_found`.
-    """
-
-    def __init__(self, clock: Clock | None = None, *, seed: int = 0) -> None:
-        self.clock = clock or Clock()
-        self.lock = threading.RLock()
-        self.faults = Faults(seed)
-        self.log = RequestLog()
-        self._routes: list[Route] = []
-        self._in_flight = 0
-        self.most_in_flight = 0
-        """The most API requests it was answering at one moment (concurrency tests)."""
-        self._in_flight_lock = threading.Lock()
-        self._server: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- routing --------------------------------------------------------------------
-
-    def route(self, method: str, regex: str, name: str, handler: Handler,
-              group: str = "") -> None:
-        self._routes.append(Route(method.upper(), re.compile(regex + r"\Z"), name, handler,
-                                  group))
-
-    def match(self, request: Request) -> tuple[Route, re.Match[str]] | None:
-        for route in self._routes:
-            if route.method == request.method:
-                found = route.pattern.match(request.path)
-                if found:
-                    return route, found
-        return None
-
-    # -- hooks ------------------------------------------------------------------------
-
-    def before(self, request: Request, route: Route | None) -> Response | None:
-        """Auth and rate limits; a response here refuses the request."""
-        return None
-
-    def decorate(self, request: Request, response: Response) -> None:
-        """Add headers every API response carries (e.g. rate-limit headers)."""
-
-    def not_found(self, request: Request) -> Response:
-        return empty_response(404)
-
-    # -- the pipeline -----------------------------------------------------------------
-
-    @property
-    def in_flight(self) -> int:
-        """API requests received and not answered yet (tests wait for one to be under way)."""
-        with self._in_flight_lock:
-            return self._in_flight
-
-    def dispatch(self, request: Request) -> Response | None:
-        """Answer one request; ``None`` means: close the connection without a response."""
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._admin(request)
-        with self._in_flight_lock:
-            self._in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self._in_flight)
-        try:
-            return self._dispatch(request)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
-
-    def _dispatch(self, request: Request) -> Response | None:
-        matched = self.match(request)
-        route_name = matched[0].name if matched else ""
-        affected = self.faults.applies(route_name)
-        if affected and self.faults.latency_seconds > 0:
-            time.sleep(self.faults.latency_seconds)
-        fault = self.faults.roll_error() if affected else None
-        if fault is not None:
-            response: Response | None = fault_response(fault)
-        else:
-            with self.lock:
-                response = self.before(request, matched[0] if matched else None)
-                if response is None:
-                    response = (matched[0].handler(request, matched[1]) if matched
-                                else self.not_found(request))
-                self.decorate(request, response)
-            if response.create and affected and self.faults.roll_lost_create():
-                response = None
-        self.log.append(LoggedRequest(
-            request.method, request.path, request.query,
-            None if response is None else response.status, route_name, self.clock.now(),
-        ))
-        return response
-
-    def _admin(self, request: Request) -> Response:
-        """``/_sim/`` controls for simulators running in another process."""
-        path = request.path[len(ADMIN_PREFIX):].rstrip("/")
-        try:
-            data = request.json() if request.body else {}
-        except ValueError:
-            return json_response(400, {"error": "body must be JSON"})
-        if path == "health" and request.method == "GET":
-            return json_response(200, {"ok": True, "now": self.clock.now()})
-        if path == "clock" and request.method == "GET":
-            return json_response(200, {"now": self.clock.now()})
-        if path == "clock/advance" and request.method == "POST":
-            try:
-                return json_response(200, {"now": self.clock.advance(float(data["seconds"]))})
-            except (KeyError, TypeError, ValueError) as exc:
-                return json_response(400, {"error": f"need a non-negative 'seconds': {exc}"})
-        if path == "faults" and request.method == "GET":
-            return json_response(200, self.faults.snapshot())
-        if path == "faults" and request.method == "POST":
-            try:
-                self.faults.set(**data)
-            except TypeError as exc:
-                return json_response(400, {"error": str(exc)})
-            return json_response(200, self.faults.snapshot())
-        if path == "requests" and request.method == "GET":
-            return json_response(200, {"requests": [e.__dict__ for e in self.log.entries()]})
-        if path == "requests" and request.method == "DELETE":
-            self.log.clear()
-            return empty_response(204)
-        return json_response(404, {"error": "unknown simulator control"})
-
-    # -- lifecycle --------------------------------------------------------------------
-
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> Self:
-        """Serve in a daemon thread; ``port=0`` picks a free port (see :attr:`url`)."""
-        if self._server is not None:
-            raise RuntimeError("already started")
-        self._server = _HTTPServer((host, port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}-http", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` while running."""
-        if self._server is None:
-            raise RuntimeError("not started")
-        host = self._server.server_address[0]
-        return f"http://{host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def __enter__(self) -> Self:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def page_slice(items: Iterable[Any], page: int, page_size: int) -> tuple[list[Any], bool]:
-    """One page (1-based) of ``items`` and whether more follow."""
-    all_items = list(items)
-    start = (page - 1) * page_size
-    chunk = all_items[start:start + page_size]
-    return chunk, start + page_size < len(all_items)

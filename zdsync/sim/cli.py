@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import click
 
 from zdsync.sim.activity import ActivityGenerator
-from zdsync.sim.base import Clock, SimServer
+from zdsync.sim.base import Clock
+from zdsync.sim.server import SimServer
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 
@@ -36,9 +38,19 @@ def _serve(server: SimServer, port: int, host: str, lines: list[str]) -> None:
         server.stop()
 
 
+def _listening(default_port: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--port`` and ``--host``: where either simulator listens."""
+
+    def add(command: Callable[..., None]) -> Callable[..., None]:
+        command = click.option("--host", default="127.0.0.1", show_default=True)(command)
+        return click.option("--port", default=default_port, show_default=True,
+                            help="0 picks a free port.")(command)
+
+    return add
+
+
 @sim.command("zendesk")
-@click.option("--port", default=8181, show_default=True, help="0 picks a free port.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@_listening(8181)
 @click.option("--email", default="admin@example.com", show_default=True,
               help="The admin user's e-mail (Basic auth: EMAIL/token:TOKEN).")
 @click.option("--token", default="sim-zendesk-token", show_default=True)
@@ -79,8 +91,7 @@ def zendesk_command(port: int, host: str, email: str, token: str, export_limit: 
 
 
 @sim.command("teamwork")
-@click.option("--port", default=8182, show_default=True, help="0 picks a free port.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@_listening(8182)
 @click.option("--token", default="sim-teamwork-token", show_default=True,
               help="API token (Basic auth user name; any password).")
 @click.option("--rate-limit", default=150, show_default=True, help="Requests per minute.")

@@ -17,15 +17,18 @@ from zdsync.rules import Presence, Ticket, desired_task, ticket_link
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 
-KINDS = ("missing", "duplicate", "wrong_title", "wrong_assignee", "wrong_completion",
-         "unexpected", "orphan")
 _LINK_LINE = re.compile(r"^Zendesk ticket:\s*(\S+)\s*$", re.MULTILINE)
 _TICKET_ID = re.compile(r"/agent/tickets/(\d+)\Z")
 
 
 @dataclass(frozen=True)
 class Difference:
-    """One way Teamwork differs from what the rules imply for a ticket."""
+    """One way Teamwork differs from what the rules imply for a ticket.
+
+    ``kind`` is ``missing``, ``duplicate``, ``wrong_title``, ``wrong_assignee``,
+    ``wrong_completion``, ``unexpected`` (a task for a ticket that must have none) or
+    ``orphan`` (a task linking to no ticket of this Zendesk).
+    """
 
     ticket_id: int | None
     kind: str

@@ -1,0 +1,30 @@
+"""A faithful in-memory Teamwork.com Projects API: the calls zdsync makes, with their limits.
+
+Follows the Teamwork API reference (teamwork-api.md, "What zdsync uses" and §2-§12): v3
+task create/patch/get/delete/list, v1 complete/uncomplete/move and task-list create,
+people, tags, the 150 requests/minute limit with its 60 s lock-out, and the documented odd
+corners (201 with an upper-case string ``TASKLISTID``, 404 without a body, silently dropped
+assignees).
+
+One module a resource, each holding its Python API, routes and handlers: ``service.py``
+(the site's data, auth, rate limit, error and paging shapes), ``people.py`` (people and
+projects), ``tasklists.py``, ``tags.py``, ``tasks.py`` (task records, their rules and the
+reads) and ``task_writes.py`` (everything that changes a task over HTTP).
+"""
+
+from zdsync.sim.teamwork.people import PeopleAndProjects
+from zdsync.sim.teamwork.service import RATE_LIMIT_TEXT
+from zdsync.sim.teamwork.tags import Tags
+from zdsync.sim.teamwork.task_writes import TaskWrites
+from zdsync.sim.teamwork.tasklists import TaskLists
+
+__all__ = ["RATE_LIMIT_TEXT", "TeamworkSim"]
+
+
+class TeamworkSim(TaskWrites, TaskLists, Tags, PeopleAndProjects):
+    """Teamwork Projects for one site, in memory.
+
+    ``api_token`` belongs to an integration user (``me_id``) who is on every project.
+    ``get_deleted_returns_404`` picks one of the two behaviours §6/§7.1 allow for a GET of
+    a deleted task: 404 without a body (default) or 200 with ``status: "deleted"``.
+    """
