@@ -9,8 +9,9 @@ import pytest
 from zdsync.backoff import retry_delay
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
+from zdsync.queues import EVERY_AGENT
 from zdsync.rules import Applied, Record, Ticket
-from zdsync.store import EVERY_AGENT, Fence, NodeChanged, Store
+from zdsync.store import Fence, NodeChanged, Store
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ while (``in_doubt``); passes then observe Teamwork before trusting a record.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -109,3 +110,29 @@ class Replication:
         """True for a while after Redis restarted, the master moved, or a write reached no
         replica: a record may be older than what Teamwork holds, or gone."""
         return time.monotonic() < self._doubt_until
+
+
+class Probe:
+    """Whether Redis answers, for /readyz: one ping (no retries, a short timeout) at a
+    time. Probes arriving meanwhile take the last answer instead of queueing behind a hung
+    Redis, so no probe waits longer than one ping."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self.client = connect(settings, attempts=0,
+                              timeout_seconds=defaults.PROBE_REDIS_TIMEOUT_SECONDS)
+        self._busy = threading.Lock()
+        self._problem: str | None = "redis: not checked yet"
+
+    def problem(self) -> str | None:
+        """None when Redis answers; else what is wrong, for the probe's answer."""
+        if not self._busy.acquire(blocking=False):
+            return self._problem
+        try:
+            try:
+                self.client.ping()
+                self._problem = None
+            except redis.RedisError as exc:
+                self._problem = f"redis: {type(exc).__name__}"
+            return self._problem
+        finally:
+            self._busy.release()

@@ -24,6 +24,7 @@ lease, exit 0. A second signal exits at once. SIGHUP reloads ``[users] file``.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import logging
 import os
@@ -41,7 +42,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from zdsync import defaults
 from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import BY_DEST, Settings
-from zdsync.connection import connect
+from zdsync.connection import Probe, connect
 from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
@@ -75,11 +76,7 @@ class Daemon:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.store = store or Store.from_settings(settings.redis)
-        self.probe = Store(connect(settings.redis, attempts=0,
-                                   timeout_seconds=defaults.PROBE_REDIS_TIMEOUT_SECONDS),
-                           settings.redis.key_prefix)
-        self._probing = threading.Lock()  # one Redis ping at a time for all probes
-        self._redis_problem: str | None = "redis: not checked yet"
+        self.probe = Probe(settings.redis)
         # The webhook's own client: no retries, a short timeout (a hung Redis -> 503 fast).
         self.webhook_store = Store(connect(settings.redis, attempts=0,
                                            timeout_seconds=defaults.WEBHOOK_REDIS_TIMEOUT_SECONDS),
@@ -312,7 +309,7 @@ class Daemon:
         problems = []
         if self.stopping.is_set():
             problems.append("shutting down")
-        redis_problem = self._redis_answers()
+        redis_problem = self.probe.problem()
         if redis_problem:
             problems.append(redis_problem)
         current = self.current
@@ -329,25 +326,5 @@ class Daemon:
         return problems
 
 
-    def _redis_answers(self) -> str | None:
-        """Ping Redis (at most ``defaults.PROBE_REDIS_TIMEOUT_SECONDS``); None when it answers.
-
-        One ping at a time: probes arriving meanwhile take the last answer instead of
-        queueing behind a hung Redis, so no probe waits longer than one ping."""
-        if not self._probing.acquire(blocking=False):
-            return self._redis_problem
-        try:
-            try:
-                self.probe.ping()
-                self._redis_problem = None
-            except redis.RedisError as exc:
-                self._redis_problem = f"redis: {type(exc).__name__}"
-            return self._redis_problem
-        finally:
-            self._probing.release()
-
-
-def _now_utc():
-    import datetime as dt
-
+def _now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

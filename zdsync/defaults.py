@@ -109,6 +109,8 @@ WEBHOOK_REDIS_TIMEOUT_SECONDS = 0.5
 answers 503 (Zendesk delivers it again) instead of holding an HTTP thread."""
 
 # Webhooks
+WEBHOOK_EVENT_TTL_SECONDS = 86400
+"""How long a webhook event id is remembered to drop duplicate deliveries."""
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 """Larger bodies get 413 unread; Zendesk's are a few kilobytes."""
 WEBHOOK_MAX_JSON_DEPTH = 32

@@ -12,10 +12,10 @@ from typing import Any
 
 from zdsync import audit
 from zdsync.errors import ApiError
+from zdsync.queues import RetryEntry
 from zdsync.routes import Target
 from zdsync.rules import Record, plan
 from zdsync.services import Services
-from zdsync.store import RetryEntry
 from zdsync.tasks import Task
 
 

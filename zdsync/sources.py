@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from zdsync import defaults
 from zdsync.metrics import Metrics
+from zdsync.queues import EVERY_AGENT
 from zdsync.rules import MalformedTicket, Record, Ticket
-from zdsync.store import EVERY_AGENT
 from zdsync.workqueue import Item, Unit
 
 if TYPE_CHECKING:
