@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.world import TEMPLATE as WORLD_TEMPLATE
 from zdsync.rules import task_description
+from zdsync.sim import consistency
+from zdsync.sim.adapter import session_for
 from zdsync.sim.base import Clock
-from zdsync.sim.consistency import Difference, check, linked_ticket
+from zdsync.sim.consistency import Difference, check, check_routed, linked_ticket
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 
@@ -150,3 +153,162 @@ def test_linked_ticket_matches_exactly() -> None:
     assert linked_ticket(task_description(ZD_URL + "/", 12), ZD_URL) == (12, True)
     assert linked_ticket(f"Zendesk ticket: {ZD_URL}/agent/tickets/12x", ZD_URL) == (None, True)
     assert linked_ticket(f"see {ZD_URL}/agent/tickets/12", ZD_URL) == (None, False)
+
+
+# -- the judge states the rules itself -------------------------------------------------------
+
+
+def test_the_check_imports_nothing_of_the_rules_it_judges() -> None:
+    """Were it to ask the product what Teamwork should hold, a bug there would be judged
+    by itself: the module imports only the simulators."""
+    import ast
+    from pathlib import Path
+
+    import zdsync.sim.consistency as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    product = {name for name in imported if name and name.startswith("zdsync")}
+    assert product == {"zdsync.sim.teamwork", "zdsync.sim.zendesk"}
+
+
+@pytest.fixture
+def passes(redis_client):
+    from tests.world import make_inproc_world
+
+    return make_inproc_world(redis_client.connection_pool.connection_kwargs["port"], "sc:")
+
+
+def run_pass(world) -> None:
+    world.exportable()
+    summary = world.run_pass().run()
+    assert summary.error is None and summary.failed == 0, summary.line()
+
+
+def test_a_rules_bug_is_caught_although_the_rules_agree_with_teamwork(passes, monkeypatch):
+    """A deliberate bug in the rules: an assignee without a mapping falls back to the
+    submitter (the README: it goes to Anyone, "it is that agent's job, not the
+    submitter's"). A pass applies the bug faithfully, so the buggy rules and Teamwork agree
+    and a check built on ``rules.desired_task`` would have found nothing; this one says
+    what is wrong."""
+    from zdsync import rules
+
+    world = passes
+    real = rules.assignee_for
+
+    def submitter_fallback(ticket, mappings):
+        found = real(ticket, mappings)
+        if found is None and ticket.submitter_id is not None:
+            return mappings.get(ticket.submitter_id)
+        return found
+
+    monkeypatch.setattr(rules, "assignee_for", submitter_fallback)
+    good = world.ticket("Mapped", assignee=world.agents[0], status="open")
+    bad = world.ticket("Unmapped", assignee=world.unmapped, status="open")
+    run_pass(world)
+    [task] = world.tasks_for(bad)
+    submitter_person = world.mappings[world.agents[0]]  # world.ticket's submitter: Ada
+    assert [a["id"] for a in task["assignees"]] == [submitter_person]  # the bug, applied
+    buggy = rules.desired_task(rules.Ticket.from_api(world.zendesk.ticket(bad)),
+                               world.store().mappings(), WORLD_TEMPLATE)
+    assert buggy.assignee == submitter_person  # the rules "agree" with Teamwork
+    assert [(d.ticket_id, d.kind) for d in world.check()] == [(bad, "wrong_assignee")]
+    assert good not in {d.ticket_id for d in world.check()}
+
+
+def test_a_title_cut_in_the_wrong_place_is_caught(passes, monkeypatch):
+    """Another deliberate bug: titles over 250 characters cut bluntly at 250 (no "…", and
+    with a long enough template, through the id)."""
+    from zdsync import rules
+
+    world = passes
+    monkeypatch.setattr(rules, "render_title", lambda ticket, template: template.format(
+        id=ticket.id, subject=ticket.subject or "(no subject)", status=ticket.status)[:250])
+    long = world.ticket("word " * 80, assignee=world.agents[0], status="open")
+    short = world.ticket("Short", assignee=world.agents[0], status="open")
+    run_pass(world)
+    assert len(world.tasks_for(long)[0]["name"]) == 250
+    diffs = world.check()
+    assert [(d.ticket_id, d.kind) for d in diffs] == [(long, "wrong_title")]
+    want = consistency.title(world.zendesk.ticket(long), WORLD_TEMPLATE)
+    assert len(want) == 250 and want.startswith(f"[ZD#{long}] word") and want.endswith("…")
+    assert diffs[0].detail.endswith(f"want {want!r}")  # the README's cut: in the subject
+    assert short not in {d.ticket_id for d in diffs}
+
+
+# -- with routes ---------------------------------------------------------------------------
+
+
+ROUTES = [
+    {"name": "billing", "match": {"tags_any": ["Billing"]}, "tasklist_name": "Other",
+     "priority": True, "due_date": True, "tags": True,
+     "description_template": "{subject} for {requester_name} <{requester_email}>"},
+    {"name": "rest", "match": {"tags_none": "internal"}},
+]
+
+
+def routed(world: World, **overrides) -> list[tuple[int | None, str]]:
+    settings = dict(routes=ROUTES, project_id=world.project, tasklist_id=world.tasklist,
+                    tasklist_name="Zendesk", title_template=TEMPLATE, on_unmatch="keep",
+                    mappings=world.mappings, zendesk_url=ZD_URL)
+    settings.update(overrides)
+    return [(d.ticket_id, d.kind) for d in check_routed(world.zd, world.tw, **settings)]
+
+
+@pytest.fixture
+def project(world: World) -> World:
+    world.project = world.tw.tasklists()[0]["projectId"]  # type: ignore[attr-defined]
+    return world
+
+
+def test_routed_a_correct_state_and_each_field_it_carries(project: World) -> None:
+    w = project
+    tid = w.zd.create_ticket("Refund", w.customer, w.customer, w.mapped_agent, "open",
+                             ["billing"], priority="urgent", type="task",
+                             due_at="2026-03-04T23:30:00Z")
+    want = consistency.description(w.zd.ticket(tid), ROUTES[0]["description_template"],
+                                   consistency.Names("Dan", "dan@example.com"), ZD_URL)
+    assert want == f"Zendesk ticket: {ZD_URL}/agent/tickets/{tid}\n\nRefund for Dan " \
+                   "<dan@example.com>"
+    task = w.tw.create_task(w.tasklist, f"[ZD-{tid}] Refund", want, (w.alice,))
+    assert routed(w) == [(tid, "wrong_list"), (tid, "wrong_priority"),
+                         (tid, "wrong_due_date"), (tid, "wrong_tags")]
+    session = session_for(w.tw)  # priority, due date, tags: set as zdsync would
+    tag = w.tw.add_tag("billing")
+    answer = session.patch(f"https://tw.example/projects/api/v3/tasks/{task}.json",
+                           auth=(w.tw.api_token, "X"), timeout=5,
+                           json={"task": {"priority": "high", "dueAt": "2026-03-04",
+                                          "tagIds": [tag], "tasklistId": w.other_list}})
+    assert answer.status_code == 200, answer.text
+    assert routed(w) == []
+    w.tw.update_task(task, description=want + " (edited)")
+    assert routed(w) == [(tid, "wrong_description")]
+
+
+def test_routed_tickets_no_route_wants_follow_on_unmatch(project: World) -> None:
+    w = project
+    tid = w.zd.create_ticket("Internal", w.customer, w.customer, w.mapped_agent, "open",
+                             ["internal"])
+    task = w.task(tid, "whatever it is titled", ())
+    assert routed(w, on_unmatch="keep") == []
+    assert routed(w, on_unmatch="Complete") == [(tid, "wrong_completion")]
+    assert routed(w, on_unmatch="delete") == [(tid, "unexpected")]
+    w.tw.complete_task(task)
+    assert routed(w, on_unmatch="complete") == []
+
+
+def test_route_conditions_compare_in_any_case_and_all_must_hold() -> None:
+    ticket = {"id": 1, "tags": ["vip", "billing"], "brand_id": 7, "group_id": None,
+              "via": {"channel": "Email"}, "priority": "high", "type": None}
+    matches = consistency.route_matches
+    assert matches({"name": "all"}, ticket)
+    assert matches({"match": {"tags_all": ["VIP", "billing"], "brand_id": [7, 8],
+                              "via": "email"}}, ticket)
+    assert not matches({"match": {"tags_any": "billing", "brand_id": 8}}, ticket)
+    assert not matches({"match": {"group_id": 1}}, ticket)  # no group: never an id match
+    assert not matches({"match": {"type": "task"}}, ticket)
+    assert consistency.due_date({"type": "task", "due_at": "2026-03-04T23:30:00Z"}) \
+        == "2026-03-04"
+    assert consistency.due_date({"type": "question", "due_at": "2026-03-04T23:30:00Z"}) == ""
