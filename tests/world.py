@@ -5,11 +5,12 @@ as a real process (``zdsync``) or in-process in simulated time (``reconciler``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from zdsync.metrics import Metrics
 from zdsync.passes import Pass
 from zdsync.reconciler import Reconciler
 from zdsync.sim.adapter import SimAdapter, session_for
-from zdsync.sim.base import Clock
+from zdsync.sim.base import Clock, SimServer
 from zdsync.sim.consistency import Difference, check, check_routed
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
@@ -208,13 +209,55 @@ def make_world(redis_port: int, prefix: str, *, zendesk_kwargs: dict | None = No
 
 def make_inproc_world(redis_port: int, prefix: str, *, frozen: bool = True,
                       zendesk_kwargs: dict | None = None,
-                      teamwork_kwargs: dict | None = None) -> World:
+                      teamwork_kwargs: dict | None = None, setup: bool = True) -> World:
     """A World whose simulators run in this process without sockets, on a clock that
-    (``frozen``) moves only when a client waits: deterministic, and fast to run often."""
+    (``frozen``) moves only when a client waits: deterministic, and fast to run often.
+    ``setup=False``: empty simulators, for a test that builds its own directory."""
     clock = Clock(frozen=frozen)
     zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {}))
     teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {}))
-    return World(zendesk, teamwork, clock, redis_port, prefix).setup()
+    world = World(zendesk, teamwork, clock, redis_port, prefix)
+    return world.setup() if setup else world
+
+
+UNLIMITED = 1_000_000
+"""Requests a minute the command-line worlds' simulators allow: no command ever waits."""
+
+
+def make_cli_world(redis_port: int, prefix: str, *, setup: bool = True) -> World:
+    """An in-process World for command-line tests (pair it with ``reachable``). The
+    simulators' rate limits are out of reach: a command waits in real time, which never
+    moves the frozen clock, so a rate-limited command would wait forever. Call
+    ``exportable()`` before a command that should see the latest ticket changes."""
+    return make_inproc_world(
+        redis_port, prefix, setup=setup,
+        zendesk_kwargs={"export_limit_per_minute": UNLIMITED,
+                        "rate_limit_per_minute": UNLIMITED},
+        teamwork_kwargs={"rate_limit_per_minute": UNLIMITED})
+
+
+@contextlib.contextmanager
+def edited_answers(sim: SimServer, route: str, edit: Callable[[Any], Any], *,
+                   method: str = "GET") -> Iterator[None]:
+    """While inside, the successful answers of ``sim`` on ``route`` (a route name as its
+    request log shows them) carry ``edit(body)`` instead of their JSON body: an odd answer
+    made from a real one (a malformed ticket in a real export page, a task without id),
+    where the simulators' faults (error statuses, lost responses) do not reach."""
+    real = sim.dispatch
+
+    def dispatch(request: Any) -> Any:
+        answer = real(request)
+        matched = sim.match(request)
+        if (answer is not None and matched is not None and matched[0].name == route
+                and request.method == method and 200 <= answer.status < 300):
+            answer.body = json.dumps(edit(answer.json())).encode()
+        return answer
+
+    sim.dispatch = dispatch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del sim.dispatch
 
 
 @contextlib.contextmanager
