@@ -1,21 +1,15 @@
-"""Fixtures of the integration layer: a real Redis (the session's private redis-server, see
-tests/conftest.py) and the simulators in process."""
+"""Fixtures of the integration layer: a real Redis (the session's private redis-server) and
+the simulators in process (``cli_world``: see tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.world import World, make_cli_world, reachable
+from tests.world import World
 
 
 @pytest.fixture
-def cli_world(redis_client) -> Iterator[World]:
-    """Both simulators in process on a frozen clock, reachable by every ``requests``
-    session (so commands run through click's runner talk to them as to the real
-    services), with the usual project, list, agents and mappings (``World.setup``)."""
-    world = make_cli_world(redis_client.connection_pool.connection_kwargs["port"], "t:")
-    with reachable(world):
-        yield world
-
+def env(world: World) -> dict[str, str]:
+    """The environment of a zdsync command against the module's ``world`` (in process and
+    reachable): the simulators' URLs and credentials, the test Redis, one worker."""
+    return world.env()

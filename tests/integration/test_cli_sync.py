@@ -27,13 +27,6 @@ def world(cli_world: World, monkeypatch) -> World:
     return cli_world
 
 
-@pytest.fixture
-def env(world: World) -> dict[str, str]:
-    """The environment of a zdsync command against the module's ``world`` (in process and
-    reachable): the simulators' URLs and credentials, the test Redis, one worker."""
-    return world.env()
-
-
 def sync(world: World, env: dict[str, str], *args: str):
     world.exportable()  # the export leaves out the last minute
     return CliRunner().invoke(main, ["sync", "--once", *args], env=env)
