@@ -1,8 +1,10 @@
-"""Shared fixtures: a private redis-server per test session, flushed per test."""
+"""Shared fixtures: a private redis-server per test session, flushed per test; the
+simulators in process for command-line tests; a Sentinel cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -18,11 +20,15 @@ def redis_server() -> Iterator[LocalRedis]:
 
 
 @pytest.fixture
-def env(redis_server: LocalRedis) -> dict[str, str]:
-    """Environment for zdsync commands run against the HTTP fakes in tests/fakes.py."""
-    from tests.fakes import fake_env
+def cli_world(redis_client: redis.Redis) -> Iterator[Any]:
+    """Both simulators in process on a frozen clock, reachable by every ``requests``
+    session (so commands run through click's runner talk to them as to the real
+    services), with the usual project, list, agents and mappings (``World.setup``)."""
+    from tests.world import make_cli_world, reachable
 
-    return fake_env(redis_server.port)
+    world = make_cli_world(redis_client.connection_pool.connection_kwargs["port"], "t:")
+    with reachable(world):
+        yield world
 
 
 @pytest.fixture

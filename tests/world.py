@@ -5,11 +5,14 @@ as a real process (``zdsync``) or in-process in simulated time (``reconciler``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -17,13 +20,11 @@ import requests
 from zdsync.config import Settings, load
 from zdsync.metrics import Metrics
 from zdsync.passes import Pass
-from zdsync.routes import Names
-from zdsync.routes import target as route_target
-from zdsync.rules import Presence, Ticket, desired_task
 from zdsync.services import services
 from zdsync.sim.adapter import SimAdapter, session_for
 from zdsync.sim.base import Clock
-from zdsync.sim.consistency import Difference, check
+from zdsync.sim.consistency import Difference, check, check_routed
+from zdsync.sim.server import SimServer
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
@@ -144,61 +145,28 @@ class World:
         path.write_text(toml)
         self.extra_env.update(ZDSYNC_CONFIG=str(path), **env)
 
-    def check_routed(self) -> list[str]:
+    def check_routed(self) -> list[Difference]:
         """``check`` for a configuration with routes: every ticket's tasks, in every list
-        of the site, against its route (or ``sync.on_unmatch``)."""
-        settings = self.settings()
-        routing = settings.routing()
-        mappings = self.store().mappings()
-        lists = {(t["projectId"], t["name"]): t["id"] for t in self.teamwork.tasklists()}
-        groups = {g["id"]: g["name"] for g in self.zendesk._groups.values()}
-        problems = []
-        for data in self.zendesk.tickets():
-            ticket = Ticket.from_api(data)
-            tasks = self.tasks_for(ticket.id, everywhere=True)
-            route = routing.route_for(ticket)
-            if route is None:
-                if routing.on_unmatch == "delete" and tasks:
-                    problems.append(f"ticket {ticket.id}: unrouted, has {len(tasks)} task(s)")
-                if routing.on_unmatch == "complete" and any(
-                        t["status"] != "completed" for t in tasks):
-                    problems.append(f"ticket {ticket.id}: unrouted, a task is open")
-                continue
-            requester = self.zendesk.user(ticket.requester_id) if ticket.requester_id else {}
-            names = Names(requester.get("name", ""), requester.get("email", ""),
-                          groups.get(ticket.group_id or 0, ""))
-            tasklist = route.tasklist_id or lists.get((route.project_id, route.tasklist_name))
-            target = route_target(ticket, routing, {route.name: tasklist}, names,
-                                  self.zendesk_url)
-            want = desired_task(ticket, mappings, target)
-            if want.presence is Presence.FORBIDDEN or not tasks:
-                if tasks or want.presence is Presence.REQUIRED:
-                    problems.append(f"ticket {ticket.id}: {len(tasks)} task(s), want "
-                                    f"{want.presence.value}")
-                continue
-            if len(tasks) > 1:
-                problems.append(f"ticket {ticket.id}: {len(tasks)} live tasks")
-            task = tasks[0]
-            seen = {"list": task["tasklistId"], "title": task["name"],
-                    "assignees": [a["id"] for a in task["assignees"]],
-                    "completed": task["status"] == "completed"}
-            wanted = {"list": tasklist, "title": want.title,
-                      "assignees": [] if want.assignee is None else [want.assignee],
-                      "completed": want.completed}
-            if want.priority is not None:
-                seen["priority"], wanted["priority"] = task["priority"], want.priority
-            if want.due_date is not None:
-                seen["due"], wanted["due"] = task["dueDate"] or "", want.due_date
-            if want.tags is not None:
-                seen["tags"] = tuple(self.teamwork.tag_names(task["id"]))
-                wanted["tags"] = want.tags
-            if want.description is not None:
-                seen["description"], wanted["description"] = (task["description"],
-                                                              want.description)
-            if seen != wanted:
-                problems.append(f"ticket {ticket.id}: task {task['id']} is {seen}, want "
-                                f"{wanted}")
-        return problems
+        of the site, against its route (or ``sync.on_unmatch``). The settings are read
+        here from the config file and the environment (the environment wins), not through
+        the product's config, so the judge shares nothing with what it judges."""
+        env = self.env()
+        path = env.get("ZDSYNC_CONFIG")
+        doc = tomllib.loads(Path(path).read_text()) if path else {}
+
+        def setting(section: str, key: str, default: Any) -> Any:
+            return env.get(f"{section}_{key}".upper(), doc.get(section, {}).get(key, default))
+
+        tasklist_id = setting("teamwork", "tasklist_id", None)
+        return check_routed(
+            self.zendesk, self.teamwork, routes=doc.get("route", []),
+            project_id=int(setting("teamwork", "project_id", 0)),
+            tasklist_id=None if tasklist_id is None else int(tasklist_id),
+            tasklist_name=setting("teamwork", "tasklist_name", "Zendesk"),
+            title_template=setting("sync", "title_template", TEMPLATE),
+            on_unmatch=setting("sync", "on_unmatch", "keep"),
+            mappings=self.store().mappings(), zendesk_url=self.zendesk_url,
+            groups={g["id"]: g["name"] for g in self.zendesk._groups.values()})
 
     def exportable(self) -> None:
         """Move simulated time past Zendesk's last-minute exclusion."""
@@ -235,13 +203,55 @@ def make_world(redis_port: int, prefix: str, *, zendesk_kwargs: dict | None = No
 
 def make_inproc_world(redis_port: int, prefix: str, *, frozen: bool = True,
                       zendesk_kwargs: dict | None = None,
-                      teamwork_kwargs: dict | None = None) -> World:
+                      teamwork_kwargs: dict | None = None, setup: bool = True) -> World:
     """A World whose simulators run in this process without sockets, on a clock that
-    (``frozen``) moves only when a client waits: deterministic, and fast to run often."""
+    (``frozen``) moves only when a client waits: deterministic, and fast to run often.
+    ``setup=False``: empty simulators, for a test that builds its own directory."""
     clock = Clock(frozen=frozen)
     zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {}))
     teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {}))
-    return World(zendesk, teamwork, clock, redis_port, prefix).setup()
+    world = World(zendesk, teamwork, clock, redis_port, prefix)
+    return world.setup() if setup else world
+
+
+UNLIMITED = 1_000_000
+"""Requests a minute the command-line worlds' simulators allow: no command ever waits."""
+
+
+def make_cli_world(redis_port: int, prefix: str, *, setup: bool = True) -> World:
+    """An in-process World for command-line tests (pair it with ``reachable``). The
+    simulators' rate limits are out of reach: a command waits in real time, which never
+    moves the frozen clock, so a rate-limited command would wait forever. Call
+    ``exportable()`` before a command that should see the latest ticket changes."""
+    return make_inproc_world(
+        redis_port, prefix, setup=setup,
+        zendesk_kwargs={"export_limit_per_minute": UNLIMITED,
+                        "rate_limit_per_minute": UNLIMITED},
+        teamwork_kwargs={"rate_limit_per_minute": UNLIMITED})
+
+
+@contextlib.contextmanager
+def edited_answers(sim: SimServer, route: str, edit: Callable[[Any], Any], *,
+                   method: str = "GET") -> Iterator[None]:
+    """While inside, the successful answers of ``sim`` on ``route`` (a route name as its
+    request log shows them) carry ``edit(body)`` instead of their JSON body: an odd answer
+    made from a real one (a malformed ticket in a real export page, a task without id),
+    where the simulators' faults (error statuses, lost responses) do not reach."""
+    real = sim.dispatch
+
+    def dispatch(request: Any) -> Any:
+        answer = real(request)
+        matched = sim.match(request)
+        if (answer is not None and matched is not None and matched[0].name == route
+                and request.method == method and 200 <= answer.status < 300):
+            answer.body = json.dumps(edit(json.loads(answer.body))).encode()
+        return answer
+
+    sim.dispatch = dispatch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del sim.dispatch
 
 
 @contextlib.contextmanager

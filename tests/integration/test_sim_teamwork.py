@@ -266,11 +266,12 @@ def test_latency_fault(tw: TeamworkSim, http: requests.Session) -> None:
     tw.faults.latency_seconds = 0.15
     started = time.monotonic()
     assert http.get(f"{tw.url}{V3}/me.json").status_code == 200
-    assert time.monotonic() - started >= 0.15
+    assert time.monotonic() - started >= 0.15  # a lower bound: holds however busy the machine
+    tw.faults.latency_seconds = 30.0  # far above what a request takes on a busy machine
     tw.faults.routes = {f"{V3}/people"}  # only that route is slowed down now
     started = time.monotonic()
     http.get(f"{tw.url}{V3}/me.json")
-    assert time.monotonic() - started < 0.15
+    assert time.monotonic() - started < 30.0
 
 
 def test_lost_create_response_commits_the_task(tw: TeamworkSim, http: requests.Session,

@@ -1,10 +1,14 @@
-"""The store behind real Redis Sentinels: a failover loses nothing and is survived."""
+"""The store behind real Redis Sentinels: a failover loses nothing and is survived; `zdsync
+check` finds the master through them."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from click.testing import CliRunner
+
+from zdsync.cli import main
 from zdsync.config import load
 from zdsync.rules import Record, Ticket
 from zdsync.store import Store
@@ -63,3 +67,13 @@ def test_failover_during_writes_loses_nothing(sentinel_cluster):
     # And the client really talks to the new master now.
     assert store.r.connection_pool.get_master_address()[1] == new_port
     lease.release()
+
+
+def test_check_finds_the_sentinel_master(cli_world, sentinel_cluster):
+    sentinel = {**cli_world.env(), "REDIS_USE_SENTINEL": "true",
+                "REDIS_SENTINEL_HOSTS": sentinel_cluster.hosts}
+    result = CliRunner().invoke(main, ["check"], env=sentinel)
+    assert f"✓ Redis: master 'mymaster' at 127.0.0.1:{sentinel_cluster.master.port} (found by " \
+           "Sentinel) answers" in result.output
+    result = CliRunner().invoke(main, ["check"], env={**sentinel, "REDIS_SENTINEL_MASTER": "nope"})
+    assert result.exit_code == 1 and "✗ Redis: no Sentinel knows a master" in result.output

@@ -161,7 +161,7 @@ def test_naming_rule_is_uniform():
 def test_readme_and_example_document_every_setting():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     example = (root / "config.example.toml").read_text()
     for opt in OPTIONS:
@@ -218,7 +218,7 @@ def test_every_numeric_setting_has_documented_bounds():
     from them and must be the current one."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for opt in OPTIONS:
         if opt.kind in ("int", "float", "time"):
             assert opt.bounds, opt.dest

@@ -39,7 +39,7 @@ from tests.deploy_helpers import (
     schema,
     tool,
 )
-from tests.test_daemon import Daemon, wait_until
+from tests.e2e.test_daemon import Daemon, wait_until
 from zdsync import defaults
 from zdsync.config import Settings, load
 from zdsync.errors import ConfigError

@@ -26,7 +26,7 @@ from tests.deploy_helpers import (
     run,
     tool,
 )
-from tests.test_daemon import ZENDESK_TEST_SECRET, Daemon, wait_until, world_on
+from tests.e2e.test_daemon import ZENDESK_TEST_SECRET, Daemon, wait_until, world_on
 from tests.world import World
 from zdsync.cli import main
 from zdsync.localredis import free_port
