@@ -177,7 +177,8 @@ class Reconciler:
         ``prior`` is the stored record; ``observed``, when given, is what Teamwork holds
         for the ticket (already read by the caller), which replaces what was remembered.
         ``suspect``: a leader that lost its lease may have written to its task after this
-        record was stored: it is observed first, as a record in flight is.
+        record was stored (even created a copy): it is observed first, as a create in
+        flight is.
         Never raises for an API error: the error is returned and the record holds what was
         applied (still marked in flight). ``Interrupted`` and ``PassStopped`` propagate.
         """
@@ -186,9 +187,11 @@ class Reconciler:
             self.metrics.skipped.labels("stale").inc()
             return Outcome(prior, counts=Counter(skipped=1))
         record = replace(prior, ticket=ticket) if prior else Record(ticket)
-        if suspect and not record.in_flight:
-            record = replace(record, in_flight=IN_FLIGHT_WRITE if record.applied.task_id
-                             else IN_FLIGHT_CREATE)
+        if suspect:
+            # Observed as a create in flight, by its link: what landed late may be a create
+            # the deposed leader made while this record already names the successor's task
+            # (a second copy, deleted by the adoption).
+            record = replace(record, in_flight=IN_FLIGHT_CREATE)
         out = Outcome(record, history=[note] if note else [])
         try:
             target = self.target(ticket, dry_run=ctx.dry_run)

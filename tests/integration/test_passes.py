@@ -139,6 +139,43 @@ def test_a_write_a_frozen_leader_sends_late_is_undone_by_its_successor(world, mo
     assert world.store().suspects() == []
 
 
+
+def test_a_create_a_frozen_leader_sends_late_leaves_one_task(world, monkeypatch):
+    """Found by bench/soak.py (seed 29): a leader marks a create in flight, passes its
+    lease check and freezes before the request leaves; its successor observes, finds no
+    task, and creates one. The stale create then lands: a second task. The successor's
+    record names a task, so a plain re-read of it would miss the copy: a suspect is
+    searched for by its link like a create in flight, and the extra copy is deleted."""
+    t = world.ticket("Printer on fire", assignee=world.agents[0], status="open")
+    world.exportable()
+    stale = world.run_pass()
+    stale_lease = stale.lease
+    real = Transport.request
+    done = {"successor": False}
+
+    def frozen_before_sending(self, method, path, **kwargs):
+        if method == "POST" and path.endswith("/tasks.json") and not done["successor"]:
+            done["successor"] = True
+            world.store().r.delete(world.prefix + "lock:sync")
+            world._lease = None  # the successor does not release the frozen one's lease
+            successor = world.run_pass()
+            assert successor.run().error is None
+            assert len(world.tasks_for(t)) == 1  # the successor made the ticket's task
+            successor.lease.release()
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Transport, "request", frozen_before_sending)
+    summary = stale.run()
+    monkeypatch.setattr(Transport, "request", real)
+    assert summary.stopped
+    assert len(world.tasks_for(t)) == 2  # the stale create landed after the successor's
+    assert [t2 for t2, _ in world.store().suspects()] == [t]
+    stale_lease.release()
+    converge(world)
+    assert len(world.tasks_for(t)) == 1
+    assert world.check() == []
+    assert world.store().suspects() == []
+
 # -- losing Redis --------------------------------------------------------------------------
 
 
