@@ -236,25 +236,22 @@ def _match(raw: Any, where: str, problems: _Problems) -> Match:
     if not isinstance(raw, dict):
         problems.add(where, "match", "must be a table (match.tags_any = [...], ...)")
         return Match()
+    texts = (_texts, "a string or a non-empty list of strings")
+    ids = (_ids, "an id or a non-empty list of ids (positive integers)")
+    readers = {**dict.fromkeys(TAG_CONDITIONS + TEXT_CONDITIONS, texts),
+               **dict.fromkeys(ID_CONDITIONS, ids)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in TAG_CONDITIONS or key in TEXT_CONDITIONS:
-            parsed = _texts(value)
-            if parsed is None:
-                problems.add(where, f"match.{key}", "must be a string or a non-empty list of "
-                             f"strings, got {value!r}"[:200])
-                continue
-            values[key] = parsed
-        elif key in ID_CONDITIONS:
-            ids = _ids(value)
-            if ids is None:
-                problems.add(where, f"match.{key}", "must be an id or a non-empty list of "
-                             f"ids (positive integers), got {value!r}"[:200])
-                continue
-            values[key] = ids
-        else:
+        if key not in readers:
             known = ", ".join(TAG_CONDITIONS + ID_CONDITIONS + TEXT_CONDITIONS)
             problems.add(where, f"match.{key}", f"is not a condition (known: {known})")
+            continue
+        read, wanted = readers[key]
+        parsed = read(value)
+        if parsed is None:
+            problems.add(where, f"match.{key}", f"must be {wanted}, got {value!r}"[:200])
+        else:
+            values[key] = parsed
     return Match(**values)
 
 

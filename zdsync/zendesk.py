@@ -187,15 +187,8 @@ class ZendeskClient:
     def tickets_by_ids(self, ticket_ids: Iterable[int]) -> dict[int, Any]:
         """The tickets among these ids as they are now (``show_many``, 100 per request),
         by id; an id absent from the result is deleted or gone, as a 404 of show ticket."""
-        ids = list(dict.fromkeys(ticket_ids))
         found: dict[int, Any] = {}
-        for start in range(0, len(ids), SHOW_MANY_BATCH):
-            chunk = ids[start:start + SHOW_MANY_BATCH]
-            body = self.http.request("GET", "/api/v2/tickets/show_many.json",
-                                     params={"ids": ",".join(str(i) for i in chunk)}).json()
-            tickets = body.get("tickets") if isinstance(body, dict) else None
-            if not isinstance(tickets, list):
-                raise RetryableError("zendesk", "show_many answered without a tickets list")
+        for chunk, tickets in self._show_many("tickets", ticket_ids):
             for ticket in tickets:
                 tid = ticket.get("id") if isinstance(ticket, dict) else None
                 if tid in chunk and not isinstance(tid, bool):
@@ -222,16 +215,26 @@ class ZendeskClient:
     def users_by_ids(self, user_ids: Iterable[int]) -> dict[int, User]:
         """Users among these ids, by id (``show_many``, 100 per request); an id absent
         from the result does not exist."""
-        ids = list(dict.fromkeys(user_ids))
         found: dict[int, User] = {}
-        for start in range(0, len(ids), SHOW_MANY_BATCH):
-            chunk = ids[start:start + SHOW_MANY_BATCH]
-            body = self.http.request("GET", "/api/v2/users/show_many.json",
-                                     params={"ids": ",".join(str(i) for i in chunk)}).json()
-            for user in map(User.from_api, body.get("users") or []):
+        for chunk, users in self._show_many("users", user_ids):
+            for user in map(User.from_api, users):
                 if user.id in chunk:
                     found[user.id] = user
         return found
+
+    def _show_many(self, kind: str, wanted: Iterable[int]
+                   ) -> Iterator[tuple[list[int], list[Any]]]:
+        """(ids asked, objects answered) for each ``show_many`` request of ``kind``
+        (tickets, users), ``SHOW_MANY_BATCH`` ids a request."""
+        ids = list(dict.fromkeys(wanted))
+        for start in range(0, len(ids), SHOW_MANY_BATCH):
+            chunk = ids[start:start + SHOW_MANY_BATCH]
+            body = self.http.request("GET", f"/api/v2/{kind}/show_many.json",
+                                     params={"ids": ",".join(str(i) for i in chunk)}).json()
+            answered = body.get(kind) if isinstance(body, dict) else None
+            if not isinstance(answered, list):
+                raise RetryableError("zendesk", f"show_many answered without a {kind} list")
+            yield chunk, answered
 
     @answers
     def groups(self) -> list[dict[str, Any]]:
