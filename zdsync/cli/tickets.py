@@ -123,7 +123,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
 def tickets_resync(ctx: Context, ticket_id: int) -> None:
     """Read the ticket afresh from Zendesk and reconcile its task now.
 
-    Takes the sync lock like sync --once (exit 75 while another process holds it).
+    Takes the sync lock like sync (exit 75 while another process holds it).
     """
     ctx.settings()
     store = ctx.store()
