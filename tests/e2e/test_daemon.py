@@ -293,7 +293,9 @@ def test_webhook_gives_a_new_ticket_its_task_within_2_seconds(world, spawn, redi
     assert task["name"] == f"[ZD#{new}] Printer on fire"
     assert [a["id"] for a in task["assignees"]] == [world.mappings[world.agents[1]]]
     assert daemon.passes() == passes  # no pass did it
-    assert daemon.value("zdsync_tickets_processed_total", source="webhook") >= 1
+    # Counted once its record is stored, a moment after the task is visible in Teamwork.
+    wait_until(lambda: daemon.value("zdsync_tickets_processed_total", source="webhook") >= 1,
+               5, "the webhook's ticket to be counted")
     wait_until(lambda: redis_client.zcard(world.prefix + "webhook:queue") == 0, 5,
                "the webhook queue to drain")
 
@@ -384,7 +386,9 @@ def test_two_replicas_one_leader_and_takeover_after_sigkill(world, spawn, redis_
     assert takeover <= ttl + interval + 3.0  # 3 s slack: a standby tries the lease every 2 s
     assert_one_task_each(world, before + after)
     assert created_tasks(world) == len(before) + len(after)
-    assert standby.passes() >= 1 and standby.zendesk_requests() > 0
+    # A pass is counted when it ends, after its tasks are visible in Teamwork.
+    wait_until(lambda: standby.passes() >= 1, 10, "the standby's first pass to end")
+    assert standby.zendesk_requests() > 0
 
     # SIGTERM on the new leader: exit 0 and the lease is given back.
     assert redis_client.exists(world.prefix + "lock:sync") == 1
@@ -523,6 +527,8 @@ def failover_under_load(cluster, redis_port: int, spawn, *,
         daemon = spawn(world, **env)
         wait_until(lambda: diff(world, store) == [], 20, "the first tickets via Sentinel")
         assert daemon.leader() == 1.0
+        # The page is committed (cursor and all) a moment after its last task is visible.
+        wait_until(lambda: store.cursor().position, 10, "the first page committed")
         store.r.execute_command("WAIT", 1, 2000)  # all of it on the replica too
         before = store.cursor()
         assert before.cursor and before.position
@@ -614,7 +620,9 @@ def test_sentinel_failover_the_daemon_carries_on(sentinel_cluster, redis_server,
         wait_until(lambda: world.tasks_for(new), 5, "the webhook's task", interval=0.01)
         webhook = time.monotonic() - sent
         assert webhook < 2.0
-        assert set(master.records([*tickets, new])) == {*tickets, new}
+        # The record is stored a moment after the task is visible in Teamwork.
+        wait_until(lambda: set(master.records([*tickets, new])) == {*tickets, new}, 5,
+                   "the webhook ticket's record on the new master")
         print(f"Sentinel: failover took {run['failover_seconds']:.2f} s; after the new "
               f"master was announced: a task for each of {len(tickets)} tickets in "
               f"{run['every_task_after']:.2f} s, first pass committed on the new master in "
