@@ -15,9 +15,9 @@ Per-ticket durability, step by step:
   observed: its task is read (one GET), or, for a create, the task list is searched for
   the ticket's link and what landed is adopted (extra copies are deleted). Planning then
   starts from what Teamwork really holds, not from what was remembered.
-- The lease is checked right before every Teamwork write (``Transport.before_write``) and
-  every Redis write is fenced by its token, so a leader that lost its lease mid-ticket
-  writes nothing more to either.
+- The lease is checked right before every Teamwork write (``Transport.before_write``, and
+  again by the connection as the bytes leave) and every Redis write is fenced by its token,
+  so a leader that lost its lease mid-ticket writes nothing more to either.
 - A 404 on an update, complete or reopen is confirmed with a GET before the task counts as
   gone (then a ticket that still needs a task gets a new one); a 401/403 stops the pass.
 

@@ -14,10 +14,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from zdsync import defaults
 from zdsync.backoff import request_backoff_seconds
@@ -81,6 +85,62 @@ def _never_sent(exc: requests.RequestException) -> bool:
                                urllib3.exceptions.ConnectTimeoutError))
 
 
+_LAST_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("zdsync_last_check",
+                                                                default=None)
+"""The check of the write this thread is sending, run again as its bytes leave."""
+
+
+class _CheckedSend:
+    """A connection that runs the write's check once connected, right before each send.
+
+    ``before_write`` runs before requests prepares, merges settings and connects; this
+    runs it again after all of that, microseconds before the socket write, so a process
+    frozen anywhere in between (a paused VM, SIGSTOP) sends nothing when it wakes. The
+    instant between this check and the system call stays unfenceable (see the README)."""
+
+    def send(self, data: Any) -> None:
+        check = _LAST_CHECK.get()
+        if check is not None:
+            if self.sock is None:  # type: ignore[attr-defined]
+                self.connect()  # type: ignore[attr-defined]
+            check()
+        super().send(data)  # type: ignore[misc]
+
+
+class _CheckedHTTPConnection(_CheckedSend, HTTPConnection):
+    pass
+
+
+class _CheckedHTTPSConnection(_CheckedSend, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class CheckedAdapter(HTTPAdapter):
+    """requests' adapter with connections that run ``_LAST_CHECK`` (not through a proxy:
+    requests builds proxy pools of its own; ``before_write`` still guards those)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool,
+                                                   "https": _CheckedHTTPSPool}
+
+
+def new_session() -> requests.Session:
+    """What a Transport uses unless given a session (tests give the simulators' own)."""
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, CheckedAdapter())
+    return session
+
+
 class Transport:
     """One API's session: base URL, auth, timeouts, retries, pacing and metrics.
 
@@ -106,7 +166,7 @@ class Transport:
     ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        self.session = session or new_session()
         self.session.auth = auth
         self.session.headers["User-Agent"] = "zdsync"
         self.throttle_wait = throttle_wait
@@ -134,10 +194,15 @@ class Transport:
         answered: requests.Response | None = None
         try:
             self._wait(pacer.reserve())
-            if method != "GET" and self.before_write is not None:
-                self.before_write()
-            answered = self.session.request(method, url, params=params, json=json,
-                                            timeout=self.timeout)
+            check = self.before_write if method != "GET" else None
+            if check is not None:
+                check()
+            last = _LAST_CHECK.set(check)
+            try:
+                answered = self.session.request(method, url, params=params, json=json,
+                                                timeout=self.timeout)
+            finally:
+                _LAST_CHECK.reset(last)
             return answered
         finally:
             pacer.observe(answered.headers if answered is not None else None)
