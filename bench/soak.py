@@ -1,6 +1,6 @@
 """Soak: zdsync's crash safety at random, with real ``zdsync run`` processes.
 
-Run by hand, not in CI (about 26 minutes for the default 50 seeds on 2 cores):
+Run by hand, not in CI (about 25 minutes for the default 50 seeds on 2 cores):
 
     .venv/bin/python bench/soak.py
     .venv/bin/python bench/soak.py --seeds 5 --first-seed 17
