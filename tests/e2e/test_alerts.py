@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ from tests.deploy_helpers import (
     run,
     tool,
 )
-from tests.e2e.test_daemon import ZENDESK_TEST_SECRET, Daemon, wait_until, world_on
-from tests.world import World
+from tests.e2e.test_daemon import wait_until, world_on
 from zdsync.cli import main
 from zdsync.localredis import free_port
 
@@ -189,39 +187,9 @@ class Prometheus:
         self.log.close()
 
 
-@pytest.fixture
-def daemons() -> Iterator[Callable[..., Daemon]]:
-    """Start ``zdsync run`` for a World; every process is killed at the end of the test."""
-    started: list[Daemon] = []
-
-    def start(world: World, **env: Any) -> Daemon:
-        port, probe_port = free_port(), free_port()
-        settings = {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": port, "HTTP_PROBE_PORT": probe_port,
-                    "WEBHOOK_SECRET": ZENDESK_TEST_SECRET, "SYNC_INTERVAL": 1,
-                    "SYNC_LOCK_TTL": 3, **env}
-        daemon = Daemon(world.popen("run", **settings), port, world.prefix, probe_port)
-        started.append(daemon)
-
-        def up() -> bool:
-            if daemon.proc.poll() is not None:
-                raise AssertionError(f"zdsync run exited with {daemon.proc.returncode}:\n"
-                                     + daemon.output()[-3000:])
-            return daemon.get("/livez").ok
-
-        wait_until(up, 20, "the daemon's HTTP server")
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-        daemon.proc.wait(10)
-        daemon.reader.join(timeout=5)
-
-
 @pytest.mark.e2e
 def test_prometheus_fires_exactly_the_alerts_each_daemon_calls_for(redis_server, redis_client,
-                                                                   daemons, tmp_path):
+                                                                   spawn, tmp_path):
     """Three daemons, one Prometheus (rules as shipped, `for:` shortened):
 
     - healthy: simulators that work; tickets and webhooks flow. No alert, pending or firing.
@@ -245,9 +213,9 @@ def test_prometheus_fires_exactly_the_alerts_each_daemon_calls_for(redis_server,
         # An installation that has run before: a first start would rebuild its links from
         # Teamwork before anything else, and with Teamwork down it would attempt no ticket.
         failing_world.store().r.set(failing_world.prefix + "identity", "has run before")
-        healthy = daemons(healthy_world)
-        failing = daemons(failing_world, TEAMWORK_URL=f"http://127.0.0.1:{free_port()}")
-        standby = daemons(standby_world)
+        healthy = spawn(healthy_world)
+        failing = spawn(failing_world, TEAMWORK_URL=f"http://127.0.0.1:{free_port()}")
+        standby = spawn(standby_world)
         prometheus = Prometheus(tmp_path, {"healthy": healthy.port,
                                            "teamwork-down": failing.port,
                                            "standby": standby.port})

@@ -145,7 +145,7 @@ def spawn() -> Iterator[Callable[..., Daemon]]:
             return (daemon.get("/livez").status_code == 200
                     and requests.get(daemon.probe_url + "/livez", timeout=5).status_code == 200)
 
-        wait_until(up, 15, "the daemon's HTTP server")
+        wait_until(up, 20, "the daemon's HTTP server")
         return daemon
 
     yield start
