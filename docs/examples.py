@@ -139,6 +139,12 @@ class Session:
             self.outputs[name] = text
         return result.output
 
+    def file(self, name: str, path: str, text: str) -> None:
+        """Write a file the next commands read, and show it (``cat``) in example ``name``."""
+        (self.workdir / path).write_text(text)
+        shown = self.outputs.get(name, "```console\n```\n")[:-len("```\n")]
+        self.outputs[name] = f"{shown}$ cat {path}\n{text}```\n"
+
     def store(self) -> Store:
         return Store(self.redis_client())
 
@@ -256,10 +262,10 @@ def users(s: Session) -> None:
     s.run("users-list", "users", "list", code=0)
     s.run("users-list-json", "users", "list", "--json", code=0)
     s.run("users-list-no-names", "users", "list", "--no-names", code=0)
-    (s.workdir / "bad.csv").write_text(
-        "zendesk_user_id,teamwork_person_id\n10002,502\nabc,503\n10002,503\n")
-    (s.workdir / "agents.csv").write_text(
-        "zendesk_user_id,teamwork_person_id,name\n10002,502,Alice\n10003,503,Bob\n")
+    s.file("users-import-files", "bad.csv",
+           "zendesk_user_id,teamwork_person_id\n10002,502\nabc,503\n10002,503\n")
+    s.file("users-import-files", "agents.csv",
+           "zendesk_user_id,teamwork_person_id,name\n10002,502,Alice\n10003,503,Bob\n")
     s.run("users-import-bad", "users", "import", "bad.csv", code=2)
     s.run("users-import", "users", "import", "agents.csv", code=0)
     s.run("users-export", "users", "export", code=0)
