@@ -75,7 +75,7 @@ BLOCK = re.compile(r"^([ \t]*<!-- output: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)"
                    r"^([ \t]*<!-- end -->)", re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r"^[ \t]*<!-- output:", re.MULTILINE)  # a block starts on its own line
 ENV = {
-    "COLUMNS": "100",  # no output depends on it yet; a terminal's width never will
+    "COLUMNS": "100",  # a fixed terminal width, should an output ever depend on it
     "ZENDESK_URL": ZENDESK_URL, "ZENDESK_EMAIL": "admin@example.com",
     "ZENDESK_API_TOKEN": "sim-zendesk-token",
     "TEAMWORK_URL": TEAMWORK_URL, "TEAMWORK_API_TOKEN": "sim-teamwork-token",
@@ -88,7 +88,7 @@ SETTINGS_PREFIXES = ("ZENDESK_", "TEAMWORK_", "REDIS_", "SYNC_", "LOG_", "HTTP_"
 
 def normalise(text: str, redis_port: int) -> str:
     """The one place where output that varies between runs is made fixed."""
-    text = text.replace(f":{redis_port}", f":{SHOWN_REDIS_PORT}")
+    text = re.sub(rf":{redis_port}\b", f":{SHOWN_REDIS_PORT}", text)
     text = text.replace(f"{socket.gethostname()}:{os.getpid()}", SHOWN_HOLDER)
     text = re.sub(r"(, (?:success|partial|failed), )\d+\.\d+ s:", r"\g<1>0.01 s:", text)
     return re.sub(r"(done in )\d+\.\d+ s", r"\g<1>0.01 s", text)
@@ -118,7 +118,7 @@ class Session:
     world: World | None = None
 
     def run(self, name: str | None, *args: str, env: dict[str, str] | None = None,
-            answer: str | None = None, code: int | None = None) -> str:
+            answer: str | None = None, code: int | None = None) -> None:
         """Run ``zdsync ARGS`` with ``env`` added (and shown on the command line), and keep
         it as example ``name``; fail when the exit status is not ``code`` (when given)."""
         extra = env or {}
@@ -138,7 +138,6 @@ class Session:
             if name in self.outputs:
                 raise RuntimeError(f"example {name} is made twice")
             self.outputs[name] = text
-        return result.output
 
     def file(self, name: str, path: str, text: str) -> None:
         """Write a file the next commands read, and show it (``cat``) in example ``name``."""
@@ -345,6 +344,12 @@ def routes(s: Session) -> None:
         s.run(None, "users", "auto", "--apply", code=0)
         config = ("--config", "zdsync.toml")
         s.run("routes-check", *config, "check", code=0)
+        (s.workdir / "wrong.toml").write_text(ROUTES.replace("tasklist_id = 2002",
+                                                             "tasklist_id = 2001"))
+        s.run("routes-check-wrong-list", "--config", "wrong.toml", "check", code=1)
+        (s.workdir / "invalid.toml").write_text(ROUTES.replace("match.brand_id = 7",
+                                                               'match.brand_id = "seven"'))
+        s.run("routes-check-invalid", "--config", "invalid.toml", "check", code=2)
         s.run("routes-dry-run", *config, "sync", "--dry-run", code=0)
         s.run(None, *config, "sync", code=0)
         s.run("routes-tickets-show", *config, "tickets", "show", "4", code=0)
