@@ -193,14 +193,17 @@ def in_process_simulators(session: Session) -> Iterator[None]:
 
 
 def first_run(s: Session) -> None:
-    """README "Running one pass": a first run without sync.start_time sees nothing; one
-    with a start time in the past (on a fresh world) backfills the seeded tickets."""
+    """README: "Running one pass", a first run without sync.start_time sees nothing, one
+    with a start time in the past (on a fresh world) backfills the seeded tickets; the
+    check and a configuration error."""
     for name, env in (("first-sync", {}),
                       ("backfill-sync", {"SYNC_START_TIME": "2026-12-01T11:00:00Z"})):
         with s.new_world() as w:
             w.advance(120)  # the seeded tickets are two minutes old: Zendesk exports them
             if not env:
                 s.run("check", "check", code=0)
+                s.run("config-error", "sync", code=2,
+                      env={"TEAMWORK_PROJECT_ID": "abc", "ZENDESK_API_TOKEN": ""})
             s.run(None, "users", "auto", "--apply", code=0)
             s.run(name, "sync", env=env, code=0)
 
