@@ -598,3 +598,19 @@ def test_readme_shows_the_compose_commands():
     for line in re.findall(r"docker compose [^\n`]*", section):
         for service in re.findall(r"(?:logs|restart|stop|exec)\s+(?:-f\s+)?(\w+)", line):
             assert service in compose()["services"], line
+
+
+def test_the_compose_curls_ask_the_published_probe_port():
+    """The README and docker-compose.yml send probes and metrics to the probe port
+    (`http.probe_port`), and the compose file publishes it."""
+    probe_port = Settings().http.probe_port
+    published = {str(p).rsplit(":", 1)[1] for p in compose()["services"]["zdsync"]["ports"]}
+    assert str(probe_port) in published
+    readme = (REPO / "README.md").read_text()
+    texts = [readme.split("### A local trial with docker compose", 1)[1].split("\n### ", 1)[0],
+             (REPO / "docker-compose.yml").read_text()]
+    curls = [m for text in texts
+             for m in re.findall(r"curl [^\n]*?localhost:(\d+)/(readyz|livez|healthz|metrics)",
+                                 text)]
+    assert len(curls) >= 4, curls
+    assert {port for port, _ in curls} == {str(probe_port)}, curls

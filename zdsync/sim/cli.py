@@ -11,6 +11,7 @@ import click
 
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
+from zdsync.sim.seed import seed_teamwork, seed_zendesk
 from zdsync.sim.server import SimServer
 from zdsync.sim.teamwork import TeamworkSim
 from zdsync.sim.zendesk import ZendeskSim
@@ -68,16 +69,10 @@ def zendesk_command(port: int, host: str, email: str, token: str, export_limit: 
     lines = [f"  auth:     {email}/token:{token}"]
     agents: list[int] = []
     if seed_data:
-        agents = [server.add_user("Alice Agent", "alice@example.com", "agent"),
-                  server.add_user("Bob Agent", "bob@example.com", "agent"),
-                  server.add_user("Carol Unmapped", "carol@example.com", "agent")]
-        customer = server.add_user("Dan Customer", "dan@example.com", "end-user")
-        tickets = [server.create_ticket("Printer on fire", customer, agents[0], agents[0],
-                                        "open"),
-                   server.create_ticket("Cannot log in", customer, customer),
-                   server.create_ticket(None, customer, agents[1], agents[2], "open")]
-        lines.append(f"  agents:   {agents} (alice, bob, carol); end-user {customer}")
-        lines.append(f"  tickets:  {tickets} (exported once older than 60 s)")
+        seeded = seed_zendesk(server)
+        agents = seeded.agents
+        lines.append(f"  agents:   {agents} (alice, bob, carol); end-user {seeded.customer}")
+        lines.append(f"  tickets:  {seeded.tickets} (exported once older than 60 s)")
     stop = threading.Event()
     if activity_rate > 0 and agents:
         generator = ActivityGenerator(server, seed=seed, mapped_agent_ids=agents[:2],
@@ -104,13 +99,8 @@ def teamwork_command(port: int, host: str, token: str, rate_limit: int, seed_dat
     click.echo("Teamwork simulator")
     lines = [f"  auth:     {token}:X  (Basic auth; token as user name)"]
     if seed_data:
-        project = server.add_project("Support")
-        tasklist = server.add_tasklist(project, "Zendesk tickets")
-        people = [server.add_person("Alice", "Agent", "alice@example.com"),
-                  server.add_person("Bob", "Agent", "bob@example.com")]
-        for person in people:
-            server.add_to_project(project, person)
-        lines.append(f"  project:  {project}; task list {tasklist}")
-        lines.append(f"  people:   {people} (alice, bob); integration user {server.me_id}")
+        world = seed_teamwork(server)
+        lines.append(f"  project:  {world.project}; task list {world.tasklist}")
+        lines.append(f"  people:   {world.people} (alice, bob); integration user {server.me_id}")
     _serve(server, port, host, lines)
 
