@@ -85,3 +85,23 @@ def test_the_cap_holds_for_windows_too_and_bad_dates_are_refused(tw: TeamworkSim
         answer = session.get(f"{tw.url}{V3}/tasks.json", params={"updatedAfter": bad})
         assert answer.status_code == 400, bad
         assert answer.json()["errors"][0]["title"] == "Invalid updatedAfter"
+
+
+def test_the_command_line_sets_the_cap_and_the_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from zdsync.sim import cli
+
+    made: list[TeamworkSim] = []
+
+    class Recorded(TeamworkSim):
+        def start(self, *args: Any, **kwargs: Any) -> TeamworkSim:
+            made.append(self)
+            raise KeyboardInterrupt  # built as asked: no need to serve
+
+    monkeypatch.setattr(cli, "TeamworkSim", Recorded)
+    result = CliRunner().invoke(cli.sim, ["teamwork", "--port", "0", "--listing-cap", "25",
+                                          "--updated-after", "inclusive"])
+    assert made and (made[0].listing_cap, made[0].updated_after_inclusive) == (25, True), \
+        result.output
+    assert CliRunner().invoke(cli.sim, ["teamwork", "--listing-cap", "0"]).exit_code == 2
