@@ -40,8 +40,8 @@ def next_window(stamps: Sequence[int | None], window: Mapping[str, str]) -> dict
     if not known or len(known) != len(stamps) or known != sorted(known) \
             or (after is not None and known[0] < after):
         raise ListingTooDense("teamwork", f"a task listing cut at {len(stamps)} records was "
-                              "not ordered by updatedAt as asked: zdsync cannot read past it "
-                              "without skipping tasks")
+                              "not ordered by updatedAt as asked (or a task had no readable "
+                              "updatedAt): zdsync cannot read past it without skipping tasks")
     resume = known[-1] - 1
     if after is not None and resume <= after:
         raise ListingTooDense("teamwork", f"{len(stamps)} tasks (a whole listing) were "
