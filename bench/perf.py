@@ -12,6 +12,9 @@
 4. zdsync's own CPU per ticket that needs nothing and per created ticket (the simulators'
    CPU, which runs in this process, is measured apart and taken out).
 5. Resident memory of a process that syncs 1,000 and 20,000 tickets.
+6. Teamwork requests of a state rebuild over more tasks than one listing answers (the
+   50,000-record cap scaled down with the task count), reading on past the cap and, for
+   comparison, stopping at it as zdsync did before.
 
 The simulators run in-process (``zdsync.sim.adapter``) except where the network matters;
 Redis is a private redis-server on a free port.
@@ -33,7 +36,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.world import World, make_inproc_world
-from zdsync import sources
+from zdsync import defaults, sources
 from zdsync.localredis import LocalRedis
 from zdsync.sim import adapter
 from zdsync.sim.base import Clock
@@ -282,6 +285,42 @@ def memory(server: LocalRedis, quick: bool) -> None:
               f"(+{figures['peak'] - figures['before']:.0f} MiB for the pass)")
 
 
+# -- 6. a rebuild past the listing cap ------------------------------------------------------
+
+
+def rebuild_requests(server: LocalRedis, tasks: int, cap: int, client_cap: int) -> str:
+    """One rebuild over ``tasks`` tasks made at Teamwork's real pace (so their updatedAt
+    spread as they would), the simulator answering ``cap`` records a listing and the client
+    believing ``client_cap``: its Teamwork requests, tasks seen and tasks made again."""
+    world = fresh_world(server, "lc:", teamwork_kwargs={"listing_cap": cap},
+                        zendesk_kwargs={"export_limit_per_minute": 1000})
+    for n in range(tasks):
+        world.ticket(f"T{n}", assignee=world.agents[n % 2], status="open")
+    sync(world, TEAMWORK_LISTING_CAP=client_cap)
+    world.store().r.flushall()
+    world.teamwork.log.clear()
+    p = world.run_pass(TEAMWORK_LISTING_CAP=client_cap)
+    world.exportable()
+    summary = p.run()
+    listing = world.teamwork.log.count("GET", path=f"/projects/api/v3/tasklists/"
+                                                   f"{world.tasklist}/tasks.json")
+    made = world.teamwork.log.count("POST", path="/projects/api/v3/tasklists/*/tasks.json")
+    seen = world.store().last_rebuild().get("tasks", "?")
+    return (f"{listing} listing requests ({len(world.teamwork.log)} Teamwork requests in "
+            f"all), {seen} of {tasks} tasks seen, {made} created again"
+            + ("" if summary.error is None else f", error: {summary.error}"))
+
+
+def listing_cap(server: LocalRedis, quick: bool) -> None:
+    tasks, cap = (1500, 500) if quick else (3000, 1000)
+    banner(f"6. Teamwork requests of a state rebuild over {tasks:,} tasks, a listing answering "
+           f"{cap:,} (Teamwork: 50,000 of 150,000), 500 a page")
+    print(f"  reading on past the cap:    {rebuild_requests(server, tasks, cap, cap)}")
+    print(f"  stopping at it (before):    {rebuild_requests(server, tasks, cap, 10**9)}")
+    print(f"  no cap reached (as before): "
+          f"{rebuild_requests(server, tasks, 10**9, defaults.TEAMWORK_LISTING_CAP)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -296,6 +335,7 @@ def main() -> None:
         redis_round_trips(server)
         cpu(server, args.quick)
         memory(server, args.quick)
+        listing_cap(server, args.quick)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,11 @@ class TeamworkSettings:
         "Tickets worked on at once; one ticket's writes stay in order, the rate limit bounds "
         "the total. 4 keeps the budget busy at 500 ms a request.",
         defaults.TEAMWORK_CONCURRENCY, low=1, high=32)
+    listing_cap: int = setting(
+        "int",
+        "Records Teamwork answers to one listing, its pages together (50,000 documented): a "
+        "task listing that reaches it is read on, ordered by updatedAt, with updatedAfter.",
+        defaults.TEAMWORK_LISTING_CAP, low=1, high=10**9, unit="records")
 
     @property
     def base_url(self) -> str:

@@ -55,6 +55,10 @@ TEAMWORK_LOCKOUT_SECONDS = 60.0
 TEAMWORK_SEARCH_PAGE_SIZE = 100
 TEAMWORK_IDS_PER_REQUEST = 100
 """Ids per ``ids=`` list request: keeps the URL short and the answer one page."""
+TEAMWORK_LISTING_CAP = 50_000
+"""Records Teamwork answers to one listing, its pages together
+(https://apidocs.teamwork.com/guides/teamwork/how-does-paging-work); task listings read on
+past it with ``updatedAfter``."""
 
 # Retries of failed tickets
 RETRY_BASE_SECONDS = 30.0

@@ -16,13 +16,14 @@ from typing import Any
 
 import requests
 
-from zdsync import defaults
+from zdsync import defaults, listing
 from zdsync.config import TeamworkSettings
 from zdsync.errors import AmbiguousWrite, NotFound
 from zdsync.metrics import Metrics
 from zdsync.pacing import BudgetPacer
 from zdsync.people import Person
 from zdsync.tasks import Task, TaskList
+from zdsync.times import epoch_or_none
 from zdsync.transport import SHAPE_ERRORS, Sleep, Transport, answers
 
 V3 = "/projects/api/v3"
@@ -86,6 +87,7 @@ class TeamworkClient:
         """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
         assert settings.api_token is not None
         self.base_url = settings.base_url
+        self.listing_cap = settings.listing_cap
         # 90 %: steadily under the limit, with room for an operator's CLI commands.
         self.pacer = BudgetPacer(settings.rate_limit * defaults.TEAMWORK_PACE_SHARE, clock)
         self.http = Transport(
@@ -185,10 +187,8 @@ class TeamworkClient:
             chunk = ids[start:start + defaults.TEAMWORK_IDS_PER_REQUEST]
             params = {"ids": ",".join(str(i) for i in chunk), **SEE_ALL_TASKS,
                       "pageSize": defaults.TEAMWORK_IDS_PER_REQUEST}
-            for item in self._pages(f"{V3}/tasks.json", "tasks", params):
-                task = Task.from_api(item)
-                if not task.deleted and task.id in chunk:
-                    found[task.id] = task
+            found.update((t.id, t) for t in self._tasks(f"{V3}/tasks.json", params)
+                         if t.id in chunk)
         return found
 
     @answers
@@ -197,10 +197,7 @@ class TeamworkClient:
         list, included), all pages."""
         params = {"searchTerm": term, **SEE_ALL_TASKS,
                   "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
-        for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
-            task = Task.from_api(item)
-            if not task.deleted:
-                yield task
+        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params)
 
     @answers
     def find_ticket_tasks(self, tasklist_id: int | Iterable[int], link: str) -> list[Task]:
@@ -219,8 +216,7 @@ class TeamworkClient:
             params = {"searchTerm": ticket_number, **SEE_ALL_TASKS,
                       "tasklistIds": ",".join(str(t) for t in lists),
                       "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
-            found = [t for t in (Task.from_api(i) for i in self._pages(
-                f"{V3}/tasks.json", "tasks", params)) if not t.deleted]
+            found = self._tasks(f"{V3}/tasks.json", params)
         return [t for t in found if pattern.search(t.description)]
 
     @answers
@@ -229,10 +225,7 @@ class TeamworkClient:
         (Teamwork hides both unless asked), ``TASKLIST_PAGE_SIZE`` a request: what the
         state rebuild reads the ticket links from."""
         params = {**SEE_ALL_TASKS, "pageSize": TASKLIST_PAGE_SIZE}
-        for item in self._pages(f"{V3}/tasklists/{tasklist_id}/tasks.json", "tasks", params):
-            task = Task.from_api(item)
-            if not task.deleted:
-                yield task
+        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params)
 
     # -- task lists and people ---------------------------------------------------------
 
@@ -294,6 +287,24 @@ class TeamworkClient:
     @answers
     def me(self) -> Person:
         return Person.from_api(self.http.request("GET", f"{V3}/me.json").json()["person"])
+
+    def _tasks(self, path: str, params: dict[str, Any]) -> Iterator[Task]:
+        """The live tasks of a v3 task listing, each once, however many it holds: a
+        listing cut at ``teamwork.listing_cap`` is read on in windows (``listing``)."""
+        seen: set[int] = set()
+        window: dict[str, str] = {}
+        while True:
+            stamps: list[int | None] = []
+            for item in self._pages(path, "tasks", {**params, **window}):
+                task = Task.from_api(item)
+                stamps.append(epoch_or_none(task.updated_at))
+                if task.id not in seen:
+                    seen.add(task.id)
+                    if not task.deleted:
+                        yield task
+            if len(stamps) < self.listing_cap:
+                return
+            window = listing.next_window(stamps, window)
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1

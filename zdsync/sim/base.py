@@ -58,6 +58,13 @@ def iso_utc(epoch: float) -> str:
     return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch_of_iso(text: str) -> int:
+    """Epoch seconds of an RFC 3339 time (``Z`` or an offset; naive means UTC); raises
+    ``ValueError`` for anything else."""
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
+
+
 # ---------------------------------------------------------------------------------------
 # Requests and responses
 

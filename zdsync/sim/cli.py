@@ -14,6 +14,7 @@ from zdsync.sim.base import Clock
 from zdsync.sim.seed import seed_teamwork, seed_zendesk
 from zdsync.sim.server import SimServer
 from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.teamwork.service import LISTING_CAP
 from zdsync.sim.zendesk import ZendeskSim
 
 
@@ -92,10 +93,16 @@ def zendesk_command(port: int, host: str, email: str, token: str, export_limit: 
 @click.option("--rate-limit", default=150, show_default=True, help="Requests per minute.")
 @click.option("--seed-data", is_flag=True, help="Create people, a project and a task list.")
 @click.option("--seed", default=0, show_default=True, help="Seed for faults.")
+@click.option("--listing-cap", default=LISTING_CAP, show_default=True, type=click.IntRange(1),
+              help="Records one listing answers, its pages together (Teamwork: 50,000).")
+@click.option("--updated-after", type=click.Choice(["exclusive", "inclusive"]),
+              default="exclusive", show_default=True,
+              help="Whether a task listing's updatedAfter keeps tasks updated at that second.")
 def teamwork_command(port: int, host: str, token: str, rate_limit: int, seed_data: bool,
-                     seed: int) -> None:
+                     seed: int, listing_cap: int, updated_after: str) -> None:
     """Serve the Teamwork Projects API simulator."""
-    server = TeamworkSim(token, Clock(), rate_limit, seed=seed)
+    server = TeamworkSim(token, Clock(), rate_limit, seed=seed, listing_cap=listing_cap,
+                         updated_after_inclusive=updated_after == "inclusive")
     click.echo("Teamwork simulator")
     lines = [f"  auth:     {token}:X  (Basic auth; token as user name)"]
     if seed_data:

@@ -27,4 +27,7 @@ class TeamworkSim(TaskWrites, TaskLists, Tags, PeopleAndProjects):
     ``api_token`` belongs to an integration user (``me_id``) who is on every project.
     ``get_deleted_returns_404`` picks one of the two behaviours §6/§7.1 allow for a GET of
     a deleted task: 404 without a body (default) or 200 with ``status: "deleted"``.
+    ``listing_cap`` is the most records one listing answers, its pages together (Teamwork:
+    50,000); ``updated_after_inclusive`` picks whether a task listing's ``updatedAfter``
+    keeps the tasks updated at that very second (unknown: both are offered).
     """

@@ -30,6 +30,8 @@ from zdsync.sim.server import Route, SimServer
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500
+LISTING_CAP = 50_000
+"""Records one listing answers, its pages together (apidocs "How does paging work?")."""
 LOCKOUT_SECONDS = 60.0
 RATE_LIMIT_TEXT = "You have exceeded your rate limit. Please try again in a little while."
 V3 = "/projects/api/v3"
@@ -48,10 +50,13 @@ class TeamworkService(SimServer):
 
     def __init__(self, api_token: str = "sim-teamwork-token", clock: Clock | None = None,
                  rate_limit_per_minute: int = 150, *, seed: int = 0,
-                 get_deleted_returns_404: bool = True) -> None:
+                 get_deleted_returns_404: bool = True, listing_cap: int = LISTING_CAP,
+                 updated_after_inclusive: bool = False) -> None:
         super().__init__(clock, seed=seed)
         self.api_token = api_token
         self.get_deleted_returns_404 = get_deleted_returns_404
+        self.listing_cap = listing_cap
+        self.updated_after_inclusive = updated_after_inclusive
         self.limiter = RateLimiter(rate_limit_per_minute, self.clock,
                                    lockout_seconds=LOCKOUT_SECONDS)
         self._people: dict[int, dict[str, Any]] = {}
@@ -174,10 +179,13 @@ class TeamworkService(SimServer):
         if isinstance(paging, Response):
             return paging
         page, size = paging
-        chunk, more = page_slice(items, page, size)
+        window = items[:self.listing_cap]  # the listing ends at the cap, hasMore false
+        chunk, more = page_slice(window, page, size)
+        # While hasMore is true, count only says "at least one more than these pages".
+        count = page * size + 1 if more else len(window)
         return json_response(200, {
             key: [render(i) for i in chunk],
-            "meta": {"page": {"pageOffset": page - 1, "pageSize": size, "count": len(items),
+            "meta": {"page": {"pageOffset": page - 1, "pageSize": size, "count": count,
                               "hasMore": more}},
             "included": {},
         })

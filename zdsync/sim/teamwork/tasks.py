@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from zdsync.sim.base import Request, Response, empty_response, json_response, truthy
+from zdsync.sim.base import (
+    Request,
+    Response,
+    empty_response,
+    epoch_of_iso,
+    json_response,
+    truthy,
+)
 from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched, TeamworkService
 
@@ -150,6 +157,11 @@ class Tasks(TeamworkService):
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
     def _list_tasks(self, request: Request, scope: Callable[[dict[str, Any]], bool]) -> Response:
+        try:
+            after = self._updated_after(request.arg("updatedAfter"))
+        except ValueError:
+            return self._v3_error(400, "Invalid updatedAfter",
+                                  "updatedAfter must be an RFC 3339 date and time")
         term = (request.arg("searchTerm") or "").strip().lower()
         include_completed = truthy(request.arg("includeCompletedTasks"))
         completed_lists = truthy(request.arg("showCompletedLists"))
@@ -174,11 +186,29 @@ class Tasks(TeamworkService):
                 return False
             if project_ids is not None and tasklist["projectId"] not in project_ids:
                 return False
+            if after is not None and not self._updated_since(task, after):
+                return False
             return not term or any(term in text.lower() for text in
                                    (task["name"], task["description"], tasklist["name"]))
 
         found = [t for _, t in sorted(self._tasks.items()) if keep(t)]
+        if (request.arg("orderBy") or "").lower() == "updatedat":
+            found.sort(key=lambda t: (epoch_of_iso(t["updatedAt"]), t["id"]),
+                       reverse=(request.arg("orderMode") or "").lower() == "desc")
         return self._page(request, "tasks", found, self._public_task)
+
+    @staticmethod
+    def _updated_after(raw: str | None) -> int | None:
+        """``updatedAfter`` as epoch seconds (the SDK sends RFC 3339); ValueError if bad."""
+        if raw is None or not raw.strip():
+            return None
+        return epoch_of_iso(raw)
+
+    def _updated_since(self, task: dict[str, Any], after: int) -> bool:
+        """Whether ``updatedAfter`` keeps ``task``: later than ``after``, or (the
+        ``updated_after_inclusive`` variant) at that second too."""
+        stamp = epoch_of_iso(task["updatedAt"])
+        return stamp >= after if self.updated_after_inclusive else stamp > after
 
     @route("GET", f"{V3}/tasklists/{{id}}/tasks")
     def _http_list_tasklist_tasks(self, request: Request, m: Matched) -> Response:
