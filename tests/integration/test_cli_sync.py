@@ -350,3 +350,29 @@ def test_mapping_change_survives_a_redis_failure_during_the_replan(env, world, m
     assert sync(world, env).exit_code == 0
     assert assignees(world.live_tasks()[0]) == [person]
     assert store.remapped() == []
+
+
+def test_failed_attempts_reach_the_ticket_history(env, world):
+    """A failed attempt is part of a ticket's story: ``tickets show`` lists it, whether
+    the ticket failed before its first write or after its task was created."""
+    store = world.store()
+    never = world.ticket("never created", assignee=world.agents[0])
+    world.teamwork.faults.set(routes={CREATE}, error_rate=1.0, error_statuses=[500])
+    assert sync(world, env).exit_code == 1
+    assert [h["what"] for h in store.history(never)][0].startswith("failed: teamwork: POST")
+    world.teamwork.faults.set(error_rate=0.0)
+    store.retry_now([never])
+    assert sync(world, env).exit_code == 0  # the create went through the second time
+    later = world.ticket("fails later", assignee=world.agents[0])
+    assert sync(world, env).exit_code == 0
+    world.teamwork.faults.set(routes={"/tasks/{id}/complete"})
+    world.teamwork.faults.fail_next(defaults.HTTP_MAX_ATTEMPTS, status=500)
+    world.zendesk.update_ticket(later, status="solved")
+    assert sync(world, env).exit_code == 1
+    history = [h["what"] for h in store.history(later)]
+    assert history[0].startswith("failed: teamwork: PUT") and "500" in history[0]
+    assert history[1].endswith(f"create '[ZD#{later}] fails later' for person "
+                               f"{world.mappings[world.agents[0]]}")
+    shown = CliRunner().invoke(main, ["tickets", "show", str(later)], env=env)
+    assert f"history ({len(history)}, newest first):" in shown.stdout
+    assert "failed: teamwork: PUT" in shown.stdout
