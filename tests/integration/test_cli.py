@@ -759,3 +759,37 @@ def test_sync_shows_progress_on_a_terminal_only(env, world, ids, monkeypatch):
         ticket(world, f"t{n}", ids.ada, "open")
     world.exportable()
     assert "/min, queued" not in run(env, "sync", "--quiet").stderr
+
+
+def last_error_line(result) -> str:
+    """The line a failed command ends with on standard error (log lines come before it)."""
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_every_exit_1_ends_with_one_line_that_says_why(env, world, ids):
+    store = world.store()
+    seed(store, failed={77: "teamwork: 503"})  # waits, not due yet
+    result = run(env, "sync")
+    assert result.exit_code == 1 and "failed 0" in result.stdout
+    assert last_error_line(result).startswith("zdsync: 1 ticket(s) wait in the retry set "
+                                              "(0 failed in this pass; next try in ")
+    store.drop_retries([77])
+    [t] = synced(world, env, ("a", ids.ada, "open"))
+    world.zendesk.update_ticket(t, subject="b")
+    world.exportable()
+    result = run({**env, "TEAMWORK_API_TOKEN": "revoked"}, "sync")
+    assert result.exit_code == 1 and "teamwork.api_token" in last_error_line(result)
+    world.teamwork.update_task(task_of(world, t), name="typo")
+    result = run(env, "audit")
+    assert result.exit_code == 1
+    assert last_error_line(result) == "zdsync: 1 ticket(s) with drift; zdsync audit --repair " \
+                                      "fixes it"
+    result = run({**env, "TEAMWORK_API_TOKEN": "revoked"}, "check", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+    assert last_error_line(result) == "zdsync: 1 of 7 check(s) failed: Teamwork credentials"
+    world.teamwork.faults.set(routes={"/projects/api/v3/tasks/{id}"}, error_rate=1.0,
+                              error_statuses=[503])
+    result = run(env, "tickets", "show", str(t), "--json")
+    assert result.exit_code == 1
+    assert last_error_line(result).startswith(f"zdsync: could not read task "
+                                              f"{task_of(world, t)} from Teamwork: teamwork")

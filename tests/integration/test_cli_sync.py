@@ -359,7 +359,7 @@ def test_failed_attempts_reach_the_ticket_history(env, world):
     never = world.ticket("never created", assignee=world.agents[0])
     world.teamwork.faults.set(routes={CREATE}, error_rate=1.0, error_statuses=[500])
     assert sync(world, env).exit_code == 1
-    assert [h["what"] for h in store.history(never)][0].startswith("failed: teamwork: POST")
+    assert store.history(never)[0]["what"].startswith("failed: teamwork: POST")
     world.teamwork.faults.set(error_rate=0.0)
     store.retry_now([never])
     assert sync(world, env).exit_code == 0  # the create went through the second time

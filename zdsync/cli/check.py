@@ -8,7 +8,7 @@ import click
 
 from zdsync import checks
 from zdsync.cli import output
-from zdsync.cli.context import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, Context
+from zdsync.cli.context import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, Context, fail
 
 
 @click.command(short_help="Check configuration, Redis and both services.")
@@ -33,9 +33,12 @@ def check(ctx: Context, as_json: bool) -> None:
             click.echo(f"{checks.MARKS[c.state]} {c.name}: {c.detail}")
             if c.hint and c.state in (checks.FAIL, checks.WARN):
                 click.echo(f"    fix: {c.hint}")
-        bad = sum(1 for c in results if c.state == checks.FAIL)
-        click.echo(f"{bad} of {len(results)} check(s) failed" if failed
-                   else "all checks passed")
-    sys.exit(EXIT_CONFIG if misconfigured else EXIT_PARTIAL if failed else EXIT_OK)
+        if not failed:
+            click.echo("all checks passed")
+    if failed:
+        bad = [c.name for c in results if c.state == checks.FAIL]
+        fail(f"{len(bad)} of {len(results)} check(s) failed: {', '.join(bad)}",
+             EXIT_CONFIG if misconfigured else EXIT_PARTIAL)
+    sys.exit(EXIT_OK)
 
 

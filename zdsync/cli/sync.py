@@ -6,14 +6,17 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import redis
 
-from zdsync.cli.context import EXIT_OK, EXIT_PARTIAL, Context, fail, load_users_file, sync_lock
+from zdsync.cli.context import EXIT_OK, Context, fail, load_users_file, sync_lock
+from zdsync.cli.output import span
 from zdsync.errors import ApiError, Interrupted
 from zdsync.metrics import Metrics
+from zdsync.store import Store
+from zdsync.summary import Summary
 from zdsync.times import for_people as _utc
 
 
@@ -101,12 +104,28 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
         for ticket_id, actions in summary.planned:
             click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; " + summary.line())
-        sys.exit(EXIT_PARTIAL if summary.error else EXIT_OK)
-    click.echo(summary.line())
+    else:
+        click.echo(summary.line())
+    _exit(summary, None if dry_run else store)
+
+
+def _exit(summary: Summary, store: Store | None) -> NoReturn:
+    """Exit 0, or 1 with the one line on standard error that says why: cron and CI see
+    the reason beside the counts. With ``store`` (``sync``), any ticket in the retry set is
+    work left, even one not due yet; without (dry runs, ``recover``), this run's failures."""
     if summary.stopped:
-        click.echo("zdsync: the pass lost its lock and stopped early", err=True)
-    sys.exit(EXIT_PARTIAL if summary.error or summary.stopped or store.retry_depth()
-             else EXIT_OK)
+        fail("the pass lost its lock and stopped early; the next pass resumes")
+    if summary.error:
+        fail(f"the pass stopped early (the cursor keeps its place): {summary.error}")
+    waiting = store.retries() if store is not None else []
+    if waiting:
+        soonest = min(e.next_at for e in waiting) - time.time()
+        fail(f"{len(waiting)} ticket(s) wait in the retry set ({summary.failed} failed in "
+             f"this pass; next try {'due now' if soonest <= 0 else 'in ' + span(soonest)}): "
+             "zdsync retries list shows their errors")
+    if summary.failed:
+        fail(f"{summary.failed} ticket(s) failed (see the log above)")
+    sys.exit(EXIT_OK)
 
 
 
@@ -143,10 +162,10 @@ def recover(ctx: Context, dry_run: bool) -> None:
         for ticket_id, actions in summary.planned:
             click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; nothing written")
-        return
+        _exit(summary, None)
     click.echo(f"relinked {len(report.linked)} ticket(s): " + summary.line())
     if report.start_position:
         click.echo(f"the export resumes from {_utc(report.start_position)}")
-    sys.exit(EXIT_PARTIAL if summary.failed or summary.error else EXIT_OK)
+    _exit(summary, None)
 
 
