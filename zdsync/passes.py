@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from zdsync import defaults, sources
-from zdsync.errors import ApiError, Interrupted, LeaseLost, ShuttingDown
+from zdsync.errors import ApiError, ConfigError, Interrupted, LeaseLost, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.reconciler import Context, PassStopped, Reconciler
@@ -134,7 +134,7 @@ class Pass:
         as ``error``. Redis errors propagate: the caller reports them."""
         try:
             steps()
-        except (Interrupted, PassStopped, ApiError) as exc:
+        except (Interrupted, PassStopped, ApiError, ConfigError) as exc:
             self._stop(exc)
         except redis.RedisError:
             raise
@@ -153,6 +153,7 @@ class Pass:
         """Check the store before trusting it: pin this pass's writes to the Redis node it
         reads from, doubt recent records after a restart or failover, and rebuild the links
         first when the store has lost them (whoever asked for the work)."""
+        self.reconciler.lists.verify()
         state = self.store.check_state(self.lease.token, update=not self.dry_run)
         self.fence = self.worker.fence = Fence(self.lease.token, state.node)
         self.reconciler.bind(self.lease, self.fence)
@@ -182,8 +183,9 @@ class Pass:
             elif isinstance(exc, LeaseLost) and self.lease.held:
                 self.lease.lost.set()  # a fenced write found another holder: it is gone
         else:
-            self.summary.error = str(exc)
-            log.error("pass stopped early, the cursor keeps its place: %s", exc)
+            self.summary.error = ("; ".join(exc.problems) if isinstance(exc, ConfigError)
+                                  else str(exc))
+            log.error("pass stopped early, the cursor keeps its place: %s", self.summary.error)
 
     def _finish(self, duration: float) -> None:
         result = self.summary.result

@@ -270,15 +270,41 @@ def test_secrets_never_reach_logs_or_output(env, world, caplog):
         assert secret not in result.output
 
 
-def test_create_into_a_missing_task_list_fails_visibly(env, world):
+def test_a_project_or_list_that_is_not_there_is_a_config_error_at_start(env, world):
+    """A 404 on the configured project or list, or a list of another project, names the
+    setting before any work (exit 2); nothing is read from Zendesk, nothing written."""
     store = world.store()
-    missing = max(t["id"] for t in world.teamwork.tasklists()) + 1000  # a wrong list id
-    t = world.ticket("a", assignee=world.agents[0])
-    result = sync(world, {**env, "TEAMWORK_TASKLIST_ID": str(missing)})
-    assert result.exit_code == 1 and "failed 1" in result.output
-    [entry] = store.retries()
-    assert entry.ticket_id == t and f"task list {missing} not found" in entry.error
-    assert store.last_pass()["result"] == "partial"
+    world.ticket("a", assignee=world.agents[0])
+    missing = max(t["id"] for t in world.teamwork.tasklists()) + 1000
+    other = world.teamwork.add_project("Other")
+    by_name = {k: v for k, v in env.items() if k != "TEAMWORK_TASKLIST_ID"}
+    for bad, named in (({**env, "TEAMWORK_TASKLIST_ID": str(missing)},
+                        f"teamwork.tasklist_id {missing}: no such task list"),
+                       ({**env, "TEAMWORK_PROJECT_ID": str(other + 1000)},
+                        f"teamwork.project_id {other + 1000}: no such project"),
+                       ({**by_name, "TEAMWORK_PROJECT_ID": str(other + 1000)},
+                        f"teamwork.project_id {other + 1000}: no such project"),
+                       ({**env, "TEAMWORK_PROJECT_ID": str(other)},
+                        f"teamwork.tasklist_id {world.tasklist}: the task list belongs to "
+                        f"project {world.project}, not to teamwork.project_id {other}")):
+        result = sync(world, bad)
+        assert result.exit_code == 2, result.output
+        assert named in result.stderr
+        result = CliRunner().invoke(main, ["sync", "--dry-run"], env=bad)
+        assert result.exit_code == 2 and named in result.stderr
+    assert writes(world) == [] and store.record(1) is None
+    assert world.zendesk.log.count(route=EXPORT) == 0
+    result = CliRunner().invoke(main, ["users", "add", str(world.agents[0]), "9"],
+                                env={**env, "TEAMWORK_PROJECT_ID": str(other + 1000)})
+    assert result.exit_code == 2 and "teamwork.project_id" in result.stderr
+
+
+def test_a_daemon_pass_names_the_project_that_is_not_there(env, world):
+    world.ticket("a", assignee=world.agents[0])
+    world.exportable()
+    summary = world.run_pass(TEAMWORK_PROJECT_ID="999999").run()
+    assert summary.error.startswith("teamwork.project_id 999999: no such project")
+    assert writes(world) == [] and world.zendesk.log.count(route=EXPORT) == 0
 
 
 def test_a_404_task_list_found_by_name_is_looked_up_again(env, world):

@@ -4,7 +4,7 @@ and the few ways a command ends early (``fail``, a service error, a held lock)."
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -101,9 +101,12 @@ class Context:
         return ZendeskClient(settings.zendesk), TeamworkClient(settings.teamwork)
 
     def services(self, metrics: Metrics | None = None) -> Services:
+        """The services, once ``[teamwork]``'s project and list are known to exist."""
         from zdsync.services import services
 
-        return services(self.settings(), self.store(), metrics=metrics)
+        built = services(self.settings(), self.store(), metrics=metrics)
+        verify_place(built.reconciler.lists.verify)
+        return built
 
 
 @contextmanager
@@ -113,6 +116,16 @@ def api_errors(doing: str) -> Iterator[None]:
         yield
     except ApiError as exc:
         fail(f"{doing}: {exc}")
+
+
+def verify_place(verify: Callable[[], object]) -> None:
+    """Run a check of the configured project and list before any work: a 404 on either,
+    or a list of another project, is a configuration error (exit 2) naming the setting."""
+    try:
+        with api_errors("could not read the Teamwork project and task list"):
+            verify()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
 
 
 @contextmanager

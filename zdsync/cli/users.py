@@ -9,10 +9,20 @@ import click
 
 from zdsync import agents, checks
 from zdsync.cli import output
-from zdsync.cli.context import EXIT_CONFIG, EXIT_PARTIAL, ID, Context, api_errors, fail
-from zdsync.config import load
+from zdsync.cli.context import (
+    EXIT_CONFIG,
+    EXIT_PARTIAL,
+    ID,
+    Context,
+    api_errors,
+    fail,
+    verify_place,
+)
+from zdsync.config import Settings, load
 from zdsync.errors import ApiError, ConfigError
 from zdsync.people import Person, User
+from zdsync.tasklists import place_problems
+from zdsync.teamwork import TeamworkClient
 
 
 @click.group()
@@ -26,12 +36,20 @@ def _lookup(ctx: Context, pairs: dict[int, int]
     batched requests however many pairs there are."""
     settings = ctx.settings()
     zendesk, teamwork = ctx.clients()
+    verify_place(lambda: _project(teamwork, settings))
     with api_errors("could not verify the mappings (nothing was changed)"):
         found_users = zendesk.users_by_ids(pairs)
         members = teamwork.people_by_ids(pairs.values(), settings.teamwork.project_id)
         outside = [p for p in pairs.values() if p not in members]
         people = {**members, **(teamwork.people_by_ids(outside) if outside else {})}
     return found_users, members, people
+
+
+def _project(teamwork: TeamworkClient, settings: Settings) -> None:
+    """The project whose people the mappings name must exist (``verify_place``)."""
+    problems = place_problems(teamwork, settings.teamwork, tasklist=False)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _verified(ctx: Context, pairs: dict[int, int]
@@ -212,6 +230,7 @@ def users_auto(ctx: Context, apply_: bool, as_json: bool) -> None:
     settings = ctx.settings()
     store = ctx.store()
     zendesk, teamwork = ctx.clients()
+    verify_place(lambda: _project(teamwork, settings))
     with api_errors("could not read the agents and people"):
         found_agents = zendesk.agents()
         members = teamwork.people(settings.teamwork.project_id)
