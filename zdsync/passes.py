@@ -124,7 +124,7 @@ class Pass:
         from zdsync.rebuild import rebuild
 
         self._begin(rebuild_if_lost=False)
-        report = rebuild(self, lost=False)
+        report = rebuild(self, lost=False, asked=True)
         self.summary.rebuilt = not self.dry_run
         return report
 
@@ -163,8 +163,8 @@ class Pass:
                                          and state.identity != self.expected_identity)):
             from zdsync.rebuild import rebuild
 
-            rebuild(self, lost=lost)
-            self.summary.rebuilt = not self.dry_run
+            report = rebuild(self, lost=lost)
+            self.summary.rebuilt = bool(report.linked) and not self.dry_run
         else:
             self.identity = state.identity
         mappings, held = self.store.mappings_and_hold()

@@ -793,3 +793,26 @@ def test_every_exit_1_ends_with_one_line_that_says_why(env, world, ids):
     assert result.exit_code == 1
     assert last_error_line(result).startswith(f"zdsync: could not read task "
                                               f"{task_of(world, t)} from Teamwork: teamwork")
+
+
+def test_a_first_start_and_a_dry_run_are_no_incident(env, world, ids):
+    """Only links Redis really lost make an ERROR line and "after Redis had lost them": not
+    a first start, not a dry run, not a recover with nothing lost."""
+    first = run(env, "sync")  # a first start: no identity, no task in Teamwork
+    assert first.exit_code == 0 and " ERROR " not in first.stderr
+    assert "rebuilt from Teamwork" not in first.stderr
+    shown = run(env, "cursor", "show").stdout
+    assert "had lost" not in shown and "none needed: a first start" in shown
+    synced(world, env, ("a", ids.ada, "open"))
+    for args in (["recover", "--dry-run"], ["recover"]):
+        result = run(env, *args)
+        assert result.exit_code == 0, result.output
+        assert " ERROR " not in result.stderr
+    assert "by zdsync recover" in run(env, "cursor", "show").stdout
+    world.store().r.flushall()  # now Redis does lose them
+    world.store().set_mappings({ids.ada: ids.ada_p})
+    dry = run(env, "sync", "--dry-run")
+    assert dry.exit_code == 0 and " ERROR " not in dry.stderr
+    lost = run(env, "sync")
+    assert lost.exit_code == 0 and " ERROR zdsync.rebuild: STATE REBUILD" in lost.stderr
+    assert "after Redis had lost them" in run(env, "cursor", "show").stdout
