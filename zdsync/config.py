@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -276,9 +276,10 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def _read_file(path: str, problems: list[str],
-               routes: list[Any] | None = None) -> dict[str, Any]:
-    """The file's settings by ``dest``; its ``[[route]]`` tables go to ``routes``."""
+def _read_file(path: str, problems: list[str], routes: list[Any] | None = None,
+               sections: Collection[str] | None = None) -> dict[str, Any]:
+    """The file's settings by ``dest``; its ``[[route]]`` tables go to ``routes``; with
+    ``sections``, only theirs (what else the file holds is neither read nor judged)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -294,6 +295,8 @@ def _read_file(path: str, problems: list[str],
         return {}
     flat: dict[str, Any] = {}
     for section, values in data.items():
+        if sections is not None and section not in sections:
+            continue
         if section == "route" and routes is not None:
             routes.append(values)
             continue
@@ -315,12 +318,15 @@ def load(
     environ: Mapping[str, str] | None = None,
     *,
     require_services: bool = True,
+    sections: Collection[str] | None = None,
 ) -> Settings:
     """Merge defaults, file, options and environment; validate; raise ConfigError.
 
     ``options`` maps ``dest`` names (``zendesk_api_token``) to values; None means unset.
     ``require_services`` demands the Zendesk and Teamwork settings a sync needs; commands
-    that only touch Redis pass False.
+    that only touch Redis pass False. ``sections`` (with ``require_services=False``): only
+    these sections are read, the others keep their defaults, so ``zdsync check`` can test
+    Redis while another setting is wrong.
     """
     environ = os.environ if environ is None else environ
     problems: list[str] = []
@@ -328,12 +334,15 @@ def load(
     raw: dict[str, tuple[Any, str]] = {}
     route_tables: list[Any] = []
     if config_path:
-        for dest, value in _read_file(config_path, problems, route_tables).items():
+        for dest, value in _read_file(config_path, problems, route_tables, sections).items():
             raw[dest] = (value, f"{BY_DEST[dest].toml} in {config_path}")
     for dest, value in (options or {}).items():
-        if value is not None and dest in BY_DEST:
+        if value is not None and dest in BY_DEST and (
+                sections is None or BY_DEST[dest].section in sections):
             raw[dest] = (value, BY_DEST[dest].flag)
     for opt in OPTIONS:
+        if sections is not None and opt.section not in sections:
+            continue
         if opt.env in environ and environ[opt.env] != "":
             raw[opt.dest] = (environ[opt.env], f"environment variable {opt.env}")
 

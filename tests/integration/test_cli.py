@@ -816,3 +816,33 @@ def test_a_first_start_and_a_dry_run_are_no_incident(env, world, ids):
     lost = run(env, "sync")
     assert lost.exit_code == 0 and " ERROR zdsync.rebuild: STATE REBUILD" in lost.stderr
     assert "after Redis had lost them" in run(env, "cursor", "show").stdout
+
+
+def test_check_tests_redis_whatever_else_is_wrong_and_lists_problems_one_a_line(
+        env, world, tmp_path):
+    config = tmp_path / "zdsync.toml"
+    config.write_text("[sync]\nintervall = 5\n")  # a typo
+    result = run({**env, "SYNC_INTERVAL": "x", "ZDSYNC_CONFIG": str(config)}, "check")
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "✗ configuration: 2 problems"
+    assert lines[1].startswith("    - config file ") and "unknown setting 'intervall'" in lines[1]
+    assert lines[2].startswith("    - sync.interval from environment variable SYNC_INTERVAL")
+    assert f"✓ Redis: Redis at 127.0.0.1:{world.redis_port} answers" in result.stdout
+    data = json.loads(run({**env, "SYNC_INTERVAL": "x"}, "check", "--json").stdout)
+    assert data["checks"][0]["problems"][0].startswith("sync.interval")
+    assert data["checks"][1]["state"] == "ok"
+
+
+def test_check_falls_back_to_ascii_where_the_terminal_cannot_encode(env, world):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "zdsync", "check"], capture_output=True, timeout=60,
+        env={**env, "PYTHONIOENCODING": "latin-1", "TEAMWORK_PROJECT_ID": "",
+             "REDIS_PORT": "1"})
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    out = result.stdout.decode("latin-1")
+    assert "x configuration: teamwork.project_id is required" in out
+    assert "x Redis: Redis at 127.0.0.1:1: no answer" in out

@@ -30,7 +30,12 @@ def check(ctx: Context, as_json: bool) -> None:
         output.dump_json({"ok": not failed, "checks": [c.as_dict() for c in results]})
     else:
         for c in results:
-            click.echo(f"{checks.MARKS[c.state]} {c.name}: {c.detail}")
+            if len(c.problems) > 1:  # one a line, as every other command lists them
+                click.echo(f"{output.mark(c.state)} {c.name}: {len(c.problems)} problems")
+                for problem in c.problems:
+                    click.echo(f"    - {problem}")
+            else:
+                click.echo(f"{output.mark(c.state)} {c.name}: {c.detail}")
             if c.hint and c.state in (checks.FAIL, checks.WARN):
                 click.echo(f"    fix: {c.hint}")
         if not failed:

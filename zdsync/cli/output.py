@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
+
+ASCII_MARKS = {"ok": "+", "fail": "x", "warn": "!", "skip": "-"}
+
+
+def mark(state: str) -> str:
+    """A check's mark (``checks.MARKS``), or its ASCII stand-in when standard output
+    cannot encode it (``PYTHONIOENCODING=latin-1``, an old console): never a traceback."""
+    from zdsync.checks import MARKS
+
+    symbol = MARKS[state]
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        symbol.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return ASCII_MARKS[state]
+    return symbol
 
 
 def span(seconds: float) -> str:

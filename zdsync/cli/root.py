@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +35,17 @@ def main(ctx: click.Context, config_path: str | None, **options: Any) -> None:
     Settings come from the environment (SECTION_KEY), then these options
     (--section-key), then the config file ([section] key), then defaults.
     """
+    plain_when_unencodable()
     ctx.obj = Context(config_path, options)
     ctx.obj.start_logging()
+
+
+def plain_when_unencodable() -> None:
+    """What the terminal's encoding cannot show is escaped (``\\u2713``), never a
+    UnicodeEncodeError; the marks of ``check`` fall back to ASCII (``output.mark``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 for command in (sync.sync, users.users, tickets.tickets, cursor.cursor, retries.retries,
