@@ -846,3 +846,14 @@ def test_check_falls_back_to_ascii_where_the_terminal_cannot_encode(env, world):
     out = result.stdout.decode("latin-1")
     assert "x configuration: teamwork.project_id is required" in out
     assert "x Redis: Redis at 127.0.0.1:1: no answer" in out
+
+
+def test_a_redis_that_does_not_answer_fails_a_command_fast_with_a_fix(env, world):
+    started = time.monotonic()
+    result = run({**env, "REDIS_PORT": "1"}, "tickets", "list")
+    # No retries: a refused connection ends it at once (with them it took 11 s; the bound
+    # is loose for a busy machine).
+    assert time.monotonic() - started < 8
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].startswith("zdsync: Redis at 127.0.0.1:1: no answer")
+    assert result.stderr.splitlines()[1].startswith("  fix: start Redis, or point zdsync at it")

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import redis
 
-from zdsync import agents, logs
+from zdsync import agents, checks, logs
 from zdsync.config import LogSettings, Settings, load
 from zdsync.errors import ApiError, ConfigError, LockHeld
 from zdsync.lease import SyncLock
@@ -79,19 +78,17 @@ class Context:
         return self._settings[require_services]
 
     def store(self) -> Store:
-        """The Redis store; a Redis that does not answer ends the command (exit 1)."""
+        """The Redis store; a Redis that does not answer ends the command (exit 1) within
+        ``CHECK_REDIS_TIMEOUT_SECONDS``, with the fix ``zdsync check`` gives: one quick
+        ping, no retries, before the store (which retries, for the work) is made."""
         if self._store is not None:
             return self._store
-        r = self.settings(require_services=False).redis
-        store = Store.from_settings(r)
-        try:
-            store.ping()
-        except redis.RedisError as exc:
-            where = (f"Sentinels {r.sentinel_hosts} (master {r.sentinel_master})"
-                     if r.use_sentinel else f"{r.host}:{r.port}")
-            fail(f"Redis at {where} does not answer: {exc}")
-        self._store = store
-        return store
+        settings = self.settings(require_services=False)
+        reached, _ = checks.redis_reachable(settings)
+        if reached.state == checks.FAIL:
+            fail(f"{reached.detail}\n  fix: {reached.hint}")
+        self._store = Store.from_settings(settings.redis)
+        return self._store
 
     def clients(self, settings: Settings | None = None) -> tuple[ZendeskClient, TeamworkClient]:
         from zdsync.teamwork import TeamworkClient
