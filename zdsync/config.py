@@ -371,6 +371,34 @@ def load(
     return settings
 
 
+def overridden(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
+               ) -> list[str]:
+    """Options given on the command line that an environment variable overrides (the
+    environment wins, as documented), one sentence each for standard error. A variable
+    that says the same as the option is no override; a secret's value is never shown."""
+    environ = os.environ if environ is None else environ
+    notes = []
+    for dest, given in options.items():
+        opt = BY_DEST.get(dest)
+        if opt is None or given is None or environ.get(opt.env, "") == "":
+            continue
+        if _same(opt, given, environ[opt.env]):
+            continue
+        shown = "" if opt.kind == "secret" else f"={environ[opt.env]}"
+        notes.append(f"{opt.env}{shown} in the environment overrides {opt.flag} (the "
+                     f"environment wins; unset {opt.env} to use the option)")
+    return notes
+
+
+def _same(opt: Option, given: Any, env_value: str) -> bool:
+    if opt.kind == "secret":
+        return str(given).strip() == env_value.strip()
+    try:
+        return bool(parse_value(opt, given) == parse_value(opt, env_value))
+    except ValueError:
+        return False
+
+
 def _missing(dest: str) -> str:
     opt = BY_DEST[dest]
     return f"{opt.section}.{opt.key} is required: {opt.how_to_set()}"

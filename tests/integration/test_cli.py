@@ -857,3 +857,12 @@ def test_a_redis_that_does_not_answer_fails_a_command_fast_with_a_fix(env, world
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0].startswith("zdsync: Redis at 127.0.0.1:1: no answer")
     assert result.stderr.splitlines()[1].startswith("  fix: start Redis, or point zdsync at it")
+
+
+def test_an_option_overridden_by_the_environment_is_said_once(env, world):
+    result = run({**env, "REDIS_PORT": "1"}, "--redis-port", str(world.redis_port), "tickets",
+                 "list")
+    assert result.exit_code == 1  # the environment wins, as documented
+    notes = [line for line in result.stderr.splitlines() if "overrides" in line]
+    assert notes == ["zdsync: REDIS_PORT=1 in the environment overrides --redis-port (the "
+                     "environment wins; unset REDIS_PORT to use the option)"]

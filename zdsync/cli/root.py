@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from zdsync.cli import audit, check, cursor, daemon, retries, sync, tickets, users
 from zdsync.cli.context import Context
-from zdsync.config import OPTIONS
+from zdsync.config import OPTIONS, overridden
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,6 +38,13 @@ def main(ctx: click.Context, config_path: str | None, **options: Any) -> None:
     (--section-key), then the config file ([section] key), then defaults.
     """
     plain_when_unencodable()
+    for note in overridden(options):
+        click.echo(f"zdsync: {note}", err=True)
+    env_config = os.environ.get("ZDSYNC_CONFIG", "")
+    if (ctx.get_parameter_source("config_path") is ParameterSource.COMMANDLINE
+            and env_config and env_config != config_path):
+        click.echo(f"zdsync: ZDSYNC_CONFIG={env_config} in the environment overrides --config "
+                   "(the environment wins; unset ZDSYNC_CONFIG to use the option)", err=True)
     ctx.obj = Context(config_path, options)
     ctx.obj.start_logging()
 
