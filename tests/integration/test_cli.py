@@ -866,3 +866,44 @@ def test_an_option_overridden_by_the_environment_is_said_once(env, world):
     notes = [line for line in result.stderr.splitlines() if "overrides" in line]
     assert notes == ["zdsync: REDIS_PORT=1 in the environment overrides --redis-port (the "
                      "environment wins; unset REDIS_PORT to use the option)"]
+
+
+def test_version_typed_help_and_boolean_flags(env, world):
+    from zdsync import __version__
+
+    assert run(env, "--version").stdout == f"zdsync, version {__version__}\n"
+    shown = " ".join(run(env, "--help").stdout.split())
+    assert "--redis-port INTEGER" in shown and "--sync-interval NUMBER" in shown
+    assert "--redis-use-sentinel / --no-redis-use-sentinel" in shown
+    assert "--log-level [DEBUG|INFO|WARNING|ERROR]" in shown
+    result = run({**env, "REDIS_USE_SENTINEL": ""}, "--redis-use-sentinel", "tickets", "list")
+    assert result.exit_code == 2 and "redis.sentinel_hosts is required" in result.stderr
+
+
+def test_global_options_after_the_command_are_accepted(env, world):
+    portless = {k: v for k, v in env.items() if k != "REDIS_PORT"}
+    port = str(world.redis_port)
+    for args in (["tickets", "list", "--redis-port", port],
+                 ["tickets", "list", f"--redis-port={port}", "--no-redis-use-sentinel"],
+                 ["users", "list", "--no-names", "--redis-port", port, "--json"]):
+        result = run(portless, *args)
+        assert result.exit_code == 0, (args, result.output)
+    result = run(portless, "tickets", "show", "--", "--redis-port")  # after --: an argument
+    assert result.exit_code == 2 and "is not an id" in result.output
+
+
+def test_no_command_has_an_option_named_like_a_global_one():
+    """Global options after a command are moved before it: a command option of the same
+    name would never be reached."""
+    import click
+
+    globals_ = {name for p in main.params for name in [*p.opts, *p.secondary_opts]}
+
+    def options(command: click.Command) -> set[str]:
+        found = {name for p in command.params for name in [*p.opts, *p.secondary_opts]}
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    clashes = set().union(*(options(c) for c in main.commands.values())) & globals_
+    assert clashes <= {"-h", "--help"}
