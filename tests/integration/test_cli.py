@@ -907,3 +907,25 @@ def test_no_command_has_an_option_named_like_a_global_one():
 
     clashes = set().union(*(options(c) for c in main.commands.values())) & globals_
     assert clashes <= {"-h", "--help"}
+
+
+def test_json_numbers_are_numbers_and_dry_runs_have_json_plans(env, world, ids):
+    world.store().set_mappings({ids.ada: ids.ada_p})
+    t = ticket(world, "a", ids.ada, "solved")
+    world.exportable()
+    data = json.loads(run(env, "sync", "--dry-run", "--json").stdout)
+    assert data["planned"] == [{"ticket_id": t, "actions": [
+        f"create '[ZD#{t}] a' for person {ids.ada_p}", "complete"]}]
+    assert data["summary"]["created"] == 1 and data["summary"]["seen"] == 1
+    assert run(env, "sync").exit_code == 0
+    last = json.loads(run(env, "cursor", "show", "--json").stdout)
+    assert isinstance(last["last_pass"]["at"], float)
+    assert last["last_pass"]["retry_depth"] == 0 and last["last_pass"]["result"] == "success"
+    assert isinstance(last["last_rebuild"]["tickets"], int)
+    world.zendesk.update_ticket(t, subject="b")
+    world.store().r.hdel(world.store().key("tickets"), str(t))  # its link lost
+    result = run(env, "recover", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["dry_run"], data["linked"], data["tasks"]) == (True, 1, 1)
+    assert data["planned"] == [{"ticket_id": t, "actions": [f"retitle to '[ZD#{t}] b'"]}]

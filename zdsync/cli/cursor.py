@@ -32,8 +32,8 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
         output.dump_json({"cursor": state.cursor, "position": state.position,
                "position_utc": None if state.position is None else _utc(state.position),
                "behind_seconds": None if lag is None else round(lag),
-               "updated": state.updated, "last_pass": last or None,
-               "last_rebuild": rebuilt or None})
+               "updated": state.updated, "last_pass": output.numbers(last) or None,
+               "last_rebuild": output.numbers(rebuilt) or None})
         return
     if state.position is None:
         click.echo("position:  none yet: the first pass starts at sync.start_time (default: "

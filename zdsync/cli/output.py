@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -46,6 +47,20 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+_INT = re.compile(r"-?[0-9]{1,30}")
+_FLOAT = re.compile(r"-?[0-9]{1,30}\.[0-9]*(?:e[+-]?[0-9]{1,3})?")
+
+
+def numbers(fields: dict[str, str]) -> dict[str, Any]:
+    """A Redis hash for ``--json``: the values that are numbers as numbers (Redis keeps
+    only strings), the rest as they are."""
+    def value(text: str) -> Any:
+        if _INT.fullmatch(text):
+            return int(text)
+        return float(text) if _FLOAT.fullmatch(text) else text
+    return {key: value(text) for key, text in fields.items()}
 
 
 def dump_json(data: Any) -> None:

@@ -11,13 +11,17 @@ from typing import Any, NoReturn
 import click
 import redis
 
+from zdsync.cli import output
 from zdsync.cli.context import EXIT_OK, Context, fail, load_users_file, sync_lock
-from zdsync.cli.output import span
 from zdsync.errors import ApiError, Interrupted
 from zdsync.metrics import Metrics
 from zdsync.store import Store
 from zdsync.summary import Summary
 from zdsync.times import for_people as _utc
+
+JSON = click.option("--json", "as_json", is_flag=True,
+                    help="JSON output for scripts (with --dry-run: the plan, one object per "
+                         "ticket).")
 
 
 def _stderr_is_terminal() -> bool:
@@ -75,8 +79,9 @@ class Progress:
               help="Print the plan for the export, ticket by ticket; write nothing, move no "
                    "cursor (mapping changes and retries are not previewed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display on a terminal.")
+@JSON
 @click.pass_obj
-def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
+def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool, as_json: bool) -> None:
     """Run one reconciliation pass from the saved cursor, then exit.
 
     On a terminal, a backfill shows its progress on standard error (tickets, pages,
@@ -100,13 +105,26 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
     if summary.rebuilt:
         click.echo("the ticket->task links were rebuilt from Teamwork first (Redis had no "
                    "zdsync state)", err=True)
-    if dry_run:
-        for ticket_id, actions in summary.planned:
-            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+    if as_json:
+        output.dump_json({"dry_run": dry_run, **_plan(summary, dry_run),
+                          "summary": summary.as_dict()})
+    elif dry_run:
+        _print_plan(summary)
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; " + summary.line())
     else:
         click.echo(summary.line())
     _exit(summary, None if dry_run else store)
+
+
+def _plan(summary: Summary, dry_run: bool) -> dict[str, Any]:
+    """A dry run's plan for ``--json``: one object per ticket, its actions in order."""
+    return {"planned": [{"ticket_id": t, "actions": actions} for t, actions in summary.planned]
+            } if dry_run else {}
+
+
+def _print_plan(summary: Summary) -> None:
+    for ticket_id, actions in summary.planned:
+        click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
 
 
 def _exit(summary: Summary, store: Store | None) -> NoReturn:
@@ -120,9 +138,9 @@ def _exit(summary: Summary, store: Store | None) -> NoReturn:
     waiting = store.retries() if store is not None else []
     if waiting:
         soonest = min(e.next_at for e in waiting) - time.time()
+        when = "due now" if soonest <= 0 else f"in {output.span(soonest)}"
         fail(f"{len(waiting)} ticket(s) wait in the retry set ({summary.failed} failed in "
-             f"this pass; next try {'due now' if soonest <= 0 else 'in ' + span(soonest)}): "
-             "zdsync retries list shows their errors")
+             f"this pass; next try {when}): zdsync retries list shows their errors")
     if summary.failed:
         fail(f"{summary.failed} ticket(s) failed (see the log above)")
     sys.exit(EXIT_OK)
@@ -133,8 +151,9 @@ def _exit(summary: Summary, store: Store | None) -> NoReturn:
 @click.command(short_help="Rebuild the ticket->task links from Teamwork.")
 @click.option("--dry-run", is_flag=True, help="Show what it would link, delete and change; "
               "write nothing.")
+@JSON
 @click.pass_obj
-def recover(ctx: Context, dry_run: bool) -> None:
+def recover(ctx: Context, dry_run: bool, as_json: bool) -> None:
     """Rebuild the ticket->task links from Teamwork, as a pass does by itself when Redis
     comes back without zdsync's state.
 
@@ -153,14 +172,20 @@ def recover(ctx: Context, dry_run: bool) -> None:
         except ApiError as exc:
             fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
     summary = p.summary
+    if as_json:
+        output.dump_json({"dry_run": dry_run, "tasklists": report.tasklists,
+                          "tasks": report.tasks, "linked": len(report.linked),
+                          "duplicates": report.duplicates, "unlinked": report.unlinked,
+                          "start_position": report.start_position, **_plan(summary, dry_run),
+                          "summary": summary.as_dict()})
+        _exit(summary, None)
     lists = ", ".join(str(t) for t in report.tasklists)
     click.echo(f"task list{'s' if len(report.tasklists) > 1 else ''} {lists}: "
                f"{report.tasks} task(s) link "
                f"{len(report.linked)} ticket(s); duplicates: {report.duplicates}; "
                f"{report.unlinked} task(s) without a link to this Zendesk (left alone)")
     if dry_run:
-        for ticket_id, actions in summary.planned:
-            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+        _print_plan(summary)
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; nothing written")
         _exit(summary, None)
     click.echo(f"relinked {len(report.linked)} ticket(s): " + summary.line())
