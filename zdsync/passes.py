@@ -68,6 +68,8 @@ class Pass:
             clock=clock, dry_run=dry_run)
         self.started_in_doubt = False
         self.rebuilding = False
+        self.export_from: int | None = None  # where this pass's export started (epoch s)
+        self.export_done = False  # its last page is in hand (the progress display's total)
         self._last_poll = 0.0
         self._polled: set[tuple[int, float]] = set()  # webhook entries queued in this pass
         self.fence = self.worker.fence = Fence(lease.token)

@@ -755,6 +755,8 @@ def test_sync_shows_progress_on_a_terminal_only(env, world, ids, monkeypatch):
     assert " tickets" in shown.stderr and "pages 1, Teamwork" in shown.stderr
     assert "/min, queued" in shown.stderr and "ETA" in shown.stderr
     assert "tickets seen 30" in shown.stdout  # the summary line is unchanged
+    # The last drawing: its count agrees with the summary line, the last page gave a total.
+    assert shown.stderr.rsplit("\r", 1)[-1].startswith("30/30 tickets 100% | pages 1")
     for n in range(60, 70):
         ticket(world, f"t{n}", ids.ada, "open")
     world.exportable()
@@ -929,3 +931,15 @@ def test_json_numbers_are_numbers_and_dry_runs_have_json_plans(env, world, ids):
     data = json.loads(result.stdout)
     assert (data["dry_run"], data["linked"], data["tasks"]) == (True, 1, 1)
     assert data["planned"] == [{"ticket_id": t, "actions": [f"retitle to '[ZD#{t}] b'"]}]
+
+
+def test_progress_on_a_terminal_of_0_columns_is_plain_lines(env, world, ids, monkeypatch):
+    monkeypatch.setattr("zdsync.cli.sync._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("zdsync.cli.progress.terminal_columns", lambda: 0)
+    for n in range(1, 6):
+        ticket(world, f"t{n}", ids.ada, "open")
+    world.exportable()
+    shown = run(env, "sync")
+    assert shown.exit_code == 0 and "\r" not in shown.stderr
+    lines = [x for x in shown.stderr.splitlines() if " tickets" in x and "| pages" in x]
+    assert lines[0].startswith("1/5 tickets 20% |") and lines[-1].startswith("5/5 tickets 100% |")

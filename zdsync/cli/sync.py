@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
 from typing import Any, NoReturn
 
 import click
@@ -13,6 +12,7 @@ import redis
 
 from zdsync.cli import output
 from zdsync.cli.context import EXIT_OK, Context, fail, load_users_file, sync_lock
+from zdsync.cli.progress import Progress
 from zdsync.errors import ApiError, Interrupted
 from zdsync.metrics import Metrics
 from zdsync.store import Store
@@ -26,50 +26,6 @@ JSON = click.option("--json", "as_json", is_flag=True,
 
 def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
-
-
-class Progress:
-    """A backfill's progress on a terminal (tqdm, on standard error): tickets, pages,
-    Teamwork requests a minute, and an ETA from the rate limit for the tickets queued."""
-
-    REFRESH_SECONDS = 0.5
-
-    def __init__(self, enabled: bool, metrics: Metrics) -> None:
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        self.metrics = metrics
-        self.started = time.monotonic()
-        self.bar = tqdm(unit=" tickets", file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True, mininterval=self.REFRESH_SECONDS)
-        # Log lines go above the bar instead of through it.
-        self.logs = logging_redirect_tqdm() if enabled else nullcontext()
-        self.logs.__enter__()
-
-    def teamwork_requests(self) -> float:
-        return sum(s.value for family in self.metrics.api_requests.collect()
-                   for s in family.samples
-                   if s.name.endswith("_total") and s.labels.get("service") == "teamwork")
-
-    def __call__(self, p: Any) -> None:
-        if self.bar.disable:
-            return
-        requests_done = self.teamwork_requests()
-        minutes = max((time.monotonic() - self.started) / 60, 1e-6)
-        pacer = p.reconciler.teamwork.pacer
-        per_minute = pacer.limit or (60 / pacer.interval if pacer.interval else 0.0)
-        per_ticket = requests_done / max(p.worker.handled, 1)
-        queued = len(p.worker.queue)
-        eta = (f"{queued * per_ticket / per_minute:.0f} min" if per_minute and queued
-               else "-")
-        self.bar.set_postfix_str(f"pages {p.summary.pages}, Teamwork "
-                                 f"{requests_done / minutes:.0f}/min, queued {queued}, "
-                                 f"ETA {eta}", refresh=False)
-        self.bar.update(p.worker.handled - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
-        self.logs.__exit__(None, None, None)
 
 
 @click.command()
