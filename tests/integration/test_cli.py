@@ -179,18 +179,35 @@ def test_users_import_applies_every_row(env, world, ids, tmp_path):
 
 
 def test_users_import_lists_every_bad_row_and_applies_nothing(env, world, ids, tmp_path):
+    """Format and verification problems together, one a line, in the file's order."""
     store = world.store()
     path = tmp_path / "agents.csv"
     path.write_text(f"zendesk_user_id,teamwork_person_id\n{ids.ada},{ids.ada_p}\nx,8\n"
-                    f"{ids.bob}\n{ids.ada},{ids.bob_p}\n{ids.customer},-3\n")
+                    f"{ids.bob}\n{ids.ada},{ids.bob_p}\n{ids.customer},-3\n"
+                    f"{ids.customer},{ids.bob_p}\n")
     result = run(env, "users", "import", str(path))
     assert result.exit_code == 2
-    assert "4 problem(s); nothing was imported" in result.output
-    assert "line 3: zendesk_user_id 'x' is not a positive integer" in result.output
-    assert "line 4: expected 2 columns, got 1" in result.output
-    assert f"line 5: Zendesk user {ids.ada} is already mapped on line 2" in result.output
-    assert "line 6: teamwork_person_id '-3' is not a positive integer" in result.output
-    assert store.mappings() == {} and no_requests(world)
+    assert result.stderr.splitlines()[:6] == [
+        f"zdsync: {path}: 5 problem(s); nothing was imported:",
+        "  - line 3: zendesk_user_id 'x' is not a positive integer",
+        f"  - line 4: expected 2 columns, got 1: '{ids.bob}'",
+        f"  - line 5: Zendesk user {ids.ada} is already mapped on line 2",
+        "  - line 6: teamwork_person_id '-3' is not a positive integer",
+        f"  - line 7: Zendesk user {ids.customer} (Carl Customer) is an end-user, not an "
+        "agent or admin: only agents are assigned tickets"]
+    assert store.mappings() == {}
+    world.zendesk.log.clear()
+    world.teamwork.log.clear()
+    result = run(env, "users", "import", "--no-verify", str(path))
+    assert result.exit_code == 2 and "4 problem(s)" in result.stderr and no_requests(world)
+
+
+def test_users_import_hints_at_a_file_separated_by_semicolons(env, world, ids, tmp_path):
+    path = tmp_path / "agents.csv"
+    path.write_text(f"zendesk_user_id;teamwork_person_id\n{ids.ada};{ids.ada_p}\n")
+    result = run(env, "users", "import", str(path))
+    assert result.exit_code == 2
+    assert "separate its columns with ';'" in result.stderr.splitlines()[-2]
 
 
 def test_users_import_verifies_every_row_before_storing(env, world, ids, tmp_path):
@@ -200,8 +217,9 @@ def test_users_import_verifies_every_row_before_storing(env, world, ids, tmp_pat
                     f"{ids.customer},{ids.bob_p}\n{ids.cy},{ids.outsider_p}\n")
     result = run(env, "users", "import", str(path))
     assert result.exit_code == 1
-    assert f"Zendesk user {ids.customer} (Carl Customer) is an end-user" in result.output
-    assert f"Teamwork person {ids.outsider_p} (Olga Outsider) is not on project " \
+    assert f"line 3: Zendesk user {ids.customer} (Carl Customer) is an end-user" \
+        in result.output
+    assert f"line 4: Teamwork person {ids.outsider_p} (Olga Outsider) is not on project " \
            f"{world.project}" in result.output
     assert store.mappings() == {}
 
@@ -477,6 +495,15 @@ def test_retries_list(env, queued, queued_at, monkeypatch):
     assert "2 ticket(s) waiting" in result.stdout
     data = json.loads(run(env, "retries", "list", "--json").stdout)
     assert {(e["ticket_id"], e["attempts"]) for e in data} == {(5, 1), (6, 2)}
+
+
+def test_retries_list_shows_both_ends_of_a_long_error(env, world):
+    long = "teamwork: POST /tasklists/9/tasks.json: 500 <html>" + "x" * 300 + \
+        "</html>: task list 9 not found"
+    seed(world.store(), failed={7: long})
+    shown = run(env, "retries", "list").stdout
+    assert "teamwork: POST /tasklists/9/tasks.json: …x" in shown  # its start,
+    assert "xxx</html>: task list 9 not found" in shown  # its end, which names the problem
 
 
 def test_retries_retry_and_drop(env, queued):

@@ -42,6 +42,16 @@ def span(seconds: float) -> str:
     return f"{days} d {hours} h"
 
 
+def elided(text: str, width: int = 100) -> str:
+    """A long message on one line of ``width``: its start (the service and request) and
+    its end (where errors name the problem), the middle left out."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    head = width * 2 // 5
+    return f"{flat[:head]}…{flat[len(flat) - (width - head - 1):]}"
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     cells = [["-" if c is None else str(c) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
