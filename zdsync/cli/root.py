@@ -94,6 +94,7 @@ def main(ctx: click.Context, config_path: str | None, **options: Any) -> None:
 
     Settings come from the environment (SECTION_KEY), then these options
     (--section-key), then the config file ([section] key), then defaults.
+    The options may also follow the command: zdsync check --redis-port 6380.
     """
     plain_when_unencodable()
     for note in overridden(options):

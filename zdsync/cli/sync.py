@@ -40,8 +40,9 @@ def _stderr_is_terminal() -> bool:
 def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool, as_json: bool) -> None:
     """Run one reconciliation pass from the saved cursor, then exit.
 
-    On a terminal, a backfill shows its progress on standard error (tickets, pages,
-    Teamwork requests a minute, ETA); not with --quiet, nor when not a terminal.
+    On a terminal, a backfill shows its progress on standard error (tickets seen, how
+    far the export has got, pages, Teamwork requests a minute, ETA); not with --quiet,
+    nor when not a terminal.
     """
     ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
