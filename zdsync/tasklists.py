@@ -61,14 +61,21 @@ class TaskLists:
         self._missing: dict[tuple[int, str], float] = {}  # looked up in vain, when
         self._lock = threading.Lock()
         self._verified = False
+        self._wrong: tuple[float, list[str]] | None = None  # when found wrong, and how
 
     def verify(self) -> None:
         """Once per process, before any work: ``[teamwork]``'s project exists and its list
-        is in it; else ``ConfigError`` naming the setting (``place_problems``)."""
+        is in it; else ``ConfigError`` naming the setting (``place_problems``). While they
+        are wrong, Teamwork is asked again at most every ``UNKNOWN_NAME_REREAD_SECONDS``
+        (a daemon's webhook drains would otherwise ask every second)."""
         if self._verified:
             return
+        if self._wrong is not None \
+                and self.clock() - self._wrong[0] < defaults.UNKNOWN_NAME_REREAD_SECONDS:
+            raise ConfigError(self._wrong[1])
         problems = place_problems(self.teamwork, self.settings.teamwork)
         if problems:
+            self._wrong = (self.clock(), problems)
             raise ConfigError(problems)
         self._verified = True
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tests.world import World, edited_answers
 from zdsync import defaults
 from zdsync.cli import main
+from zdsync.errors import ConfigError
 from zdsync.rules import Record, Ticket
 from zdsync.store import Store
 
@@ -302,9 +303,17 @@ def test_a_project_or_list_that_is_not_there_is_a_config_error_at_start(env, wor
 def test_a_daemon_pass_names_the_project_that_is_not_there(env, world):
     world.ticket("a", assignee=world.agents[0])
     world.exportable()
-    summary = world.run_pass(TEAMWORK_PROJECT_ID="999999").run()
+    p = world.run_pass(TEAMWORK_PROJECT_ID="999999")
+    summary = p.run()
     assert summary.error.startswith("teamwork.project_id 999999: no such project")
     assert writes(world) == [] and world.zendesk.log.count(route=EXPORT) == 0
+    # The next passes of the process (webhook drains: every second) do not ask again at once.
+    asked = len(world.teamwork.log)
+    again = p.reconciler.lists
+    for _ in range(3):
+        with pytest.raises(ConfigError, match=r"teamwork\.project_id 999999"):
+            again.verify()
+    assert len(world.teamwork.log) == asked
 
 
 def test_a_404_task_list_found_by_name_is_looked_up_again(env, world):
