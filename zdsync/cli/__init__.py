@@ -10,7 +10,7 @@ unknown ticket, a Zendesk user who is no agent, a person not on the project: not
 changed); 2 configuration or usage error (bad options, a malformed CSV file, a
 configured Teamwork project or task list that is not there); 75 another process holds
 the sync lock (EX_TEMPFAIL: try again later). Every non-zero exit ends with a line on
-standard error that says why (``zdsync: ...``).
+standard error that says why (``zdsync: ...``; click's ``Error: ...`` for usage).
 
 Command reference with real output: docs/cli.md.
 """
