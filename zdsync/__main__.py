@@ -1,3 +1,3 @@
 from zdsync.cli import main
 
-main()
+main(prog_name="zdsync")

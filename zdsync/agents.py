@@ -32,20 +32,35 @@ def _positive_int(text: str) -> int | None:
     return int(text) or None
 
 
+SEMICOLONS = ("the file seems to separate its columns with ';': zdsync reads comma-separated "
+              "files (save it as CSV with commas)")
+
+
 def parse_csv(text: str) -> dict[int, int]:
     """``zendesk_user_id,teamwork_person_id`` rows (header required, other columns such as
     names ignored, blank lines skipped) -> mappings. Every row is checked before anything
     is returned, so one bad row rejects the file and the error names all of them."""
+    pairs, _, problems = parse_csv_lines(text)
+    if problems:
+        raise CsvError(problems)
+    return pairs
+
+
+def parse_csv_lines(text: str) -> tuple[dict[int, int], dict[int, int], list[str]]:
+    """The valid mappings, the line of each (by Zendesk user id), and every problem of the
+    other lines: ``users import`` verifies the valid rows and reports both together. A
+    file that uses ';' between columns gets a hint saying so."""
     text = text.removeprefix("\ufeff")  # spreadsheets often save UTF-8 with a BOM
     rows = list(csv.reader(io.StringIO(text)))
     header_at = next((n for n, row in enumerate(rows) if any(c.strip() for c in row)), None)
     if header_at is None:
-        raise CsvError([f"the file is empty; expected the header {','.join(CSV_COLUMNS)}"])
+        return {}, {}, [f"the file is empty; expected the header {','.join(CSV_COLUMNS)}"]
     header = [c.strip().lower() for c in rows[header_at]]
+    semicolons = [SEMICOLONS] if any(";" in c for c in header) else []
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
-        raise CsvError([f"line {header_at + 1}: the header must name the columns "
-                        f"{','.join(CSV_COLUMNS)} (missing {', '.join(missing)})"])
+        return {}, {}, [f"line {header_at + 1}: the header must name the columns "
+                        f"{','.join(CSV_COLUMNS)} (missing {', '.join(missing)})", *semicolons]
     zi, ti = header.index(CSV_COLUMNS[0]), header.index(CSV_COLUMNS[1])
     pairs: dict[int, int] = {}
     first_line: dict[int, int] = {}
@@ -56,6 +71,7 @@ def parse_csv(text: str) -> dict[int, int]:
         if len(row) <= max(zi, ti):
             problems.append(f"line {n}: expected {len(header)} columns, got {len(row)}: "
                             f"{','.join(row)!r}")
+            semicolons = semicolons or ([SEMICOLONS] if ";" in ",".join(row) else [])
             continue
         zendesk, person = _positive_int(row[zi]), _positive_int(row[ti])
         bad = [f"{name} {raw.strip()!r} is not a positive integer"
@@ -71,11 +87,9 @@ def parse_csv(text: str) -> dict[int, int]:
             continue
         first_line[zendesk] = n
         pairs[zendesk] = person
-    if problems:
-        raise CsvError(problems)
-    if not pairs:
-        raise CsvError(["the file has a header but no mappings"])
-    return pairs
+    if not pairs and not problems:
+        problems.append("the file has a header but no mappings")
+    return pairs, first_line, problems + (semicolons if problems else [])
 
 
 def read_mappings_file(path: str) -> dict[int, int]:
@@ -95,15 +109,19 @@ def render_csv(pairs: Mapping[int, int]) -> str:
 
 def verify(pairs: Mapping[int, int], users: Mapping[int, User],
            members: Mapping[int, Person], people: Mapping[int, Person],
-           project_id: int) -> list[str]:
+           project_id: int, lines: Mapping[int, int] | None = None) -> list[str]:
     """Every reason a mapping would not work, one line per problem.
 
     ``users``: the Zendesk users found among the pairs' ids; ``members``: the Teamwork
     people found on the project; ``people``: those found in the account at all (to tell
-    "not on the project" from "does not exist").
+    "not on the project" from "does not exist"). ``lines``: the file line of each pair
+    (by Zendesk user id), named before each of its problems, in the file's order.
     """
+    where = lines or {}
     problems = []
-    for zendesk, person in sorted(pairs.items()):
+    for zendesk, person in sorted(pairs.items(), key=lambda pair: (where.get(pair[0], 0),
+                                                                   pair[0])):
+        start = len(problems)
         user = users.get(zendesk)
         if user is None:
             problems.append(f"Zendesk user {zendesk} does not exist")
@@ -113,13 +131,13 @@ def verify(pairs: Mapping[int, int], users: Mapping[int, User],
                             "only agents are assigned tickets")
         elif not user.active:
             problems.append(f"Zendesk user {zendesk} ({user.display}) is deactivated")
-        if person in members:
-            continue
-        if person in people:
+        if person not in members and person in people:
             problems.append(f"Teamwork person {person} ({people[person].display}) is "
                             f"not on project {project_id}: add them to the project first")
-        else:
+        elif person not in members:
             problems.append(f"Teamwork person {person} does not exist")
+        if zendesk in where:
+            problems[start:] = [f"line {where[zendesk]}: {p}" for p in problems[start:]]
     return problems
 
 

@@ -31,9 +31,10 @@ class Check:
     state: str  # ok, fail, warn (works, but worth a look) or skip (a prerequisite failed)
     detail: str
     hint: str = ""
+    problems: tuple[str, ...] = ()  # the configuration's, listed one a line
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "problems": list(self.problems)}
 
 
 def _how(dest: str) -> str:
@@ -66,12 +67,13 @@ def configuration(config_path: str | None,
     try:
         settings = load(config_path, options)
     except ConfigError as exc:
-        try:
-            local = load(config_path, options, require_services=False)
+        try:  # Redis is checked whenever its own settings are valid, whatever else is wrong
+            local = load(config_path, options, require_services=False, sections=("redis",))
         except ConfigError:
             local = None
         return (Check("configuration", FAIL, "; ".join(exc.problems),
-                      "fix each setting named above (environment, option or config file)"),
+                      "fix each setting named above (environment, option or config file)",
+                      tuple(exc.problems)),
                 None, local)
     where = f"config file {config_path}" if config_path else "no config file"
     detail = (f"{where}; Zendesk {settings.zendesk.base_url}, Teamwork "
@@ -250,7 +252,8 @@ def run(config_path: str | None, options: Mapping[str, Any],
         redis_check, store = redis_reachable(local)
         checks.append(redis_check)
     else:
-        checks.append(Check("Redis", SKIP, "skipped: the Redis settings are invalid"))
+        checks.append(Check("Redis", SKIP, "skipped: the Redis settings are invalid (see "
+                            "above)"))
     later = ("Zendesk credentials", "Teamwork credentials", "Teamwork project", "task list")
     if settings is None:
         checks += [Check(name, SKIP, "skipped: the configuration is invalid") for name in later]

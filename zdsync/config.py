@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -281,9 +281,10 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def _read_file(path: str, problems: list[str],
-               routes: list[Any] | None = None) -> dict[str, Any]:
-    """The file's settings by ``dest``; its ``[[route]]`` tables go to ``routes``."""
+def _read_file(path: str, problems: list[str], routes: list[Any] | None = None,
+               sections: Collection[str] | None = None) -> dict[str, Any]:
+    """The file's settings by ``dest``; its ``[[route]]`` tables go to ``routes``; with
+    ``sections``, only theirs (what else the file holds is neither read nor judged)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -299,6 +300,8 @@ def _read_file(path: str, problems: list[str],
         return {}
     flat: dict[str, Any] = {}
     for section, values in data.items():
+        if sections is not None and section not in sections:
+            continue
         if section == "route" and routes is not None:
             routes.append(values)
             continue
@@ -320,12 +323,15 @@ def load(
     environ: Mapping[str, str] | None = None,
     *,
     require_services: bool = True,
+    sections: Collection[str] | None = None,
 ) -> Settings:
     """Merge defaults, file, options and environment; validate; raise ConfigError.
 
     ``options`` maps ``dest`` names (``zendesk_api_token``) to values; None means unset.
     ``require_services`` demands the Zendesk and Teamwork settings a sync needs; commands
-    that only touch Redis pass False.
+    that only touch Redis pass False. ``sections`` (with ``require_services=False``): only
+    these sections are read, the others keep their defaults, so ``zdsync check`` can test
+    Redis while another setting is wrong.
     """
     environ = os.environ if environ is None else environ
     problems: list[str] = []
@@ -333,12 +339,15 @@ def load(
     raw: dict[str, tuple[Any, str]] = {}
     route_tables: list[Any] = []
     if config_path:
-        for dest, value in _read_file(config_path, problems, route_tables).items():
+        for dest, value in _read_file(config_path, problems, route_tables, sections).items():
             raw[dest] = (value, f"{BY_DEST[dest].toml} in {config_path}")
     for dest, value in (options or {}).items():
-        if value is not None and dest in BY_DEST:
+        if value is not None and dest in BY_DEST and (
+                sections is None or BY_DEST[dest].section in sections):
             raw[dest] = (value, BY_DEST[dest].flag)
     for opt in OPTIONS:
+        if sections is not None and opt.section not in sections:
+            continue
         if opt.env in environ and environ[opt.env] != "":
             raw[opt.dest] = (environ[opt.env], f"environment variable {opt.env}")
 
@@ -365,6 +374,34 @@ def load(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def overridden(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
+               ) -> list[str]:
+    """Options given on the command line that an environment variable overrides (the
+    environment wins, as documented), one sentence each for standard error. A variable
+    that says the same as the option is no override; a secret's value is never shown."""
+    environ = os.environ if environ is None else environ
+    notes = []
+    for dest, given in options.items():
+        opt = BY_DEST.get(dest)
+        if opt is None or given is None or environ.get(opt.env, "") == "":
+            continue
+        if _same(opt, given, environ[opt.env]):
+            continue
+        shown = "" if opt.kind == "secret" else f"={environ[opt.env]}"
+        notes.append(f"{opt.env}{shown} in the environment overrides {opt.flag} (the "
+                     f"environment wins; unset {opt.env} to use the option)")
+    return notes
+
+
+def _same(opt: Option, given: Any, env_value: str) -> bool:
+    if opt.kind == "secret":
+        return str(given).strip() == env_value.strip()
+    try:
+        return bool(parse_value(opt, given) == parse_value(opt, env_value))
+    except ValueError:
+        return False
 
 
 def _missing(dest: str) -> str:

@@ -120,3 +120,7 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # urllib3 logs full URLs at DEBUG; they carry no secrets (auth is a header), but are noisy.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # APScheduler logs two INFO lines a pass ("Running job", "executed successfully"): noise
+    # beside zdsync's own pass lines, kept for DEBUG. Its warnings and errors still show.
+    logging.getLogger("apscheduler").setLevel(
+        logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)

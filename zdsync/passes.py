@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from zdsync import defaults, sources
-from zdsync.errors import ApiError, Interrupted, LeaseLost, ShuttingDown
+from zdsync.errors import ApiError, ConfigError, Interrupted, LeaseLost, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
 from zdsync.reconciler import Context, PassStopped, Reconciler
@@ -68,6 +68,8 @@ class Pass:
             clock=clock, dry_run=dry_run)
         self.started_in_doubt = False
         self.rebuilding = False
+        self.export_from: int | None = None  # where this pass's export started (epoch s)
+        self.export_done = False  # its last page is in hand (the progress display's total)
         self._last_poll = 0.0
         self._polled: set[tuple[int, float]] = set()  # webhook entries queued in this pass
         self.fence = self.worker.fence = Fence(lease.token)
@@ -124,7 +126,7 @@ class Pass:
         from zdsync.rebuild import rebuild
 
         self._begin(rebuild_if_lost=False)
-        report = rebuild(self, lost=False)
+        report = rebuild(self, lost=False, asked=True)
         self.summary.rebuilt = not self.dry_run
         return report
 
@@ -134,7 +136,7 @@ class Pass:
         as ``error``. Redis errors propagate: the caller reports them."""
         try:
             steps()
-        except (Interrupted, PassStopped, ApiError) as exc:
+        except (Interrupted, PassStopped, ApiError, ConfigError) as exc:
             self._stop(exc)
         except redis.RedisError:
             raise
@@ -153,6 +155,7 @@ class Pass:
         """Check the store before trusting it: pin this pass's writes to the Redis node it
         reads from, doubt recent records after a restart or failover, and rebuild the links
         first when the store has lost them (whoever asked for the work)."""
+        self.reconciler.lists.verify()
         state = self.store.check_state(self.lease.token, update=not self.dry_run)
         self.fence = self.worker.fence = Fence(self.lease.token, state.node)
         self.reconciler.bind(self.lease, self.fence)
@@ -162,8 +165,8 @@ class Pass:
                                          and state.identity != self.expected_identity)):
             from zdsync.rebuild import rebuild
 
-            rebuild(self, lost=lost)
-            self.summary.rebuilt = not self.dry_run
+            report = rebuild(self, lost=lost)
+            self.summary.rebuilt = bool(report.linked) and not self.dry_run
         else:
             self.identity = state.identity
         mappings, held = self.store.mappings_and_hold()
@@ -182,8 +185,9 @@ class Pass:
             elif isinstance(exc, LeaseLost) and self.lease.held:
                 self.lease.lost.set()  # a fenced write found another holder: it is gone
         else:
-            self.summary.error = str(exc)
-            log.error("pass stopped early, the cursor keeps its place: %s", exc)
+            self.summary.error = ("; ".join(exc.problems) if isinstance(exc, ConfigError)
+                                  else str(exc))
+            log.error("pass stopped early, the cursor keeps its place: %s", self.summary.error)
 
     def _finish(self, duration: float) -> None:
         result = self.summary.result

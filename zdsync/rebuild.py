@@ -87,14 +87,18 @@ def replay_from(tasks: Iterable[Task], integration_user: int | None,
     return max(position, start_time) if start_time else position
 
 
-def rebuild(p: Pass, *, lost: bool = True) -> Report:
-    """Rebuild the links in ``p``'s store from Teamwork (see the module docstring)."""
+def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
+    """Rebuild the links in ``p``'s store from Teamwork (see the module docstring).
+
+    Only a rebuild that finds links Redis had lost is an incident (logged at ERROR,
+    counted in ``zdsync_state_rebuilds_total``): one that finds none is a first start, a
+    dry run changes nothing, and ``asked`` (``zdsync recover``) is the operator's own."""
     reconciler, store = p.reconciler, p.store
     settings = reconciler.settings
     teamwork = reconciler.teamwork
-    log.warning("%s: reading Teamwork for the tasks zdsync made before anything is "
-                "created", "Redis holds no zdsync state (empty, or a first start)" if lost
-                else "rebuilding the links (asked for, or Redis holds another store)")
+    log.info("%s: reading Teamwork for the tasks zdsync made before anything is "
+             "created", "Redis holds no zdsync state (empty, or a first start)" if lost
+             else "rebuilding the links" + ("" if asked else " (Redis holds another store)"))
     p.rebuilding = True
     started = time.monotonic()
     try:
@@ -104,16 +108,21 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
         tasks = [task for tl in lists for task in teamwork.tasklist_tasks(tl)]
         report = read_links(tasks, settings.zendesk.base_url)
         report.tasklists = lists
-        if report.linked:
+        incident = bool(report.linked) and not (asked or p.dry_run)
+        if incident:
             log.error("STATE REBUILD: Redis had lost the links of %d ticket(s) whose tasks "
-                      "are in %s (duplicates: %d; tasks of no ticket: %d); %s "
+                      "are in %s (duplicates: %d; tasks of no ticket: %d); rebuilding "
                       "them from Teamwork", len(report.linked), tasklist,
-                      report.duplicates, report.unlinked,
-                      "would rebuild" if p.dry_run else "rebuilding")
-            if not p.dry_run:
-                p.metrics.state_rebuilds.inc()
+                      report.duplicates, report.unlinked)
+            p.metrics.state_rebuilds.inc()
+        elif report.linked:
+            log.info("%s the links of %d ticket(s) whose tasks are in %s (duplicates: %d; "
+                     "tasks of no ticket: %d) from Teamwork",
+                     "dry run: would read" if p.dry_run else "reading", len(report.linked),
+                     tasklist, report.duplicates, report.unlinked)
         else:
-            log.info("no task in %s links a ticket: nothing to rebuild", tasklist)
+            log.info("no task in %s links a ticket: nothing to rebuild%s", tasklist,
+                     " (a first start)" if lost else "")
         if settings.users.file and not p.dry_run:
             changed = store.merge_mappings(read_mappings_file(settings.users.file))
             log.info("rebuild: %d agent mapping(s) restored from %s", changed,
@@ -139,13 +148,15 @@ def rebuild(p: Pass, *, lost: bool = True) -> Report:
                 ops += store.cursor_ops(None, report.start_position, p.clock())
             if held:
                 ops.append(["set", store.key("users", "held"), "1"])
-            ops.append(["hset", store.key("rebuilt"), "at", repr(time.time()),
+            reason = ("asked" if asked else "lost" if report.linked and lost
+                      else "another store" if report.linked else "first start")
+            ops.append(["hset", store.key("rebuilt"), "at", repr(time.time()), "reason", reason,
                         "tasks", str(report.tasks), "tickets", str(len(report.linked)),
                         "duplicates", str(report.duplicates),
                         "seconds", f"{time.monotonic() - started:.1f}"])
             store.write(p.fence, ops=ops)
             p.identity = store.claim_identity(p.fence)
-            log.log(logging.WARNING if report.linked else logging.INFO,
+            log.log(logging.WARNING if incident else logging.INFO,
                     "rebuild done in %.1f s: %d ticket(s) linked again%s",
                     time.monotonic() - started, len(report.linked),
                     f"; the export resumes {_when(report.start_position)}"

@@ -237,8 +237,10 @@ class Reconciler:
             out.error = str(exc) or type(exc).__name__
             if out.record is not None and out.record.in_flight and not ctx.dry_run:
                 # What was applied before the failure, still marked in flight: the write
-                # that failed may have landed, so the next attempt observes first.
-                self.store.write(self.fence, [out.record])
+                # that failed may have landed, so the next attempt observes first. The
+                # history goes with it: the worker keeps only what was not stored.
+                self.store.write(self.fence, [out.record],
+                                 self.store.history_ops(tid, out.history, self.clock()))
                 out.stored = True
             return out
 

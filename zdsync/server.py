@@ -160,6 +160,8 @@ class App:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
+            if method == "HEAD":  # as GET; waitress sends no body (prometheus_client: 405)
+                environ = {**environ, "REQUEST_METHOD": "GET"}
             return self.metrics_app(environ, start_response)
         if path in ("/livez", "/readyz", "/healthz") and method in ("GET", "HEAD"):
             problems = self.health.live() if path == "/livez" else self.health.ready()

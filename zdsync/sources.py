@@ -78,6 +78,7 @@ def export(p: Pass) -> None:
     state = p.store.cursor()
     start_time = None if state.cursor else first_start_time(p, state.position)
     position = state.position
+    p.export_from = start_time if start_time is not None else position
     for page in p.zendesk.export(state.cursor, start_time):
         p.summary.pages += 1
         if page.too_recent:
@@ -85,6 +86,7 @@ def export(p: Pass) -> None:
             return
         tickets, unreadable, skipped = parse_page(page.tickets, p.metrics)
         p.summary.seen += len(page.tickets)
+        p.export_done = page.end_of_stream
         p.summary.skipped += skipped
         position = page_position(page.tickets, page.end_of_stream, p.clock()) or position
         unit = Unit("page", data=(page.after_cursor, position))

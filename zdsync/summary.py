@@ -43,6 +43,13 @@ class Summary:
             text += f"; error: {self.error}"
         return text
 
+    def as_dict(self) -> dict[str, Any]:
+        """The counts and how the pass ended, for ``--json`` (the plan is apart)."""
+        return {**{name: getattr(self, name) for name in COUNTS}, "pages": self.pages,
+                "cursor_position": self.cursor_position,
+                "cursor_utc": iso_utc(self.cursor_position) if self.cursor_position else None,
+                "error": self.error, "stopped": self.stopped, "rebuilt": self.rebuilt}
+
     @property
     def result(self) -> str:
         return ("error" if self.error else "stopped" if self.stopped

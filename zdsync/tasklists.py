@@ -15,12 +15,38 @@ import time
 from collections.abc import Callable
 
 from zdsync import defaults
-from zdsync.config import Settings
+from zdsync.config import BY_DEST, Settings, TeamworkSettings
+from zdsync.errors import ConfigError
 from zdsync.routes import Route, Routing
 from zdsync.store import Store
 from zdsync.teamwork import TeamworkClient
 
 log = logging.getLogger(__name__)
+
+
+def place_problems(teamwork: TeamworkClient, tw: TeamworkSettings, *,
+                   tasklist: bool = True) -> list[str]:
+    """What is wrong with ``[teamwork]``'s project and (``tasklist``) list, each problem
+    naming its setting: a project or list that answers 404, a list of another project.
+    Other API errors (401, an outage) propagate: they are no configuration problem."""
+    pid = tw.project_id
+    if pid is not None and teamwork.project(pid) is None:
+        return [f"teamwork.project_id {pid}: no such project, or the integration user cannot "
+                f"see it (Teamwork answers 404): use the id in the project's URL and add the "
+                f"integration user to the project; {BY_DEST['teamwork_project_id'].how_to_set()}"]
+    tid = tw.tasklist_id
+    if not tasklist or tid is None:
+        return []
+    found = teamwork.tasklist(tid)
+    if found is None:
+        return [f"teamwork.tasklist_id {tid}: no such task list (Teamwork answers 404): "
+                f"{BY_DEST['teamwork_tasklist_id'].how_to_set()}, or unset it to use the list "
+                f"named {tw.tasklist_name!r}"]
+    if found.project_id is not None and pid is not None and found.project_id != pid:
+        return [f"teamwork.tasklist_id {tid}: the task list belongs to project "
+                f"{found.project_id}, not to teamwork.project_id {pid}: set one of the two so "
+                "that the list is in the project"]
+    return []
 
 
 class TaskLists:
@@ -34,6 +60,24 @@ class TaskLists:
         self._named: dict[tuple[int, str], int] = {}  # (project, list name) -> list id
         self._missing: dict[tuple[int, str], float] = {}  # looked up in vain, when
         self._lock = threading.Lock()
+        self._verified = False
+        self._wrong: tuple[float, list[str]] | None = None  # when found wrong, and how
+
+    def verify(self) -> None:
+        """Once per process, before any work: ``[teamwork]``'s project exists and its list
+        is in it; else ``ConfigError`` naming the setting (``place_problems``). While they
+        are wrong, Teamwork is asked again at most every ``UNKNOWN_NAME_REREAD_SECONDS``
+        (a daemon's webhook drains would otherwise ask every second)."""
+        if self._verified:
+            return
+        if self._wrong is not None \
+                and self.clock() - self._wrong[0] < defaults.UNKNOWN_NAME_REREAD_SECONDS:
+            raise ConfigError(self._wrong[1])
+        problems = place_problems(self.teamwork, self.settings.teamwork)
+        if problems:
+            self._wrong = (self.clock(), problems)
+            raise ConfigError(problems)
+        self._verified = True
 
     def default(self, *, create: bool = True) -> int | None:
         """``[teamwork]``'s list: ``tasklist_id``, else the one named ``tasklist_name``."""

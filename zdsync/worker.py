@@ -207,8 +207,9 @@ class Worker:
                 if outcome.planned:
                     self.summary.planned.append((tid, outcome.planned))
                 self._keep(prior, outcome)
-            elif error is not None:
+            elif error is not None:  # not even reconciled (unreadable): say so all the same
                 self.summary.failed += 1
+                self.dirty_history.setdefault(tid, []).append(f"failed: {error}")
             source = item.units[0].kind if item.units else "fetch"
             self.metrics.tickets.labels(source, "failed" if error else "ok").inc()
             self.reconciler.progress_at = self.clock()

@@ -179,18 +179,35 @@ def test_users_import_applies_every_row(env, world, ids, tmp_path):
 
 
 def test_users_import_lists_every_bad_row_and_applies_nothing(env, world, ids, tmp_path):
+    """Format and verification problems together, one a line, in the file's order."""
     store = world.store()
     path = tmp_path / "agents.csv"
     path.write_text(f"zendesk_user_id,teamwork_person_id\n{ids.ada},{ids.ada_p}\nx,8\n"
-                    f"{ids.bob}\n{ids.ada},{ids.bob_p}\n{ids.customer},-3\n")
+                    f"{ids.bob}\n{ids.ada},{ids.bob_p}\n{ids.customer},-3\n"
+                    f"{ids.customer},{ids.bob_p}\n")
     result = run(env, "users", "import", str(path))
     assert result.exit_code == 2
-    assert "4 problem(s); nothing was imported" in result.output
-    assert "line 3: zendesk_user_id 'x' is not a positive integer" in result.output
-    assert "line 4: expected 2 columns, got 1" in result.output
-    assert f"line 5: Zendesk user {ids.ada} is already mapped on line 2" in result.output
-    assert "line 6: teamwork_person_id '-3' is not a positive integer" in result.output
-    assert store.mappings() == {} and no_requests(world)
+    assert result.stderr.splitlines()[:6] == [
+        f"zdsync: {path}: 5 problem(s); nothing was imported:",
+        "  - line 3: zendesk_user_id 'x' is not a positive integer",
+        f"  - line 4: expected 2 columns, got 1: '{ids.bob}'",
+        f"  - line 5: Zendesk user {ids.ada} is already mapped on line 2",
+        "  - line 6: teamwork_person_id '-3' is not a positive integer",
+        f"  - line 7: Zendesk user {ids.customer} (Carl Customer) is an end-user, not an "
+        "agent or admin: only agents are assigned tickets"]
+    assert store.mappings() == {}
+    world.zendesk.log.clear()
+    world.teamwork.log.clear()
+    result = run(env, "users", "import", "--no-verify", str(path))
+    assert result.exit_code == 2 and "4 problem(s)" in result.stderr and no_requests(world)
+
+
+def test_users_import_hints_at_a_file_separated_by_semicolons(env, world, ids, tmp_path):
+    path = tmp_path / "agents.csv"
+    path.write_text(f"zendesk_user_id;teamwork_person_id\n{ids.ada};{ids.ada_p}\n")
+    result = run(env, "users", "import", str(path))
+    assert result.exit_code == 2
+    assert "separate its columns with ';'" in result.stderr.splitlines()[-2]
 
 
 def test_users_import_verifies_every_row_before_storing(env, world, ids, tmp_path):
@@ -200,8 +217,9 @@ def test_users_import_verifies_every_row_before_storing(env, world, ids, tmp_pat
                     f"{ids.customer},{ids.bob_p}\n{ids.cy},{ids.outsider_p}\n")
     result = run(env, "users", "import", str(path))
     assert result.exit_code == 1
-    assert f"Zendesk user {ids.customer} (Carl Customer) is an end-user" in result.output
-    assert f"Teamwork person {ids.outsider_p} (Olga Outsider) is not on project " \
+    assert f"line 3: Zendesk user {ids.customer} (Carl Customer) is an end-user" \
+        in result.output
+    assert f"line 4: Teamwork person {ids.outsider_p} (Olga Outsider) is not on project " \
            f"{world.project}" in result.output
     assert store.mappings() == {}
 
@@ -477,6 +495,15 @@ def test_retries_list(env, queued, queued_at, monkeypatch):
     assert "2 ticket(s) waiting" in result.stdout
     data = json.loads(run(env, "retries", "list", "--json").stdout)
     assert {(e["ticket_id"], e["attempts"]) for e in data} == {(5, 1), (6, 2)}
+
+
+def test_retries_list_shows_both_ends_of_a_long_error(env, world):
+    long = "teamwork: POST /tasklists/9/tasks.json: 500 <html>" + "x" * 300 + \
+        "</html>: task list 9 not found"
+    seed(world.store(), failed={7: long})
+    shown = run(env, "retries", "list").stdout
+    assert "teamwork: POST /tasklists/9/tasks.json: …x" in shown  # its start,
+    assert "xxx</html>: task list 9 not found" in shown  # its end, which names the problem
 
 
 def test_retries_retry_and_drop(env, queued):
@@ -755,7 +782,191 @@ def test_sync_shows_progress_on_a_terminal_only(env, world, ids, monkeypatch):
     assert " tickets" in shown.stderr and "pages 1, Teamwork" in shown.stderr
     assert "/min, queued" in shown.stderr and "ETA" in shown.stderr
     assert "tickets seen 30" in shown.stdout  # the summary line is unchanged
+    # The last drawing: its count agrees with the summary line, the last page gave a total.
+    assert shown.stderr.rsplit("\r", 1)[-1].startswith("30/30 tickets 100% | pages 1")
     for n in range(60, 70):
         ticket(world, f"t{n}", ids.ada, "open")
     world.exportable()
     assert "/min, queued" not in run(env, "sync", "--quiet").stderr
+
+
+def last_error_line(result) -> str:
+    """The line a failed command ends with on standard error (log lines come before it)."""
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_every_exit_1_ends_with_one_line_that_says_why(env, world, ids):
+    store = world.store()
+    seed(store, failed={77: "teamwork: 503"})  # waits, not due yet
+    result = run(env, "sync")
+    assert result.exit_code == 1 and "failed 0" in result.stdout
+    assert last_error_line(result).startswith("zdsync: 1 ticket(s) wait in the retry set "
+                                              "(0 failed in this pass; next try in ")
+    store.drop_retries([77])
+    [t] = synced(world, env, ("a", ids.ada, "open"))
+    world.zendesk.update_ticket(t, subject="b")
+    world.exportable()
+    result = run({**env, "TEAMWORK_API_TOKEN": "revoked"}, "sync")
+    assert result.exit_code == 1 and "teamwork.api_token" in last_error_line(result)
+    world.teamwork.update_task(task_of(world, t), name="typo")
+    result = run(env, "audit")
+    assert result.exit_code == 1
+    assert last_error_line(result) == "zdsync: 1 ticket(s) with drift; zdsync audit --repair " \
+                                      "fixes it"
+    result = run({**env, "TEAMWORK_API_TOKEN": "revoked"}, "check", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+    assert last_error_line(result) == "zdsync: 1 of 7 check(s) failed: Teamwork credentials"
+    world.teamwork.faults.set(routes={"/projects/api/v3/tasks/{id}"}, error_rate=1.0,
+                              error_statuses=[503])
+    result = run(env, "tickets", "show", str(t), "--json")
+    assert result.exit_code == 1
+    assert last_error_line(result).startswith(f"zdsync: could not read task "
+                                              f"{task_of(world, t)} from Teamwork: teamwork")
+
+
+def test_a_first_start_and_a_dry_run_are_no_incident(env, world, ids):
+    """Only links Redis really lost make an ERROR line and "after Redis had lost them": not
+    a first start, not a dry run, not a recover with nothing lost."""
+    first = run(env, "sync")  # a first start: no identity, no task in Teamwork
+    assert first.exit_code == 0 and " ERROR " not in first.stderr
+    assert "rebuilt from Teamwork" not in first.stderr
+    shown = run(env, "cursor", "show").stdout
+    assert "had lost" not in shown and "none needed: a first start" in shown
+    synced(world, env, ("a", ids.ada, "open"))
+    for args in (["recover", "--dry-run"], ["recover"]):
+        result = run(env, *args)
+        assert result.exit_code == 0, result.output
+        assert " ERROR " not in result.stderr
+    assert "by zdsync recover" in run(env, "cursor", "show").stdout
+    world.store().r.flushall()  # now Redis does lose them
+    world.store().set_mappings({ids.ada: ids.ada_p})
+    dry = run(env, "sync", "--dry-run")
+    assert dry.exit_code == 0 and " ERROR " not in dry.stderr
+    lost = run(env, "sync")
+    assert lost.exit_code == 0 and " ERROR zdsync.rebuild: STATE REBUILD" in lost.stderr
+    assert "after Redis had lost them" in run(env, "cursor", "show").stdout
+
+
+def test_check_tests_redis_whatever_else_is_wrong_and_lists_problems_one_a_line(
+        env, world, tmp_path):
+    config = tmp_path / "zdsync.toml"
+    config.write_text("[sync]\nintervall = 5\n")  # a typo
+    result = run({**env, "SYNC_INTERVAL": "x", "ZDSYNC_CONFIG": str(config)}, "check")
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "✗ configuration: 2 problems"
+    assert lines[1].startswith("    - config file ") and "unknown setting 'intervall'" in lines[1]
+    assert lines[2].startswith("    - sync.interval from environment variable SYNC_INTERVAL")
+    assert f"✓ Redis: Redis at 127.0.0.1:{world.redis_port} answers" in result.stdout
+    data = json.loads(run({**env, "SYNC_INTERVAL": "x"}, "check", "--json").stdout)
+    assert data["checks"][0]["problems"][0].startswith("sync.interval")
+    assert data["checks"][1]["state"] == "ok"
+
+
+def test_check_falls_back_to_ascii_where_the_terminal_cannot_encode(env, world):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "zdsync", "check"], capture_output=True, timeout=60,
+        env={**env, "PYTHONIOENCODING": "latin-1", "TEAMWORK_PROJECT_ID": "",
+             "REDIS_PORT": "1"})
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    out = result.stdout.decode("latin-1")
+    assert "x configuration: teamwork.project_id is required" in out
+    assert "x Redis: Redis at 127.0.0.1:1: no answer" in out
+
+
+def test_a_redis_that_does_not_answer_fails_a_command_fast_with_a_fix(env, world):
+    started = time.monotonic()
+    result = run({**env, "REDIS_PORT": "1"}, "tickets", "list")
+    # No retries: a refused connection ends it at once (with them it took 11 s; the bound
+    # is loose for a busy machine).
+    assert time.monotonic() - started < 8
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].startswith("zdsync: Redis at 127.0.0.1:1: no answer")
+    assert result.stderr.splitlines()[1].startswith("  fix: start Redis, or point zdsync at it")
+
+
+def test_an_option_overridden_by_the_environment_is_said_once(env, world):
+    result = run({**env, "REDIS_PORT": "1"}, "--redis-port", str(world.redis_port), "tickets",
+                 "list")
+    assert result.exit_code == 1  # the environment wins, as documented
+    notes = [line for line in result.stderr.splitlines() if "overrides" in line]
+    assert notes == ["zdsync: REDIS_PORT=1 in the environment overrides --redis-port (the "
+                     "environment wins; unset REDIS_PORT to use the option)"]
+
+
+def test_version_typed_help_and_boolean_flags(env, world):
+    from zdsync import __version__
+
+    assert run(env, "--version").stdout == f"zdsync, version {__version__}\n"
+    shown = " ".join(run(env, "--help").stdout.split())
+    assert "--redis-port INTEGER" in shown and "--sync-interval NUMBER" in shown
+    assert "--redis-use-sentinel / --no-redis-use-sentinel" in shown
+    assert "--log-level [DEBUG|INFO|WARNING|ERROR]" in shown
+    result = run({**env, "REDIS_USE_SENTINEL": ""}, "--redis-use-sentinel", "tickets", "list")
+    assert result.exit_code == 2 and "redis.sentinel_hosts is required" in result.stderr
+
+
+def test_global_options_after_the_command_are_accepted(env, world):
+    portless = {k: v for k, v in env.items() if k != "REDIS_PORT"}
+    port = str(world.redis_port)
+    for args in (["tickets", "list", "--redis-port", port],
+                 ["tickets", "list", f"--redis-port={port}", "--no-redis-use-sentinel"],
+                 ["users", "list", "--no-names", "--redis-port", port, "--json"]):
+        result = run(portless, *args)
+        assert result.exit_code == 0, (args, result.output)
+    result = run(portless, "tickets", "show", "--", "--redis-port")  # after --: an argument
+    assert result.exit_code == 2 and "is not an id" in result.output
+
+
+def test_no_command_has_an_option_named_like_a_global_one():
+    """Global options after a command are moved before it: a command option of the same
+    name would never be reached."""
+    import click
+
+    globals_ = {name for p in main.params for name in [*p.opts, *p.secondary_opts]}
+
+    def options(command: click.Command) -> set[str]:
+        found = {name for p in command.params for name in [*p.opts, *p.secondary_opts]}
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    clashes = set().union(*(options(c) for c in main.commands.values())) & globals_
+    assert clashes <= {"-h", "--help"}
+
+
+def test_json_numbers_are_numbers_and_dry_runs_have_json_plans(env, world, ids):
+    world.store().set_mappings({ids.ada: ids.ada_p})
+    t = ticket(world, "a", ids.ada, "solved")
+    world.exportable()
+    data = json.loads(run(env, "sync", "--dry-run", "--json").stdout)
+    assert data["planned"] == [{"ticket_id": t, "actions": [
+        f"create '[ZD#{t}] a' for person {ids.ada_p}", "complete"]}]
+    assert data["summary"]["created"] == 1 and data["summary"]["seen"] == 1
+    assert run(env, "sync").exit_code == 0
+    last = json.loads(run(env, "cursor", "show", "--json").stdout)
+    assert isinstance(last["last_pass"]["at"], float)
+    assert last["last_pass"]["retry_depth"] == 0 and last["last_pass"]["result"] == "success"
+    assert isinstance(last["last_rebuild"]["tickets"], int)
+    world.zendesk.update_ticket(t, subject="b")
+    world.store().r.hdel(world.store().key("tickets"), str(t))  # its link lost
+    result = run(env, "recover", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["dry_run"], data["linked"], data["tasks"]) == (True, 1, 1)
+    assert data["planned"] == [{"ticket_id": t, "actions": [f"retitle to '[ZD#{t}] b'"]}]
+
+
+def test_progress_on_a_terminal_of_0_columns_is_plain_lines(env, world, ids, monkeypatch):
+    monkeypatch.setattr("zdsync.cli.sync._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("zdsync.cli.progress.terminal_columns", lambda: 0)
+    for n in range(1, 6):
+        ticket(world, f"t{n}", ids.ada, "open")
+    world.exportable()
+    shown = run(env, "sync")
+    assert shown.exit_code == 0 and "\r" not in shown.stderr
+    lines = [x for x in shown.stderr.splitlines() if " tickets" in x and "| pages" in x]
+    assert lines[0].startswith("1/5 tickets 20% |") and lines[-1].startswith("5/5 tickets 100% |")

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tests.world import World, edited_answers
 from zdsync import defaults
 from zdsync.cli import main
+from zdsync.errors import ConfigError
 from zdsync.rules import Record, Ticket
 from zdsync.store import Store
 
@@ -270,15 +271,49 @@ def test_secrets_never_reach_logs_or_output(env, world, caplog):
         assert secret not in result.output
 
 
-def test_create_into_a_missing_task_list_fails_visibly(env, world):
+def test_a_project_or_list_that_is_not_there_is_a_config_error_at_start(env, world):
+    """A 404 on the configured project or list, or a list of another project, names the
+    setting before any work (exit 2); nothing is read from Zendesk, nothing written."""
     store = world.store()
-    missing = max(t["id"] for t in world.teamwork.tasklists()) + 1000  # a wrong list id
-    t = world.ticket("a", assignee=world.agents[0])
-    result = sync(world, {**env, "TEAMWORK_TASKLIST_ID": str(missing)})
-    assert result.exit_code == 1 and "failed 1" in result.output
-    [entry] = store.retries()
-    assert entry.ticket_id == t and f"task list {missing} not found" in entry.error
-    assert store.last_pass()["result"] == "partial"
+    world.ticket("a", assignee=world.agents[0])
+    missing = max(t["id"] for t in world.teamwork.tasklists()) + 1000
+    other = world.teamwork.add_project("Other")
+    by_name = {k: v for k, v in env.items() if k != "TEAMWORK_TASKLIST_ID"}
+    for bad, named in (({**env, "TEAMWORK_TASKLIST_ID": str(missing)},
+                        f"teamwork.tasklist_id {missing}: no such task list"),
+                       ({**env, "TEAMWORK_PROJECT_ID": str(other + 1000)},
+                        f"teamwork.project_id {other + 1000}: no such project"),
+                       ({**by_name, "TEAMWORK_PROJECT_ID": str(other + 1000)},
+                        f"teamwork.project_id {other + 1000}: no such project"),
+                       ({**env, "TEAMWORK_PROJECT_ID": str(other)},
+                        f"teamwork.tasklist_id {world.tasklist}: the task list belongs to "
+                        f"project {world.project}, not to teamwork.project_id {other}")):
+        result = sync(world, bad)
+        assert result.exit_code == 2, result.output
+        assert named in result.stderr
+        result = CliRunner().invoke(main, ["sync", "--dry-run"], env=bad)
+        assert result.exit_code == 2 and named in result.stderr
+    assert writes(world) == [] and store.record(1) is None
+    assert world.zendesk.log.count(route=EXPORT) == 0
+    result = CliRunner().invoke(main, ["users", "add", str(world.agents[0]), "9"],
+                                env={**env, "TEAMWORK_PROJECT_ID": str(other + 1000)})
+    assert result.exit_code == 2 and "teamwork.project_id" in result.stderr
+
+
+def test_a_daemon_pass_names_the_project_that_is_not_there(env, world):
+    world.ticket("a", assignee=world.agents[0])
+    world.exportable()
+    p = world.run_pass(TEAMWORK_PROJECT_ID="999999")
+    summary = p.run()
+    assert summary.error.startswith("teamwork.project_id 999999: no such project")
+    assert writes(world) == [] and world.zendesk.log.count(route=EXPORT) == 0
+    # The next passes of the process (webhook drains: every second) do not ask again at once.
+    asked = len(world.teamwork.log)
+    again = p.reconciler.lists
+    for _ in range(3):
+        with pytest.raises(ConfigError, match=r"teamwork\.project_id 999999"):
+            again.verify()
+    assert len(world.teamwork.log) == asked
 
 
 def test_a_404_task_list_found_by_name_is_looked_up_again(env, world):
@@ -350,3 +385,29 @@ def test_mapping_change_survives_a_redis_failure_during_the_replan(env, world, m
     assert sync(world, env).exit_code == 0
     assert assignees(world.live_tasks()[0]) == [person]
     assert store.remapped() == []
+
+
+def test_failed_attempts_reach_the_ticket_history(env, world):
+    """A failed attempt is part of a ticket's story: ``tickets show`` lists it, whether
+    the ticket failed before its first write or after its task was created."""
+    store = world.store()
+    never = world.ticket("never created", assignee=world.agents[0])
+    world.teamwork.faults.set(routes={CREATE}, error_rate=1.0, error_statuses=[500])
+    assert sync(world, env).exit_code == 1
+    assert store.history(never)[0]["what"].startswith("failed: teamwork: POST")
+    world.teamwork.faults.set(error_rate=0.0)
+    store.retry_now([never])
+    assert sync(world, env).exit_code == 0  # the create went through the second time
+    later = world.ticket("fails later", assignee=world.agents[0])
+    assert sync(world, env).exit_code == 0
+    world.teamwork.faults.set(routes={"/tasks/{id}/complete"})
+    world.teamwork.faults.fail_next(defaults.HTTP_MAX_ATTEMPTS, status=500)
+    world.zendesk.update_ticket(later, status="solved")
+    assert sync(world, env).exit_code == 1
+    history = [h["what"] for h in store.history(later)]
+    assert history[0].startswith("failed: teamwork: PUT") and "500" in history[0]
+    assert history[1].endswith(f"create '[ZD#{later}] fails later' for person "
+                               f"{world.mappings[world.agents[0]]}")
+    shown = CliRunner().invoke(main, ["tickets", "show", str(later)], env=env)
+    assert f"history ({len(history)}, newest first):" in shown.stdout
+    assert "failed: teamwork: PUT" in shown.stdout

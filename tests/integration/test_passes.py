@@ -380,7 +380,8 @@ def test_refused_teamwork_credentials_stop_the_pass_and_keep_the_cursor(world):
     world.exportable()
     summary = world.run_pass(TEAMWORK_API_TOKEN="revoked").run()
     assert summary.error and "401" in summary.error
-    assert world.teamwork.log.count("PUT") == 1  # one refused request, not one per ticket
+    # One refused request, not one per ticket: the check of the project, before any write.
+    assert world.teamwork.log.count(status=401) == 1 and world.teamwork.log.count("PUT") == 0
     assert world.store().cursor().cursor == cursor.cursor
     assert world.store().retry_depth() == 0
 

@@ -32,6 +32,7 @@ def bound(world: World, **settings: Any) -> tuple[Any, Any]:
     store.r.setnx(store.key("identity"), "an installation that has run before")
     p = world.run_pass(**settings)
     p._begin()
+    world.teamwork.log.clear()  # the check of the project and list, once per process
     return p.reconciler, p.worker.ctx
 
 
@@ -292,8 +293,10 @@ def test_a_spurious_404_is_not_taken_for_a_deleted_task(world):
 
 
 def test_a_create_into_a_missing_task_list_fails_visibly(world):
-    missing = world.tasklist + 1000
-    rec, ctx = bound(world, TEAMWORK_TASKLIST_ID=missing)
+    missing = world.tasklist
+    rec, ctx = bound(world)
+    with world.teamwork.lock:  # deleted in Teamwork once zdsync had started
+        world.teamwork._tasklists[missing]["status"] = "deleted"
     t = world.ticket("Printer", assignee=world.agents[0], status="open")
     out = rec.reconcile(None, snapshot(world, t), ctx)
     assert out.counts == {"failed": 1}

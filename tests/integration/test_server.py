@@ -80,6 +80,14 @@ def test_metrics_exposed_and_moving(served):
     assert 'zdsync_webhook_requests_total{outcome="accepted"} 1.0' in after
 
 
+def test_head_metrics_answers_as_get_does(served):
+    url = served[0]
+    head = requests.head(url + "/metrics", timeout=5)
+    assert head.status_code == 200 and head.text == ""
+    assert head.headers["Content-Type"] == requests.get(url + "/metrics",
+                                                        timeout=5).headers["Content-Type"]
+
+
 def test_event_subscription_webhook_with_zendesk_test_secret_is_queued(served):
     url, store, _, _, _ = served
     r = post(url, EVENT)

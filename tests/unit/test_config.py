@@ -223,3 +223,16 @@ def test_every_numeric_setting_has_documented_bounds():
         if opt.kind in ("int", "float", "time"):
             assert opt.bounds, opt.dest
     assert settings_table() in readme
+
+
+def test_an_environment_variable_that_overrides_an_option_is_named():
+    from zdsync.config import overridden
+
+    assert overridden({"redis_port": "44463", "redis_host": None}, {"REDIS_PORT": "1"}) == [
+        "REDIS_PORT=1 in the environment overrides --redis-port (the environment wins; unset "
+        "REDIS_PORT to use the option)"]
+    assert overridden({"redis_port": "6379"}, {"REDIS_PORT": " 6379"}) == []  # the same
+    assert overridden({"redis_use_sentinel": True}, {"REDIS_USE_SENTINEL": "yes"}) == []
+    assert overridden({"redis_port": "6379"}, {"REDIS_PORT": ""}) == []  # unset
+    [note] = overridden({"zendesk_api_token": "a"}, {"ZENDESK_API_TOKEN": "s3cret"})
+    assert note.startswith("ZENDESK_API_TOKEN in the environment") and "s3cret" not in note

@@ -78,3 +78,20 @@ def test_throttled_warnings_once_a_minute_per_key_with_a_count(caplog):
     throttled.warning("bad_signature", "webhook rejected (%s)", "bad_signature")
     last = [r for r in caplog.records if r.levelno == logging.WARNING][-1].getMessage()
     assert last.startswith("webhook rejected (bad_signature) (49 more like this")
+
+
+def test_apscheduler_speaks_at_info_only_when_asked_for_debug():
+    from zdsync.logs import setup
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    executor = logging.getLogger("apscheduler.executors.default")
+    try:
+        setup("INFO")
+        assert not executor.isEnabledFor(logging.INFO)  # "Running job ...", "executed ..."
+        assert executor.isEnabledFor(logging.WARNING)
+        setup("DEBUG")
+        assert executor.isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], root.level = handlers, level
+        logging.getLogger("apscheduler").setLevel(logging.NOTSET)

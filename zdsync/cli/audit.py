@@ -9,7 +9,7 @@ import click
 
 from zdsync import audit
 from zdsync.cli import output
-from zdsync.cli.context import EXIT_OK, EXIT_PARTIAL, Context, api_errors, fail, sync_lock
+from zdsync.cli.context import EXIT_OK, Context, api_errors, fail, sync_lock
 
 
 @click.command("audit", short_help="Report tasks that drifted; --repair fixes them.")
@@ -61,4 +61,9 @@ def audit_command(ctx: Context, repair: bool, as_json: bool) -> None:
                    f"{len(findings)} with drift"
                    + (f"; {len(findings) - len(failed)} repaired, {len(failed)} failed"
                       if repair else "; zdsync audit --repair fixes it" if findings else ""))
-    sys.exit(EXIT_PARTIAL if failed or (findings and not repair) else EXIT_OK)
+    if failed:
+        fail(f"{len(failed)} repair(s) failed; the tickets wait in the retry set (zdsync "
+             "retries list shows why)")
+    if findings and not repair:
+        fail(f"{len(findings)} ticket(s) with drift; zdsync audit --repair fixes it")
+    sys.exit(EXIT_OK)

@@ -8,7 +8,7 @@ import click
 
 from zdsync import checks
 from zdsync.cli import output
-from zdsync.cli.context import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, Context
+from zdsync.cli.context import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, Context, fail
 
 
 @click.command(short_help="Check configuration, Redis and both services.")
@@ -30,12 +30,20 @@ def check(ctx: Context, as_json: bool) -> None:
         output.dump_json({"ok": not failed, "checks": [c.as_dict() for c in results]})
     else:
         for c in results:
-            click.echo(f"{checks.MARKS[c.state]} {c.name}: {c.detail}")
+            if len(c.problems) > 1:  # one a line, as every other command lists them
+                click.echo(f"{output.mark(c.state)} {c.name}: {len(c.problems)} problems")
+                for problem in c.problems:
+                    click.echo(f"    - {problem}")
+            else:
+                click.echo(f"{output.mark(c.state)} {c.name}: {c.detail}")
             if c.hint and c.state in (checks.FAIL, checks.WARN):
                 click.echo(f"    fix: {c.hint}")
-        bad = sum(1 for c in results if c.state == checks.FAIL)
-        click.echo(f"{bad} of {len(results)} check(s) failed" if failed
-                   else "all checks passed")
-    sys.exit(EXIT_CONFIG if misconfigured else EXIT_PARTIAL if failed else EXIT_OK)
+        if not failed:
+            click.echo("all checks passed")
+    if failed:
+        bad = [c.name for c in results if c.state == checks.FAIL]
+        fail(f"{len(bad)} of {len(results)} check(s) failed: {', '.join(bad)}",
+             EXIT_CONFIG if misconfigured else EXIT_PARTIAL)
+    sys.exit(EXIT_OK)
 
 

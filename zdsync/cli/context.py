@@ -4,15 +4,14 @@ and the few ways a command ends early (``fail``, a service error, a held lock)."
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import redis
 
-from zdsync import agents, logs
+from zdsync import agents, checks, logs
 from zdsync.config import LogSettings, Settings, load
 from zdsync.errors import ApiError, ConfigError, LockHeld
 from zdsync.lease import SyncLock
@@ -79,19 +78,17 @@ class Context:
         return self._settings[require_services]
 
     def store(self) -> Store:
-        """The Redis store; a Redis that does not answer ends the command (exit 1)."""
+        """The Redis store; a Redis that does not answer ends the command (exit 1) within
+        ``CHECK_REDIS_TIMEOUT_SECONDS``, with the fix ``zdsync check`` gives: one quick
+        ping, no retries, before the store (which retries, for the work) is made."""
         if self._store is not None:
             return self._store
-        r = self.settings(require_services=False).redis
-        store = Store.from_settings(r)
-        try:
-            store.ping()
-        except redis.RedisError as exc:
-            where = (f"Sentinels {r.sentinel_hosts} (master {r.sentinel_master})"
-                     if r.use_sentinel else f"{r.host}:{r.port}")
-            fail(f"Redis at {where} does not answer: {exc}")
-        self._store = store
-        return store
+        settings = self.settings(require_services=False)
+        reached, _ = checks.redis_reachable(settings)
+        if reached.state == checks.FAIL:
+            fail(f"{reached.detail}\n  fix: {reached.hint}")
+        self._store = Store.from_settings(settings.redis)
+        return self._store
 
     def clients(self, settings: Settings | None = None) -> tuple[ZendeskClient, TeamworkClient]:
         from zdsync.teamwork import TeamworkClient
@@ -101,9 +98,12 @@ class Context:
         return ZendeskClient(settings.zendesk), TeamworkClient(settings.teamwork)
 
     def services(self, metrics: Metrics | None = None) -> Services:
+        """The services, once ``[teamwork]``'s project and list are known to exist."""
         from zdsync.services import services
 
-        return services(self.settings(), self.store(), metrics=metrics)
+        built = services(self.settings(), self.store(), metrics=metrics)
+        verify_place(built.reconciler.lists.verify)
+        return built
 
 
 @contextmanager
@@ -113,6 +113,16 @@ def api_errors(doing: str) -> Iterator[None]:
         yield
     except ApiError as exc:
         fail(f"{doing}: {exc}")
+
+
+def verify_place(verify: Callable[[], object]) -> None:
+    """Run a check of the configured project and list before any work: a 404 on either,
+    or a list of another project, is a configuration error (exit 2) naming the setting."""
+    try:
+        with api_errors("could not read the Teamwork project and task list"):
+            verify()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
 
 
 @contextmanager

@@ -32,8 +32,8 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
         output.dump_json({"cursor": state.cursor, "position": state.position,
                "position_utc": None if state.position is None else _utc(state.position),
                "behind_seconds": None if lag is None else round(lag),
-               "updated": state.updated, "last_pass": last or None,
-               "last_rebuild": rebuilt or None})
+               "updated": state.updated, "last_pass": output.numbers(last) or None,
+               "last_rebuild": output.numbers(rebuilt) or None})
         return
     if state.position is None:
         click.echo("position:  none yet: the first pass starts at sync.start_time (default: "
@@ -50,10 +50,20 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
                    f"{last.get('duration')} s: {last.get('summary')}")
     if rebuilt:
         at = float(rebuilt["at"]) if rebuilt.get("at") else None
-        click.echo(f"rebuilt:   {_utc(at)}: the links of {rebuilt.get('tickets')} ticket(s) "
-                   f"were read back from {rebuilt.get('tasks')} task(s) in Teamwork "
-                   f"(duplicates deleted: {rebuilt.get('duplicates')}) after Redis had lost "
-                   "them")
+        why = {"asked": "by zdsync recover", "another store": "as Redis held another store",
+               "first start": ""}.get(_rebuild_reason(rebuilt), "after Redis had lost them")
+        click.echo(f"rebuilt:   {_utc(at)}: " + (
+            f"the links of {rebuilt.get('tickets')} ticket(s) were read back from "
+            f"{rebuilt.get('tasks')} task(s) in Teamwork (duplicates deleted: "
+            f"{rebuilt.get('duplicates')}) {why}" if why else
+            "none needed: a first start (no task in Teamwork links a ticket)"))
+
+
+def _rebuild_reason(rebuilt: dict[str, str]) -> str:
+    """Why the links were last rebuilt; a record written before reasons were kept: lost,
+    unless it relinked nothing (a first start)."""
+    return rebuilt.get("reason") or ("first start" if rebuilt.get("tickets") == "0"
+                                     else "lost")
 
 
 def _start_time(_ctx: click.Context, _param: click.Parameter, value: str) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from zdsync.cli.context import EXIT_CONFIG, Context, fail
+from zdsync.cli.context import EXIT_CONFIG, EXIT_PARTIAL, Context, fail
 from zdsync.errors import ConfigError
 
 
@@ -42,7 +42,11 @@ def demo(ctx: Context, tickets: int, duration: float, seed: int, faults: bool,
     from zdsync.demo import run_demo
 
     settings = ctx.settings(require_services=False)
-    sys.exit(run_demo(settings, tickets=tickets, duration_seconds=duration, seed=seed,
-                      faults=faults, keep_running=keep_running))
+    code = run_demo(settings, tickets=tickets, duration_seconds=duration, seed=seed,
+                    faults=faults, keep_running=keep_running)
+    if code == EXIT_PARTIAL:
+        fail("the consistency check found differences between Teamwork and the tickets "
+             "(listed above)")
+    sys.exit(code)
 
 

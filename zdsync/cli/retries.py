@@ -31,7 +31,7 @@ def retries_list(ctx: Context, as_json: bool) -> None:
     output.table(["TICKET", "ATTEMPTS", "NEXT TRY", "FAILING SINCE", "LAST ERROR"],
            [(e.ticket_id, e.attempts,
              "due now" if e.next_at <= now else f"in {output.span(e.next_at - now)}",
-             _utc(e.since), e.error.splitlines()[0][:100] if e.error else None)
+             _utc(e.since), output.elided(e.error) if e.error else None)
             for e in entries])
     click.echo(f"{len(entries)} ticket(s) waiting")
 

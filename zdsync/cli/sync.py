@@ -5,64 +5,27 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import redis
 
-from zdsync.cli.context import EXIT_OK, EXIT_PARTIAL, Context, fail, load_users_file, sync_lock
+from zdsync.cli import output
+from zdsync.cli.context import EXIT_OK, Context, fail, load_users_file, sync_lock
+from zdsync.cli.progress import Progress
 from zdsync.errors import ApiError, Interrupted
 from zdsync.metrics import Metrics
+from zdsync.store import Store
+from zdsync.summary import Summary
 from zdsync.times import for_people as _utc
+
+JSON = click.option("--json", "as_json", is_flag=True,
+                    help="JSON output for scripts (with --dry-run: the plan, one object per "
+                         "ticket).")
 
 
 def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
-
-
-class Progress:
-    """A backfill's progress on a terminal (tqdm, on standard error): tickets, pages,
-    Teamwork requests a minute, and an ETA from the rate limit for the tickets queued."""
-
-    REFRESH_SECONDS = 0.5
-
-    def __init__(self, enabled: bool, metrics: Metrics) -> None:
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        self.metrics = metrics
-        self.started = time.monotonic()
-        self.bar = tqdm(unit=" tickets", file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True, mininterval=self.REFRESH_SECONDS)
-        # Log lines go above the bar instead of through it.
-        self.logs = logging_redirect_tqdm() if enabled else nullcontext()
-        self.logs.__enter__()
-
-    def teamwork_requests(self) -> float:
-        return sum(s.value for family in self.metrics.api_requests.collect()
-                   for s in family.samples
-                   if s.name.endswith("_total") and s.labels.get("service") == "teamwork")
-
-    def __call__(self, p: Any) -> None:
-        if self.bar.disable:
-            return
-        requests_done = self.teamwork_requests()
-        minutes = max((time.monotonic() - self.started) / 60, 1e-6)
-        pacer = p.reconciler.teamwork.pacer
-        per_minute = pacer.limit or (60 / pacer.interval if pacer.interval else 0.0)
-        per_ticket = requests_done / max(p.worker.handled, 1)
-        queued = len(p.worker.queue)
-        eta = (f"{queued * per_ticket / per_minute:.0f} min" if per_minute and queued
-               else "-")
-        self.bar.set_postfix_str(f"pages {p.summary.pages}, Teamwork "
-                                 f"{requests_done / minutes:.0f}/min, queued {queued}, "
-                                 f"ETA {eta}", refresh=False)
-        self.bar.update(p.worker.handled - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
-        self.logs.__exit__(None, None, None)
 
 
 @click.command()
@@ -72,12 +35,14 @@ class Progress:
               help="Print the plan for the export, ticket by ticket; write nothing, move no "
                    "cursor (mapping changes and retries are not previewed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display on a terminal.")
+@JSON
 @click.pass_obj
-def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
+def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool, as_json: bool) -> None:
     """Run one reconciliation pass from the saved cursor, then exit.
 
-    On a terminal, a backfill shows its progress on standard error (tickets, pages,
-    Teamwork requests a minute, ETA); not with --quiet, nor when not a terminal.
+    On a terminal, a backfill shows its progress on standard error (tickets seen, how
+    far the export has got, pages, Teamwork requests a minute, ETA); not with --quiet,
+    nor when not a terminal.
     """
     ctx.settings()  # configuration errors first, before any network call
     store = ctx.store()
@@ -97,16 +62,45 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
     if summary.rebuilt:
         click.echo("the ticket->task links were rebuilt from Teamwork first (Redis had no "
                    "zdsync state)", err=True)
-    if dry_run:
-        for ticket_id, actions in summary.planned:
-            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+    if as_json:
+        output.dump_json({"dry_run": dry_run, **_plan(summary, dry_run),
+                          "summary": summary.as_dict()})
+    elif dry_run:
+        _print_plan(summary)
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; " + summary.line())
-        sys.exit(EXIT_PARTIAL if summary.error else EXIT_OK)
-    click.echo(summary.line())
+    else:
+        click.echo(summary.line())
+    _exit(summary, None if dry_run else store)
+
+
+def _plan(summary: Summary, dry_run: bool) -> dict[str, Any]:
+    """A dry run's plan for ``--json``: one object per ticket, its actions in order."""
+    return {"planned": [{"ticket_id": t, "actions": actions} for t, actions in summary.planned]
+            } if dry_run else {}
+
+
+def _print_plan(summary: Summary) -> None:
+    for ticket_id, actions in summary.planned:
+        click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+
+
+def _exit(summary: Summary, store: Store | None) -> NoReturn:
+    """Exit 0, or 1 with the one line on standard error that says why: cron and CI see
+    the reason beside the counts. With ``store`` (``sync``), any ticket in the retry set is
+    work left, even one not due yet; without (dry runs, ``recover``), this run's failures."""
     if summary.stopped:
-        click.echo("zdsync: the pass lost its lock and stopped early", err=True)
-    sys.exit(EXIT_PARTIAL if summary.error or summary.stopped or store.retry_depth()
-             else EXIT_OK)
+        fail("the pass lost its lock and stopped early; the next pass resumes")
+    if summary.error:
+        fail(f"the pass stopped early (the cursor keeps its place): {summary.error}")
+    waiting = store.retries() if store is not None else []
+    if waiting:
+        soonest = min(e.next_at for e in waiting) - time.time()
+        when = "due now" if soonest <= 0 else f"in {output.span(soonest)}"
+        fail(f"{len(waiting)} ticket(s) wait in the retry set ({summary.failed} failed in "
+             f"this pass; next try {when}): zdsync retries list shows their errors")
+    if summary.failed:
+        fail(f"{summary.failed} ticket(s) failed (see the log above)")
+    sys.exit(EXIT_OK)
 
 
 
@@ -114,8 +108,9 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool) -> None:
 @click.command(short_help="Rebuild the ticket->task links from Teamwork.")
 @click.option("--dry-run", is_flag=True, help="Show what it would link, delete and change; "
               "write nothing.")
+@JSON
 @click.pass_obj
-def recover(ctx: Context, dry_run: bool) -> None:
+def recover(ctx: Context, dry_run: bool, as_json: bool) -> None:
     """Rebuild the ticket->task links from Teamwork, as a pass does by itself when Redis
     comes back without zdsync's state.
 
@@ -134,19 +129,25 @@ def recover(ctx: Context, dry_run: bool) -> None:
         except ApiError as exc:
             fail(f"the rebuild stopped (nothing is lost; run it again): {exc}")
     summary = p.summary
+    if as_json:
+        output.dump_json({"dry_run": dry_run, "tasklists": report.tasklists,
+                          "tasks": report.tasks, "linked": len(report.linked),
+                          "duplicates": report.duplicates, "unlinked": report.unlinked,
+                          "start_position": report.start_position, **_plan(summary, dry_run),
+                          "summary": summary.as_dict()})
+        _exit(summary, None)
     lists = ", ".join(str(t) for t in report.tasklists)
     click.echo(f"task list{'s' if len(report.tasklists) > 1 else ''} {lists}: "
                f"{report.tasks} task(s) link "
                f"{len(report.linked)} ticket(s); duplicates: {report.duplicates}; "
                f"{report.unlinked} task(s) without a link to this Zendesk (left alone)")
     if dry_run:
-        for ticket_id, actions in summary.planned:
-            click.echo(f"ticket {ticket_id}: " + "; ".join(actions))
+        _print_plan(summary)
         click.echo(f"dry run: {len(summary.planned)} ticket(s) would change; nothing written")
-        return
+        _exit(summary, None)
     click.echo(f"relinked {len(report.linked)} ticket(s): " + summary.line())
     if report.start_position:
         click.echo(f"the export resumes from {_utc(report.start_position)}")
-    sys.exit(EXIT_PARTIAL if summary.failed or summary.error else EXIT_OK)
+    _exit(summary, None)
 
 

@@ -10,7 +10,6 @@ import click
 from zdsync.cli import output
 from zdsync.cli.context import (
     EXIT_OK,
-    EXIT_PARTIAL,
     ID,
     Context,
     fail,
@@ -65,9 +64,12 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
 
     services = ctx.services()
     seen = inspect(services, record_or_fail(services.store, ticket_id))
+    unread = f"could not read task {seen.record.applied.task_id} from Teamwork: {seen.task_error}"
     if as_json:
         output.dump_json(seen.as_json())
-        sys.exit(EXIT_PARTIAL if seen.task_error else EXIT_OK)
+        if seen.task_error:
+            fail(unread)
+        sys.exit(EXIT_OK)
     record, task, task_error, target = seen.record, seen.task, seen.task_error, seen.target
     finding, retry, history = seen.finding, seen.retry, seen.history
     routing = services.settings.routing()
@@ -114,7 +116,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     for entry in history:
         click.echo(f"  {_utc(entry.get('at'))}  {entry.get('what')}")
     if task_error:
-        sys.exit(EXIT_PARTIAL)
+        fail(unread)
 
 
 @tickets.command("resync")

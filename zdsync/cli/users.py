@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import IO
+from typing import IO, NoReturn
 
 import click
 
 from zdsync import agents, checks
 from zdsync.cli import output
-from zdsync.cli.context import EXIT_CONFIG, EXIT_PARTIAL, ID, Context, api_errors, fail
-from zdsync.config import load
+from zdsync.cli.context import (
+    EXIT_CONFIG,
+    EXIT_PARTIAL,
+    ID,
+    Context,
+    api_errors,
+    fail,
+    verify_place,
+)
+from zdsync.config import Settings, load
 from zdsync.errors import ApiError, ConfigError
 from zdsync.people import Person, User
+from zdsync.tasklists import place_problems
+from zdsync.teamwork import TeamworkClient
 
 
 @click.group()
@@ -26,12 +37,20 @@ def _lookup(ctx: Context, pairs: dict[int, int]
     batched requests however many pairs there are."""
     settings = ctx.settings()
     zendesk, teamwork = ctx.clients()
+    verify_place(lambda: _project(teamwork, settings))
     with api_errors("could not verify the mappings (nothing was changed)"):
         found_users = zendesk.users_by_ids(pairs)
         members = teamwork.people_by_ids(pairs.values(), settings.teamwork.project_id)
         outside = [p for p in pairs.values() if p not in members]
         people = {**members, **(teamwork.people_by_ids(outside) if outside else {})}
     return found_users, members, people
+
+
+def _project(teamwork: TeamworkClient, settings: Settings) -> None:
+    """The project whose people the mappings name must exist (``verify_place``)."""
+    problems = place_problems(teamwork, settings.teamwork, tasklist=False)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _verified(ctx: Context, pairs: dict[int, int]
@@ -42,12 +61,19 @@ def _verified(ctx: Context, pairs: dict[int, int]
     problems = agents.verify(pairs, found_users, members, people,
                              ctx.settings().teamwork.project_id or 0)
     if problems:
-        click.echo("zdsync: nothing was changed:", err=True)
-        for problem in problems:
-            click.echo(f"  - {problem}", err=True)
-        click.echo("  (--no-verify stores mappings without these checks)", err=True)
-        sys.exit(EXIT_PARTIAL)
+        _refuse("nothing was changed", problems, EXIT_PARTIAL, verified=True)
     return found_users, people
+
+
+def _refuse(what: str, problems: list[str], code: int, *, verified: bool) -> NoReturn:
+    """Exit listing every problem, one a line, on standard error."""
+    click.echo(f"zdsync: {what}:", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
+    if verified:
+        click.echo("  (--no-verify stores mappings without the Zendesk and Teamwork checks)",
+                   err=True)
+    sys.exit(code)
 
 
 def _display(who: User | Person | None) -> str | None:
@@ -161,19 +187,19 @@ def users_import(ctx: Context, file: IO[str], no_verify: bool, dry_run: bool) ->
         text = file.read()
     except UnicodeDecodeError as exc:
         fail(f"{file.name}: not UTF-8 text ({exc}); nothing was imported", EXIT_CONFIG)
-    try:
-        pairs = agents.parse_csv(text)
-    except agents.CsvError as exc:
-        click.echo(f"zdsync: {file.name}: {len(exc.problems)} problem(s); nothing was "
-                   "imported:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  - {problem}", err=True)
-        sys.exit(EXIT_CONFIG)
-    if not no_verify:
+    pairs, lines, problems = agents.parse_csv_lines(text)
+    # A malformed file is a usage error (2); a well-formed one that does not verify, 1.
+    code = EXIT_CONFIG if problems else EXIT_PARTIAL
+    if not no_verify and pairs:  # the valid rows too: every problem of the file at once
         ctx.settings()
+        found_users, members, people = _lookup(ctx, pairs)
+        problems = sorted(problems + agents.verify(
+            pairs, found_users, members, people, ctx.settings().teamwork.project_id or 0,
+            lines), key=_line_number)
+    if problems:
+        _refuse(f"{file.name}: {len(problems)} problem(s); nothing was imported", problems,
+                code, verified=not no_verify)
     store = ctx.store()
-    if not no_verify:
-        _verified(ctx, pairs)
     current = store.mappings()
     changes = {z: t for z, t in pairs.items() if current.get(z) != t}
     new = sum(1 for z in changes if z not in current)
@@ -186,6 +212,12 @@ def users_import(ctx: Context, file: IO[str], no_verify: bool, dry_run: bool) ->
     store.set_mappings(changes)
     click.echo(f"imported {len(pairs)} mapping(s) from {file.name}: {counts}"
                + ("; their open tickets are reassigned on the next pass" if changes else ""))
+
+
+def _line_number(problem: str) -> int:
+    """Problems sort by the line they name (those of the whole file first)."""
+    found = re.match(r"line ([0-9]+):", problem)
+    return int(found[1]) if found else 0
 
 
 @users.command("export")
@@ -212,6 +244,7 @@ def users_auto(ctx: Context, apply_: bool, as_json: bool) -> None:
     settings = ctx.settings()
     store = ctx.store()
     zendesk, teamwork = ctx.clients()
+    verify_place(lambda: _project(teamwork, settings))
     with api_errors("could not read the agents and people"):
         found_agents = zendesk.agents()
         members = teamwork.people(settings.teamwork.project_id)
