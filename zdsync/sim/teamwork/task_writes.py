@@ -16,7 +16,9 @@ from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched
 from zdsync.sim.teamwork.tasks import Tasks
 
-PRIORITIES = (None, "none", "low", "medium", "high")
+PRIORITIES = (None, "low", "medium", "high")
+"""What a write may set: Teamwork's MCP server (Teamwork/mcp ``internal/twprojects/tasks.go``)
+accepts these, ``null`` clearing; it refuses ``"none"``, which the SDK's comment allows."""
 
 
 class TaskWrites(Tasks):
@@ -122,7 +124,13 @@ class TaskWrites(Tasks):
     def _http_update_task(self, request: Request, m: Matched) -> Response:
         task = self._live_task(m)
         if task is None:
+            gone = self._tasks.get(int(m["id"]))
+            if gone is not None and self.variants.update_deleted == "200":
+                return json_response(200, {"task": self._public_task(gone), "included": {}})
             return empty_response(404)
+        refused = self._refused_while_completed(task)
+        if refused is not None:
+            return refused
         parsed = self._task_body(request)
         if isinstance(parsed, Response):
             return parsed
@@ -148,7 +156,8 @@ class TaskWrites(Tasks):
         if fields.get("tasklistId") is not None:
             target = self._tasklists.get(fields["tasklistId"])
             if target is None or target["projectId"] != self._project_of(task):
-                return self._v3_error(400, "Invalid tasklistId",
+                # 422 (Teamwork/twapi-go-sdk AGENTS.md: v3 cannot move across projects)
+                return self._v3_error(422, "Invalid tasklistId",
                                       "the task list must be in the same project")
             changes["tasklistId"] = target["id"]
         extra = self._dates_and_tags(fields)
@@ -174,29 +183,49 @@ class TaskWrites(Tasks):
         self._delete(task)
         return empty_response(204)
 
-    def _v1_state(self, m: Matched, change: Callable[[dict[str, Any]], None]) -> Response:
+    def _refused_while_completed(self, task: dict[str, Any]) -> Response | None:
+        """Under ``completed_edits=refused``, an edit of a completed task is refused until
+        it is reopened (v1 needs that; whether v3 does is unknown)."""
+        if task["status"] == "completed" and self.variants.completed_edits == "refused":
+            return self._v3_error(400, "Task completed", "reopen the task to edit it",
+                                  "task_completed")
+        return None
+
+    def _v1_state(self, m: Matched, change: Callable[[dict[str, Any]], None],
+                  already: str) -> Response:
+        """A v1 complete or uncomplete; on a task already in that state (``already``:
+        "completed" or "open") it is harmless, or refused under ``repeat_state=refused``."""
         task = self._live_task(m)
         if task is None:
             return self._v1_error(404, "Not found")
+        is_completed = task["status"] == "completed"
+        if self.variants.repeat_state == "refused" and is_completed == (already == "completed"):
+            return self._v1_error(400, f"Task is already {already}")
         change(task)
         return json_response(200, {"STATUS": "OK"})
 
     @route("PUT", "/tasks/{id}/complete")
     def _http_complete(self, request: Request, m: Matched) -> Response:
-        return self._v1_state(m, self._complete)
+        return self._v1_state(m, self._complete, "completed")
 
     @route("PUT", "/tasks/{id}/uncomplete")
     def _http_uncomplete(self, request: Request, m: Matched) -> Response:
-        return self._v1_state(m, self._uncomplete)
+        return self._v1_state(m, self._uncomplete, "open")
 
     @route("PUT", "/tasks/{id}/move")
     def _http_move(self, request: Request, m: Matched) -> Response:
         """v1 ``PUT /tasks/{id}/move.json`` ``{"taskListId": N}`` (no wrapper): moves the task
-        to a list of any project (§4.2). **Choice:** answers 200 ``{"STATUS": "OK"}`` like the
-        other v1 task actions; an unknown list is 404, a missing ``taskListId`` 422."""
+        to a list of any project, answering ``{"affectedTaskIds", "affectedTaskListIds",
+        "STATUS": "OK"}`` (Teamwork/twapi-go-sdk ``AGENTS.md``). **Choice:** the ids as
+        comma-separated strings (v1's create answers ``"affectedTaskIds": "13233455"``),
+        the lists being the one left and the one entered; an unknown list is 404, a
+        missing ``taskListId`` 422. A completed task is an edit like any other
+        (``completed_edits``)."""
         task = self._live_task(m)
         if task is None:
             return self._v1_error(404, "Not found")
+        if self._refused_while_completed(task) is not None:
+            return self._v1_error(400, "Task is completed: reopen it first")
         target_id = self._v1_field(request, "taskListId")
         if isinstance(target_id, str) and target_id.isdigit():
             target_id = int(target_id)
@@ -205,7 +234,11 @@ class TaskWrites(Tasks):
         target = self._tasklists.get(target_id)
         if target is None or target["status"] == "deleted":
             return self._v1_error(404, "Task list not found")
-        if task["tasklistId"] != target_id:
+        left = task["tasklistId"]
+        if left != target_id:
             task["tasklistId"] = target_id
             self._touch(task)
-        return json_response(200, {"STATUS": "OK"})
+        return json_response(200, {"affectedTaskIds": str(task["id"]),
+                                   "affectedTaskListIds": ",".join(
+                                       str(t) for t in dict.fromkeys((left, target_id))),
+                                   "STATUS": "OK"})
