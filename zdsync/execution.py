@@ -184,14 +184,13 @@ class Execution:
         if task is None:
             return Applied()
         tags = self.tags.names(task.tag_ids) if self.manage_tags else None
-        project = task.project_id
-        if project is None and task.tasklist_id is not None and self.routed:
+        if self.routed:
             # Teamwork's task has no projectId: the project is its list's (read once a
             # list). Only routes move tasks, so only they need it.
-            project = self.teamwork.project_of_list(task.tasklist_id)
+            task = self.teamwork.with_project(task)
         return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
                        completed=task.completed, tasklist_id=task.tasklist_id,
-                       project_id=project, priority=task.priority,
+                       project_id=task.project_id, priority=task.priority,
                        due_date=task.due_date, tags=tags, description=digest(task.description))
 
     def observe(self, record: Record, out: Outcome) -> Record:

@@ -256,6 +256,12 @@ class TeamworkClient:
             task = replace(task, tasklist_id=tasklist_id)
         return task
 
+    def with_project(self, task: Task) -> Task:
+        """The task with its project, found through its list when the answer had none."""
+        if task.project_id is not None or task.tasklist_id is None:
+            return task
+        return replace(task, project_id=self.project_of_list(task.tasklist_id))
+
     def project_of_list(self, tasklist_id: int) -> int | None:
         """The project of a task list (None if it is gone), remembered once read (or
         listed): one request per list, none per ticket."""
