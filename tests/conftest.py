@@ -35,8 +35,14 @@ def rotated_teamwork_variants(request: pytest.FixtureRequest) -> Iterator[Any]:
     the same way every run."""
     from tests.world import VARIANT_SETS
 
-    name = request.node.nodeid.split("[")[0]
-    yield from _answering_under(VARIANT_SETS[zlib.crc32(name.encode()) % len(VARIANT_SETS)])
+    yield from _answering_under(VARIANT_SETS[rotation(request.node.nodeid)])
+
+
+def rotation(nodeid: str) -> int:
+    """Which of ``VARIANT_SETS`` a rotated test runs under: by its name, parameters aside."""
+    from tests.world import VARIANT_SETS
+
+    return zlib.crc32(nodeid.split("[")[0].encode()) % len(VARIANT_SETS)
 
 
 def _answering_under(variants: Any) -> Iterator[Any]:

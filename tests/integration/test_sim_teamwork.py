@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.conftest import rotation
 from zdsync.sim.base import Clock
 from zdsync.sim.teamwork import RATE_LIMIT_TEXT, VARIANTS, TeamworkSim, Variants
 from zdsync.sim.teamwork.variants import every_value
@@ -464,3 +467,13 @@ def test_variants_are_listed_in_one_place_and_checked() -> None:
     for bad in (["existing_tag=maybe"], ["nope=1"], ["existing_tag"]):
         with pytest.raises(ValueError, match=r"existing_tag|name=value"):
             Variants.parse(bad)
+
+
+@pytest.mark.parametrize("module", ["tests/e2e/test_e2e.py", "tests/e2e/test_daemon.py"])
+def test_the_rotated_e2e_modules_run_under_every_variant_set(module: str) -> None:
+    """Each e2e module runs each test under one variant set (``rotated_teamwork_variants``):
+    between them its tests must take every set, in every CI run."""
+    tree = ast.parse((Path(__file__).parents[2] / module).read_text())
+    tests = [n.name for n in tree.body
+             if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+    assert {rotation(f"{module}::{name}") for name in tests} == set(range(len(every_value())))
