@@ -1,5 +1,5 @@
 """Teamwork client: tasks, task lists, tags and people, as documented on
-apidocs.teamwork.com and used by Teamwork's official Go SDK (docs/simulators.md, "TW").
+apidocs.teamwork.com and used by Teamwork's official Go SDK (docs/simulators.md).
 
 v3 for create, update, delete, read and list; v1 for complete, uncomplete and task-list
 create (Teamwork's own SDK does the same). Requests are paced under the configured
@@ -37,8 +37,8 @@ pull request #533): a read that must tell a live task from a deleted one sends t
 still reads the answer's ``status``/``deletedAt``)."""
 SEE_ALL_TASKS = {"includeCompletedTasks": "true", "showCompletedLists": "true"}
 """Task list parameters for calls that must see every live task: v3 lists leave out
-completed tasks, and tasks in completed task lists, unless asked (TW §5, §7.2, from
-the official SDK). Someone completing the zdsync list must not hide its tasks
+completed tasks, and tasks in completed task lists, unless asked (the official SDK,
+``projects/task.go``). Someone completing the zdsync list must not hide its tasks
 from the audit or the lost-create search (a duplicate would follow)."""
 
 
@@ -152,7 +152,7 @@ class TeamworkClient:
             raise NotFound("teamwork", f"update of task {task_id}: the task is deleted", 404)
 
     def move_task(self, task_id: int, tasklist_id: int) -> None:
-        """Move a task to a list of another project: v1 only (§4.2; a v3 ``tasklistId``
+        """Move a task to a list of another project: v1 only (SDK ``AGENTS.md``; a v3 ``tasklistId``
         moves within the project)."""
         self.http.request("PUT", f"/tasks/{task_id}/move.json",
                           json={"taskListId": tasklist_id})

@@ -1,6 +1,6 @@
 """A faithful in-memory Teamwork.com Projects API: the calls zdsync makes, with their limits.
 
-Follows the Teamwork API reference (teamwork-api.md, "What zdsync uses" and §2-§12): v3
+Follows what Teamwork's own code says (its Go SDK and MCP server; docs/simulators.md): v3
 task create/patch/get/delete/list, v1 complete/uncomplete/move and task-list create,
 people, tags, the 150 requests/minute limit with its 60 s lock-out, and the documented odd
 corners (201 with an upper-case string ``TASKLISTID``, 404 without a body, silently dropped

@@ -2,8 +2,7 @@
 
 The resource modules beside this one (people, task lists, tags, tasks) each add their
 Python API, routes and handlers to :class:`TeamworkService`; ``__init__.py`` composes them
-into ``TeamworkSim``. Section numbers (§n) are those of the Teamwork API reference
-(teamwork-api.md).
+into ``TeamworkSim``. docs/simulators.md names each behaviour's public source.
 """
 
 from __future__ import annotations
@@ -158,7 +157,7 @@ class TeamworkService(SimServer):
 
     @staticmethod
     def _shown(key: str, record: dict[str, Any] | None) -> Response:
-        """A v3 GET of one record: it under ``key``, or 404 without a body (§11)."""
+        """A v3 GET of one record: it under ``key``, or 404 without a body (the v3 spec)."""
         if record is None:
             return empty_response(404)
         return json_response(200, {key: dict(record)})

@@ -1,4 +1,4 @@
-"""Tags (§12): made in Teamwork's UI or over v3, searched by name, put on tasks by id."""
+"""Tags: made in Teamwork's UI or over v3, searched by name, put on tasks by id."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Tags(TeamworkService):
     @route("GET", f"{V3}/tags")
     def _http_list_tags(self, request: Request, m: Matched) -> Response:
         """``GET /projects/api/v3/tags.json``: ``searchTerm`` (case-insensitive substring of
-        the name), ``projectIds``, paging (§12)."""
+        the name), ``projectIds``, paging (Teamwork/twapi-go-sdk ``projects/tag.go``)."""
         term = (request.arg("searchTerm") or "").strip().lower()
         projects = self._id_list(request.arg("projectIds"))
         found = [dict(t) for _, t in sorted(self._tags.items())

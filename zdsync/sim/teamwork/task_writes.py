@@ -1,8 +1,8 @@
 """Every HTTP write to a task: v3 create, update and delete; v1 complete, uncomplete, move.
 
-Most of it is what a body may say (§3, §4.2, §12): names, priorities, due dates, tags, and
-assignees, whom Teamwork silently drops when they are not on the project unless the body
-asks it to refuse them.
+Most of it is what a body may say (Teamwork/twapi-go-sdk ``projects/task.go``): names,
+priorities, due dates, tags, and assignees, whom Teamwork silently drops when they are not
+on the project unless the body asks it to refuse them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class TaskWrites(Tasks):
     def _task_body(self, request: Request) -> tuple[dict[str, Any], bool] | Response:
         """The ``task`` object of a v3 create or update body, and whether its
         ``taskOptions.checkInvalidusers`` asks to refuse people who cannot be assigned
-        rather than drop them (§4.2)."""
+        rather than drop them (the SDK)."""
         body = self._body(request)
         if isinstance(body, Response):
             return body
@@ -43,7 +43,8 @@ class TaskWrites(Tasks):
 
     def _assignees(self, value: Any, project_id: int, check: bool,
                    current: list[int]) -> list[int] | Response:
-        """Parse ``assignees``: ``null`` keeps, empty arrays = "Anyone" (§4.2)."""
+        """Parse ``assignees``: ``null`` keeps, empty arrays = "Anyone" (Teamwork/mcp
+        ``internal/twprojects/tasks.go``)."""
         if value is None:
             return current
         if not isinstance(value, dict):
@@ -72,7 +73,7 @@ class TaskWrites(Tasks):
 
     def _dates_and_tags(self, fields: dict[str, Any]) -> dict[str, Any] | Response:
         """``dueAt`` (``YYYY-MM-DD``; null clears it) and ``tagIds`` (ids of existing
-        tags; the list replaces the task's tags) of a create or update body (§3, §12)."""
+        tags; the list replaces the task's tags) of a create or update body."""
         out: dict[str, Any] = {}
         if "dueAt" in fields:
             due = fields["dueAt"]
@@ -150,7 +151,8 @@ class TaskWrites(Tasks):
                 return self._v3_error(400, "Invalid priority", "unknown priority")
             changes["priority"] = fields["priority"]
         if fields.get("status") is not None and fields["status"] not in ("new", "active"):
-            # §4.2: v3 status cannot complete a task; only new/active were accepted.
+            # v3 status cannot complete a task; only new/active were accepted (Vizioz/Teamwork-MCP
+            # Todo.md).
             return self._v3_error(400, "Invalid status",
                                   f"status {fields['status']!r} cannot be set here")
         if fields.get("tasklistId") is not None:
