@@ -138,7 +138,11 @@ class Execution:
             log.info("task %s: Teamwork refused to edit it while completed (%s): reopening "
                      "it for the edit", task_id, exc)
             self._set_state(task_id, False)
-            self._send_edit(task_id, action)
+            try:
+                self._send_edit(task_id, action)
+            except ApiError:
+                self._set_state(task_id, True)  # refused for another reason: as it was
+                raise
             self._set_state(task_id, True)
             out.history.append(f"task {task_id}: reopened to be edited, completed again")
             self.metrics.actions.labels("reopen_to_edit", "ok").inc()

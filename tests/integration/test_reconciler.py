@@ -413,3 +413,19 @@ def test_a_tag_made_in_teamwork_after_zdsync_read_the_tags_is_used(world, tmp_pa
     assert world.teamwork.task(out.record.applied.task_id)["tags"] == [
         {"id": made, "type": "tags"}]
     assert [x["name"] for x in world.teamwork.tags()] == ["vip", "billing"]
+
+
+def test_an_edit_refused_for_another_reason_leaves_a_completed_task_completed(world):
+    """Where an edit of a completed task is refused, zdsync reopens the task to edit it;
+    refused again, the task is completed again before the error is reported."""
+    rec, ctx, t, prior, task = created(world, status="solved")
+    world.zendesk.update_ticket(t, subject="Renamed while solved")
+    world.teamwork.faults.routes = {"/projects/api/v3/tasks/{id}"}
+    world.teamwork.faults.fail_next(2, status=400)  # the PATCH, and the one after a reopen
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert out.error and "400" in out.error
+    assert world.teamwork.task(task)["status"] == "completed"
+    assert writes(world)[-1] == f"PUT /tasks/{task}/complete.json"
+    world.teamwork.faults.reset()
+    again = rec.reconcile(out.record, snapshot(world, t), ctx)  # observed, then retried
+    assert again.error is None and world.check() == []
