@@ -105,7 +105,6 @@ class TeamworkClient:
         )
         self._list_projects: dict[int, int] = {}  # task list id -> its project, as read
 
-
     def __repr__(self) -> str:
         return f"TeamworkClient({self.base_url!r})"
 
@@ -152,8 +151,8 @@ class TeamworkClient:
             raise NotFound("teamwork", f"update of task {task_id}: the task is deleted", 404)
 
     def move_task(self, task_id: int, tasklist_id: int) -> None:
-        """Move a task to a list of another project: v1 only (SDK ``AGENTS.md``; a v3 ``tasklistId``
-        moves within the project)."""
+        """Move a task to a list of another project: v1 only (the SDK's ``AGENTS.md``; a
+        v3 ``tasklistId`` moves within the project, and answers 422 across projects)."""
         self.http.request("PUT", f"/tasks/{task_id}/move.json",
                           json={"taskListId": tasklist_id})
 
