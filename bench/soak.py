@@ -5,6 +5,7 @@ Run by hand, not in CI (about 25 minutes for the default 50 seeds on 2 cores):
     .venv/bin/python bench/soak.py
     .venv/bin/python bench/soak.py --seeds 5 --first-seed 17
     .venv/bin/python bench/soak.py --seeds 1 --first-seed 4 --scenario redis-empty
+    .venv/bin/python bench/soak.py --variant completed_edits=refused --variant repeat_state=refused
 
 The daemons run the zdsync this script imports. To soak one commit while the tree moves:
 
@@ -70,7 +71,7 @@ from zdsync.localredis import LocalRedis, free_port
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock, Request, Response
 from zdsync.sim.consistency import Difference, check
-from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.teamwork import VARIANTS, TeamworkSim, Variants
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
 
@@ -229,7 +230,8 @@ class Result:
 class World:
     """One seed's Redis, simulators, agents, churn and daemons; ``close`` ends them all."""
 
-    def __init__(self, seed: int, scenario: str, folder: Path, max_tickets: int) -> None:
+    def __init__(self, seed: int, scenario: str, folder: Path, max_tickets: int,
+                 variants: Variants) -> None:
         self.seed = seed
         self.scenario = scenario
         self.rng = random.Random(seed)
@@ -245,7 +247,7 @@ class World:
         self.zendesk = ZendeskSim(clock=self.clock, seed=seed,
                                   export_limit_per_minute=SIM_RATE_LIMIT,
                                   rate_limit_per_minute=SIM_RATE_LIMIT)
-        self.teamwork = WatchedTeamwork(clock=self.clock, seed=seed,
+        self.teamwork = WatchedTeamwork(clock=self.clock, seed=seed, variants=variants,
                                         rate_limit_per_minute=SIM_RATE_LIMIT)
         self.lapse = TimeLapse(self.clock, TIME_LAPSE)
         self.churn = threading.Thread(target=self._churn, name="soak-churn", daemon=True)
@@ -599,10 +601,10 @@ def converge(w: World, timeout: float) -> float | None:
 
 
 def run_seed(seed: int, scenario: str, root: Path, *, max_tickets: int,
-             converge_timeout: float) -> Result:
+             converge_timeout: float, variants: Variants | None = None) -> Result:
     folder = root / f"seed-{seed:03d}-{scenario}"
     folder.mkdir(parents=True, exist_ok=True)
-    world = World(seed, scenario, folder, max_tickets)
+    world = World(seed, scenario, folder, max_tickets, variants or Variants())
     result = Result(seed, scenario, world.counts, logs=folder)
     try:
         world.open()
@@ -775,14 +777,23 @@ def main() -> int:
                         help="tickets per seed, at most (default 50)")
     parser.add_argument("--converge-timeout", type=float, default=90.0,
                         help="wall seconds allowed to converge (default 90)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Teamwork simulator variant (repeatable; see "
+                             "docs/simulators.md): " + "; ".join(
+                                 f"{n}={'|'.join(v)}" for n, v in VARIANTS.items()))
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the logs of seeds that passed too")
     args = parser.parse_args()
+    try:
+        variants = Variants.parse(args.variant)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not LocalRedis.available():
         print("soak: redis-server is not on PATH (apt-get install redis-server)")
         return 2
     root = Path(tempfile.mkdtemp(prefix="zdsync-soak-"))
-    print(f"soak: {args.seeds} seed(s) from {args.first_seed}; zdsync from "
+    print(f"soak: {args.seeds} seed(s) from {args.first_seed}; Teamwork variants: "
+          f"{variants}; zdsync from "
           f"{Path(zdsync.__file__).parent}; logs under {root}", flush=True)
     results: list[Result] = []
     started = time.monotonic()
@@ -791,7 +802,7 @@ def main() -> int:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scenario = args.scenario or SCENARIOS[seed % len(SCENARIOS)]
                 result = run_seed(seed, scenario, root, max_tickets=args.tickets,
-                                  converge_timeout=args.converge_timeout)
+                                  converge_timeout=args.converge_timeout, variants=variants)
                 results.append(result)
                 print(line_for(result), flush=True)
                 if not result.failed and not args.keep_logs and result.logs:

@@ -3,6 +3,7 @@ simulators in process for command-line tests; a Sentinel cluster."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,48 @@ import pytest
 import redis
 
 from zdsync.localredis import LocalRedis
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test using ``teamwork_variants`` runs under every set of ``VARIANT_SETS``."""
+    from tests.world import VARIANT_SETS
+
+    if "teamwork_variants" in metafunc.fixturenames:
+        metafunc.parametrize("teamwork_variants", VARIANT_SETS, ids=str, indirect=True)
+
+
+@pytest.fixture
+def teamwork_variants(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Every World this test makes answers under these Teamwork variants: each set of
+    ``VARIANT_SETS`` in turn (a matrix: modules add it with ``usefixtures``)."""
+    yield from _answering_under(request.param)
+
+
+@pytest.fixture
+def rotated_teamwork_variants(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One set of ``VARIANT_SETS`` for this test, chosen by its name: where running every
+    set costs too much CI time (real processes), the module's tests share the sets out,
+    the same way every run."""
+    from tests.world import VARIANT_SETS
+
+    yield from _answering_under(VARIANT_SETS[rotation(request.node.nodeid)])
+
+
+def rotation(nodeid: str) -> int:
+    """Which of ``VARIANT_SETS`` a rotated test runs under: by its name, parameters aside."""
+    from tests.world import VARIANT_SETS
+
+    return zlib.crc32(nodeid.split("[")[0].encode()) % len(VARIANT_SETS)
+
+
+def _answering_under(variants: Any) -> Iterator[Any]:
+    from tests import world
+
+    world.current_variants[0] = variants
+    try:
+        yield variants
+    finally:
+        world.current_variants[0] = world.Variants()
 
 
 @pytest.fixture(scope="session")

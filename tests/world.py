@@ -25,11 +25,18 @@ from zdsync.sim.adapter import SimAdapter, session_for
 from zdsync.sim.base import Clock
 from zdsync.sim.consistency import Difference, check, check_routed
 from zdsync.sim.server import SimServer
-from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.teamwork import TeamworkSim, Variants
+from zdsync.sim.teamwork.variants import every_value
 from zdsync.sim.zendesk import ZendeskSim
 from zdsync.store import Store
 
 TEMPLATE = "[ZD#{id}] {subject}"
+VARIANT_SETS = every_value()
+"""The Teamwork variant sets the end-to-end, crash-point and routing tests run under:
+between them every value of every variant (the defaults first)."""
+current_variants: list[Variants] = [Variants()]
+"""The variants every World made now uses (set per test by the ``teamwork_variants``
+fixtures in tests/conftest.py; a test's own ``teamwork_kwargs`` win)."""
 INPROC_ZENDESK = "https://sim.zendesk.com"  # what ZendeskSim calls itself when not serving
 INPROC_TEAMWORK = "https://sim.teamwork.com"
 
@@ -189,11 +196,15 @@ class World:
                 if any(line.endswith(link) for line in t["description"].splitlines())]
 
 
+def _with_variants(teamwork_kwargs: dict | None) -> dict:
+    return {"variants": current_variants[0], **(teamwork_kwargs or {})}
+
+
 def make_world(redis_port: int, prefix: str, *, zendesk_kwargs: dict | None = None,
                teamwork_kwargs: dict | None = None) -> Iterator[World]:
     clock = Clock()
     zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {})).start()
-    teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {})).start()
+    teamwork = TeamworkSim(clock=clock, **_with_variants(teamwork_kwargs)).start()
     try:
         yield World(zendesk, teamwork, clock, redis_port, prefix).setup()
     finally:
@@ -209,7 +220,7 @@ def make_inproc_world(redis_port: int, prefix: str, *, frozen: bool = True,
     ``setup=False``: empty simulators, for a test that builds its own directory."""
     clock = Clock(frozen=frozen)
     zendesk = ZendeskSim(clock=clock, **(zendesk_kwargs or {}))
-    teamwork = TeamworkSim(clock=clock, **(teamwork_kwargs or {}))
+    teamwork = TeamworkSim(clock=clock, **_with_variants(teamwork_kwargs))
     world = World(zendesk, teamwork, clock, redis_port, prefix)
     return world.setup() if setup else world
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from zdsync.config import Settings
-from zdsync.errors import ApiError, NotFound, PermanentError, RetryableError
+from zdsync.errors import ApiError, NotFound, PermanentError, RetryableError, Unauthorized
 from zdsync.lookups import TeamworkTags
 from zdsync.metrics import Metrics
 from zdsync.rules import (
@@ -69,6 +69,7 @@ class Execution:
         self.tags = tags
         self.metrics = metrics
         self.manage_tags = any(r.tags for r in settings.routing().routes)
+        self.routed = settings.routing().explicit
 
     def execute(self, record: Record, action: Action, out: Outcome) -> Record:
         tid = record.ticket.id
@@ -102,18 +103,10 @@ class Execution:
                 record = replace(record, applied=after(record.applied, action))
             else:
                 assert task_id is not None
-                if action.kind is Kind.UPDATE:
-                    self.teamwork.update_task(
-                        task_id, name=action.title if TITLE in action.changes else None,
-                        assignee=action.assignee if ASSIGNEE in action.changes else ...,
-                        **self._fields(action, action.changes))
-                elif action.kind is Kind.MOVE:
-                    assert action.tasklist_id is not None
-                    self.teamwork.move_task(task_id, action.tasklist_id)
-                elif action.kind is Kind.COMPLETE:
-                    self.teamwork.complete_task(task_id)
-                elif action.kind is Kind.REOPEN:
-                    self.teamwork.reopen_task(task_id)
+                if action.kind in (Kind.UPDATE, Kind.MOVE):
+                    self._edit(task_id, action, record.applied.completed, out)
+                else:
+                    self._set_state(task_id, action.kind is Kind.COMPLETE)
                 record = replace(record, applied=after(record.applied, action))
         except ApiError as exc:
             if action.kind is Kind.MOVE or TASKLIST in action.changes:
@@ -133,6 +126,51 @@ class Execution:
             self.metrics.skipped.labels("no_mapping").inc()  # assigned to Anyone, counted
         return record
 
+    def _edit(self, task_id: int, action: Action, completed: bool, out: Outcome) -> None:
+        """An update or a move. Teamwork may refuse to edit a completed task (v1 does;
+        whether v3 does is unknown): then it is reopened, edited and completed again, two
+        writes more, and only where Teamwork refuses."""
+        try:
+            self._send_edit(task_id, action)
+        except PermanentError as exc:
+            if not completed or isinstance(exc, (NotFound, Unauthorized)):
+                raise
+            log.info("task %s: Teamwork refused to edit it while completed (%s): reopening "
+                     "it for the edit", task_id, exc)
+            self._set_state(task_id, False)
+            try:
+                self._send_edit(task_id, action)
+            except ApiError:
+                self._set_state(task_id, True)  # refused for another reason: as it was
+                raise
+            self._set_state(task_id, True)
+            out.history.append(f"task {task_id}: reopened to be edited, completed again")
+            self.metrics.actions.labels("reopen_to_edit", "ok").inc()
+
+    def _send_edit(self, task_id: int, action: Action) -> None:
+        if action.kind is Kind.MOVE:
+            assert action.tasklist_id is not None
+            self.teamwork.move_task(task_id, action.tasklist_id)
+            return
+        self.teamwork.update_task(
+            task_id, name=action.title if TITLE in action.changes else None,
+            assignee=action.assignee if ASSIGNEE in action.changes else ...,
+            **self._fields(action, action.changes))
+
+    def _set_state(self, task_id: int, complete: bool) -> None:
+        """Complete or reopen. Teamwork may refuse either on a task already in that state
+        (unknown): a refusal is read back, and a task already there is what was wanted."""
+        try:
+            (self.teamwork.complete_task if complete else self.teamwork.reopen_task)(task_id)
+        except PermanentError as exc:
+            if isinstance(exc, (NotFound, Unauthorized)):
+                raise
+            task = self.teamwork.get_task(task_id)
+            if task is None or task.completed != complete:
+                raise
+            log.info("task %s: already %s (%s)", task_id,
+                     "completed" if complete else "open", exc)
+
     def _fields(self, action: Action, names: tuple[str, ...]) -> dict[str, object]:
         """The fields beyond title and assignee that ``action`` writes, as the Teamwork
         client takes them (tags by id, created when missing)."""
@@ -150,6 +188,10 @@ class Execution:
         if task is None:
             return Applied()
         tags = self.tags.names(task.tag_ids) if self.manage_tags else None
+        if self.routed:
+            # Teamwork's task has no projectId: the project is its list's (read once a
+            # list). Only routes move tasks, so only they need it.
+            task = self.teamwork.with_project(task)
         return Applied(task_id=task.id, title=task.name, assignee=task.assignee,
                        completed=task.completed, tasklist_id=task.tasklist_id,
                        project_id=task.project_id, priority=task.priority,

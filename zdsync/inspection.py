@@ -55,6 +55,7 @@ def inspect(services: Services, record: Record) -> Inspection:
     if record.applied.task_id is not None:
         try:
             task = services.teamwork.get_task(record.applied.task_id)
+            task = task and services.teamwork.with_project(task)
         except ApiError as exc:
             task_error = str(exc)
     routing = settings.routing()

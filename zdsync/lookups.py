@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from zdsync import defaults
-from zdsync.errors import ApiError, RetryableError
+from zdsync.errors import ApiError, PermanentError, RetryableError
 from zdsync.routes import Names
 from zdsync.tickets import Ticket
 
@@ -149,7 +149,18 @@ class TeamworkTags:
         for name in names:
             if name.lower() not in self._by_name:
                 self._read_at = None  # a create whose answer was lost is found next time
-                tag_id = self.teamwork.create_tag(name)
+                try:
+                    tag_id = self.teamwork.create_tag(name)
+                except PermanentError as exc:
+                    # Someone made it since the last read: Teamwork may answer 409 rather
+                    # than the existing tag (unknown). Read the tags again.
+                    if exc.status != 409:
+                        raise
+                    self._read()
+                    if name.lower() not in self._by_name:
+                        raise
+                    ids.append(self._by_name[name.lower()])
+                    continue
                 log.info("created Teamwork tag %r (%s)", name, tag_id)
                 self._by_name[name.lower()], self._by_id[tag_id] = tag_id, name
                 self._read_at = self.clock()

@@ -313,7 +313,9 @@ def plan(record: Record, mappings: Mapping[int, int], target: Target | str, *,
         if want.completed:
             actions.append(Action(Kind.COMPLETE))
         return actions
-    actions = []
+    # Reopen before any edit, complete after it: Teamwork may refuse to edit a completed
+    # task (v1 does), so this order works whichever way it behaves, at no extra write.
+    actions = [Action(Kind.REOPEN)] if have.completed and not want.completed else []
     moving = (want.tasklist_id is not None and have.tasklist_id is not None
               and have.tasklist_id != want.tasklist_id)
     # v1's move works within a project too: taken when the task's project is not known
@@ -335,8 +337,6 @@ def plan(record: Record, mappings: Mapping[int, int], target: Target | str, *,
         actions.append(update(changes=changes, **{n: getattr(want, n) for n in FIELDS}))
     if want.completed and not have.completed:
         actions.append(Action(Kind.COMPLETE))
-    elif not want.completed and have.completed:
-        actions.append(Action(Kind.REOPEN))
     return actions
 
 

@@ -120,7 +120,9 @@ class TaskLists:
             return found
 
     def forget(self, tasklist_id: int | None = None) -> None:
-        """Look this list (None: every list found by name) up again next time."""
+        """Look this list (None: every list found by name) up again next time, and read
+        its project again (someone may have moved it)."""
+        self.teamwork.forget_list(tasklist_id)
         with self._lock:
             for key, found in list(self._named.items()):
                 if tasklist_id is None or found == tasklist_id:

@@ -1,5 +1,12 @@
 """Teamwork's objects as zdsync sees them: plain data, read from v3 answers.
 
+Every documented spelling is read, and nothing the official SDK's ``Task``
+(Teamwork/twapi-go-sdk ``projects/task.go``) does not give is relied on: the list comes
+from the relationship ``tasklist.id`` or the 2021 spec's flat ``tasklistId``; the project
+is read when an answer carries ``projectId`` (the SDK's does not: the client finds it
+through the list); a task is deleted when its ``status`` says so or ``deletedAt`` is set;
+an unset priority may come as ``null``, ``""`` or ``"none"``.
+
 Pure: the rules, the audit and the rebuild compare tasks without importing an I/O
 module. ``from_api`` raises ValueError, KeyError or TypeError on an answer of another
 shape; the Teamwork client turns that into an ``ApiError``.
@@ -10,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from zdsync.tickets import NO_PRIORITY
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class Task:
     updated_at: str = ""
     updated_by: int | None = None
     project_id: int | None = None
-    priority: str = "none"  # Teamwork's none, low, medium, high
+    priority: str = "none"  # low, medium, high; NO_PRIORITY when unset
     due_date: str = ""  # YYYY-MM-DD, "" for none
     tag_ids: tuple[int, ...] = ()
 
@@ -42,6 +51,8 @@ class Task:
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Task:
+        """A v3 task; ``project_id`` None when the answer does not say (the SDK's never
+        does)."""
         assignees = tuple(
             int(a["id"]) for a in data.get("assignees") or []
             if isinstance(a, dict) and a.get("type", "users") == "users"
@@ -51,16 +62,30 @@ class Task:
             name=data.get("name") or "",
             description=data.get("description") or "",
             assignees=assignees,
-            status=data.get("status") or "new",
-            tasklist_id=data.get("tasklistId"),
+            status="deleted" if data.get("deletedAt") else data.get("status") or "new",
+            tasklist_id=_id(data.get("tasklistId")) or _related_id(data.get("tasklist")),
             updated_at=data.get("updatedAt") or "",
             updated_by=data.get("updatedBy") if isinstance(data.get("updatedBy"), int) else None,
             project_id=data.get("projectId") if isinstance(data.get("projectId"), int) else None,
-            priority=data.get("priority") or "none",
+            priority=str(data.get("priority") or NO_PRIORITY),
             due_date=_date(data.get("dueDate")),
             tag_ids=tuple(int(t["id"]) for t in data.get("tags") or []
                           if isinstance(t, dict) and t.get("id") is not None),
         )
+
+
+def _id(value: Any) -> int | None:
+    """A positive id, as a number or a string of digits; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _related_id(value: Any) -> int | None:
+    """The id of a v3 relationship ``{"id": …, "type": …}``."""
+    return _id(value.get("id")) if isinstance(value, dict) else None
 
 
 def _date(value: Any) -> str:

@@ -1,5 +1,5 @@
 """Teamwork client: tasks, task lists, tags and people, as documented on
-apidocs.teamwork.com and used by Teamwork's official Go SDK (docs/simulators.md, "TW").
+apidocs.teamwork.com and used by Teamwork's official Go SDK (docs/simulators.md).
 
 v3 for create, update, delete, read and list; v1 for complete, uncomplete and task-list
 create (Teamwork's own SDK does the same). Requests are paced under the configured
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -23,16 +24,21 @@ from zdsync.metrics import Metrics
 from zdsync.pacing import BudgetPacer
 from zdsync.people import Person
 from zdsync.tasks import Task, TaskList
+from zdsync.tickets import NO_PRIORITY
 from zdsync.times import epoch_or_none
 from zdsync.transport import SHAPE_ERRORS, Sleep, Transport, answers
 
 V3 = "/projects/api/v3"
 TASKLIST_PAGE_SIZE = 500
 """Tasks per page when listing a whole task list: Teamwork's v3 maximum."""
+HIDE_DELETED = {"hideDeleted": "true"}
+"""A single-task GET answers a deleted task with 200 unless asked to hide it (Teamwork/mcp
+pull request #533): a read that must tell a live task from a deleted one sends this (and
+still reads the answer's ``status``/``deletedAt``)."""
 SEE_ALL_TASKS = {"includeCompletedTasks": "true", "showCompletedLists": "true"}
 """Task list parameters for calls that must see every live task: v3 lists leave out
-completed tasks, and tasks in completed task lists, unless asked (TW §5, §7.2, from
-the official SDK). Someone completing the zdsync list must not hide its tasks
+completed tasks, and tasks in completed task lists, unless asked (the official SDK,
+``projects/task.go``). Someone completing the zdsync list must not hide its tasks
 from the audit or the lost-create search (a duplicate would follow)."""
 
 
@@ -58,11 +64,13 @@ def ratelimit_wait_seconds(response: requests.Response, now: float | None = None
 def _fields(*, priority: str | None = None, due_date: str | None = None,
             tag_ids: list[int] | None = None, description: str | None = None,
             tasklist_id: int | None = None) -> dict[str, Any]:
-    """v3 task fields (§3): ``dueAt`` is ``YYYY-MM-DD``, "" clears it (sent as null);
-    ``tagIds`` replaces the task's tags. None: not sent."""
+    """v3 task fields: ``dueAt`` is ``YYYY-MM-DD``, "" clears it (sent as null); a
+    priority of none is sent as null, which both Teamwork's SDK and its MCP server take
+    (the MCP server refuses ``"none"``); ``tagIds`` replaces the task's tags. None: not
+    sent."""
     task: dict[str, Any] = {}
     if priority is not None:
-        task["priority"] = priority
+        task["priority"] = None if priority in (NO_PRIORITY, "") else priority
     if due_date is not None:
         task["dueAt"] = due_date or None
     if tag_ids is not None:
@@ -95,6 +103,7 @@ class TeamworkClient:
             throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,
             sleep=sleep, session=session,
         )
+        self._list_projects: dict[int, int] = {}  # task list id -> its project, as read
 
     def __repr__(self) -> str:
         return f"TeamworkClient({self.base_url!r})"
@@ -113,10 +122,12 @@ class TeamworkClient:
         response = self.http.request("POST", f"{V3}/tasklists/{tasklist_id}/tasks.json",
                                      json=body, idempotent=False)
         try:
-            return Task.from_api(response.json()["task"])
+            task = Task.from_api(response.json()["task"])
         except SHAPE_ERRORS:
             raise AmbiguousWrite("teamwork", "create answered without task.id; it may have "
                                  "been applied") from None
+        return replace(task, tasklist_id=task.tasklist_id or tasklist_id,
+                       project_id=task.project_id or self._list_projects.get(tasklist_id))
 
     def update_task(self, task_id: int, *, name: str | None = None,
                     assignee: int | type[Ellipsis] | None = ..., **fields: Any) -> None:
@@ -128,13 +139,20 @@ class TeamworkClient:
             task["name"] = name
         if assignee is not ...:
             task["assignees"] = _assignees(assignee)  # type: ignore[arg-type]
-        self.http.request("PATCH", f"{V3}/tasks/{task_id}.json",
-                          json={"task": task, "taskOptions": {"checkInvalidusers": True,
-                                                              "fireWebhook": False}})
+        response = self.http.request(
+            "PATCH", f"{V3}/tasks/{task_id}.json",
+            json={"task": task, "taskOptions": {"checkInvalidusers": True,
+                                                "fireWebhook": False}})
+        try:
+            answered = Task.from_api(response.json()["task"])
+        except (*SHAPE_ERRORS, ValueError):
+            return  # the answer's body is not needed, only what it may say below
+        if answered.deleted:  # an update of a deleted task may answer 200 (unknown)
+            raise NotFound("teamwork", f"update of task {task_id}: the task is deleted", 404)
 
     def move_task(self, task_id: int, tasklist_id: int) -> None:
-        """Move a task to a list of another project: v1 only (§4.2; a v3 ``tasklistId``
-        moves within the project)."""
+        """Move a task to a list of another project: v1 only (the SDK's ``AGENTS.md``; a
+        v3 ``tasklistId`` moves within the project, and answers 422 across projects)."""
         self.http.request("PUT", f"/tasks/{task_id}/move.json",
                           json={"taskListId": tasklist_id})
 
@@ -167,10 +185,11 @@ class TeamworkClient:
 
     @answers
     def get_task(self, task_id: int) -> Task | None:
-        """The task, or None when missing or deleted (both answers are documented)."""
+        """The task, or None when missing or deleted (asked with ``hideDeleted``, and
+        read from the answer too)."""
         try:
-            task = Task.from_api(self.http.request("GET", f"{V3}/tasks/{task_id}.json")
-                                 .json()["task"])
+            task = self._task(self.http.request("GET", f"{V3}/tasks/{task_id}.json",
+                                                params=HIDE_DELETED).json()["task"])
         except NotFound:
             return None
         return None if task.deleted else task
@@ -197,7 +216,7 @@ class TeamworkClient:
         list, included), all pages."""
         params = {"searchTerm": term, **SEE_ALL_TASKS,
                   "pageSize": defaults.TEAMWORK_SEARCH_PAGE_SIZE}
-        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params)
+        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params, tasklist_id)
 
     @answers
     def find_ticket_tasks(self, tasklist_id: int | Iterable[int], link: str) -> list[Task]:
@@ -225,7 +244,37 @@ class TeamworkClient:
         (Teamwork hides both unless asked), ``TASKLIST_PAGE_SIZE`` a request: what the
         state rebuild reads the ticket links from."""
         params = {**SEE_ALL_TASKS, "pageSize": TASKLIST_PAGE_SIZE}
-        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params)
+        yield from self._tasks(f"{V3}/tasklists/{tasklist_id}/tasks.json", params, tasklist_id)
+
+    def _task(self, data: dict[str, Any], tasklist_id: int | None = None) -> Task:
+        """A task read from an answer; ``tasklist_id``: the list it was listed from, for
+        an answer that does not name its list. Its project stays None unless the answer
+        says (the SDK's ``Task`` has no ``projectId``): ``project_of_list`` finds it."""
+        task = Task.from_api(data)
+        if task.tasklist_id is None and tasklist_id is not None:
+            task = replace(task, tasklist_id=tasklist_id)
+        return task
+
+    def with_project(self, task: Task) -> Task:
+        """The task with its project, found through its list when the answer had none."""
+        if task.project_id is not None or task.tasklist_id is None:
+            return task
+        return replace(task, project_id=self.project_of_list(task.tasklist_id))
+
+    def project_of_list(self, tasklist_id: int) -> int | None:
+        """The project of a task list (None if it is gone), remembered once read (or
+        listed): one request per list, none per ticket."""
+        if tasklist_id not in self._list_projects:
+            self.tasklist(tasklist_id)
+        return self._list_projects.get(tasklist_id)
+
+    def forget_list(self, tasklist_id: int | None = None) -> None:
+        """Read this list's project (None: every list's) again when next needed: someone
+        may have moved the list to another project."""
+        if tasklist_id is None:
+            self._list_projects.clear()
+        else:
+            self._list_projects.pop(tasklist_id, None)
 
     # -- task lists and people ---------------------------------------------------------
 
@@ -237,8 +286,13 @@ class TeamworkClient:
         params: dict[str, Any] = {"showCompleted": "true"}
         if search:
             params["searchTerm"] = search
-        return [TaskList.from_api(t) for t in self._pages(
+        return [self._known(TaskList.from_api(t)) for t in self._pages(
             f"{V3}/projects/{project_id}/tasklists.json", "tasklists", params)]
+
+    def _known(self, tasklist: TaskList) -> TaskList:
+        if tasklist.project_id is not None:
+            self._list_projects[tasklist.id] = tasklist.project_id
+        return tasklist
 
     def tasklist_named(self, project_id: int, name: str) -> int | None:
         """The project's list of exactly this name (the oldest, lowest id, if several):
@@ -259,7 +313,7 @@ class TeamworkClient:
     @answers
     def tasklist(self, tasklist_id: int) -> TaskList | None:
         found = self.http.get_object(f"{V3}/tasklists/{tasklist_id}.json", "tasklist")
-        return TaskList.from_api(found) if found is not None else None
+        return self._known(TaskList.from_api(found)) if found is not None else None
 
     @answers
     def people_by_ids(self, person_ids: Iterable[int],
@@ -288,15 +342,17 @@ class TeamworkClient:
     def me(self) -> Person:
         return Person.from_api(self.http.request("GET", f"{V3}/me.json").json()["person"])
 
-    def _tasks(self, path: str, params: dict[str, Any]) -> Iterator[Task]:
+    def _tasks(self, path: str, params: dict[str, Any],
+               tasklist_id: int | None = None) -> Iterator[Task]:
         """The live tasks of a v3 task listing, each once, however many it holds: a
-        listing cut at ``teamwork.listing_cap`` is read on in windows (``listing``)."""
+        listing cut at ``teamwork.listing_cap`` is read on in windows (``listing``).
+        ``tasklist_id``: the list listed, for answers that do not name theirs."""
         seen: set[int] = set()
         window: dict[str, str] = {}
         while True:
             stamps: list[int | None] = []
             for item in self._pages(path, "tasks", {**params, **window}):
-                task = Task.from_api(item)
+                task = self._task(item, tasklist_id)
                 stamps.append(epoch_or_none(task.updated_at))
                 if task.id not in seen:
                     seen.add(task.id)

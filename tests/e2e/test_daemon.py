@@ -34,7 +34,7 @@ from zdsync.server import sign
 from zdsync.sim.consistency import Difference, check
 from zdsync.store import Store
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rotated_teamwork_variants")]
 
 ZENDESK_TEST_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 """The secret Zendesk documents for signing test webhooks."""

@@ -18,7 +18,7 @@ import pytest
 from tests.world import make_world
 from zdsync.sim.activity import ActivityGenerator
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rotated_teamwork_variants")]
 
 
 @pytest.fixture

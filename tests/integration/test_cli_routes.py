@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from tests.world import World, make_world
 from zdsync.cli import main
 
+pytestmark = pytest.mark.usefixtures("teamwork_variants")  # every Teamwork variant
+
 ROUTES = """
 [[route]]
 name = "billing"

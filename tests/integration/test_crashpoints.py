@@ -25,6 +25,8 @@ from tests.world import World, make_inproc_world
 from zdsync.store import Store
 from zdsync.transport import Transport
 
+pytestmark = pytest.mark.usefixtures("teamwork_variants")  # every Teamwork variant
+
 
 class Crash(BaseException):
     """The process dies here (a BaseException: nothing in zdsync may catch it)."""

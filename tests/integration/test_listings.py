@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tests.world import UNLIMITED, World, make_inproc_world, reachable
 from zdsync.cli import main
+from zdsync.sim.teamwork import VARIANTS, Variants
 
 CAP = 25
 TICKETS = 60
@@ -20,14 +21,14 @@ PER_SECOND = 8
 CREATE = "/projects/api/v3/tasklists/*/tasks.json"
 
 
-@pytest.fixture(params=[False, True], ids=["updatedAfter-exclusive", "updatedAfter-inclusive"])
+@pytest.fixture(params=VARIANTS["updated_after"], ids=lambda v: f"updatedAfter-{v}")
 def world(request, redis_client) -> Iterator[World]:
     w = make_inproc_world(
         redis_client.connection_pool.connection_kwargs["port"], "l:",
         zendesk_kwargs={"export_limit_per_minute": UNLIMITED,
                         "rate_limit_per_minute": UNLIMITED},
         teamwork_kwargs={"rate_limit_per_minute": UNLIMITED, "listing_cap": CAP,
-                         "updated_after_inclusive": request.param})
+                         "variants": Variants(updated_after=request.param)})
     w.extra_env["TEAMWORK_LISTING_CAP"] = str(CAP)
     with reachable(w):
         yield w

@@ -15,6 +15,8 @@ from zdsync.metrics import Metrics
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.transport import Transport
 
+pytestmark = pytest.mark.usefixtures("teamwork_variants")  # every Teamwork variant
+
 
 @pytest.fixture
 def world(redis_client) -> World:

@@ -18,6 +18,8 @@ from tests.world import World, make_inproc_world
 from zdsync.reconciler import PassStopped
 from zdsync.rules import Applied, Ticket
 
+pytestmark = pytest.mark.usefixtures("teamwork_variants")  # every Teamwork variant
+
 
 @pytest.fixture
 def world(redis_client) -> World:
@@ -337,3 +339,93 @@ def test_held_assignees_are_left_as_teamwork_has_them(world):
     assert out.history == [f"task {task}: retitle to '[ZD#{t}] Renamed'"]
     assert [a["id"] for a in world.teamwork.task(task)["assignees"]] == [
         person(world, world.agents[0])]
+
+
+# -- whichever way Teamwork answers what nobody outside it knows (every variant) -----------
+
+
+def test_a_solved_tickets_completed_task_is_edited_and_stays_completed(world):
+    """Teamwork may refuse to edit a completed task (v1 does): then zdsync reopens it,
+    edits it and completes it again, two writes more; where it accepts, one write."""
+    rec, ctx, t, prior, task = created(world, status="solved")
+    assert world.teamwork.task(task)["status"] == "completed"
+    world.zendesk.update_ticket(t, subject="Renamed while solved")
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert out.error is None and out.record.applied.completed
+    shown = world.teamwork.task(task)
+    assert (shown["name"], shown["status"]) == (f"[ZD#{t}] Renamed while solved", "completed")
+    patch = f"PATCH /projects/api/v3/tasks/{task}.json"
+    if world.teamwork.variants.completed_edits == "refused":
+        assert writes(world) == [patch, f"PUT /tasks/{task}/uncomplete.json", patch,
+                                 f"PUT /tasks/{task}/complete.json"]
+    else:
+        assert writes(world) == [patch]
+    assert world.check() == []
+
+
+def test_a_reopened_ticket_is_reopened_before_it_is_edited(world):
+    """Reopen first, then edit: right whether or not a completed task may be edited, and
+    no write more either way."""
+    rec, ctx, t, prior, task = created(world, status="solved")
+    world.zendesk.update_ticket(t, status="open", subject="Not fixed after all")
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert out.error is None
+    assert writes(world) == [f"PUT /tasks/{task}/uncomplete.json",
+                             f"PATCH /projects/api/v3/tasks/{task}.json"]
+    assert world.check() == []
+
+
+def test_a_task_someone_completed_in_teamwork_is_completed_without_error(world):
+    """zdsync's record says open, Teamwork says completed (someone clicked it): the
+    complete may be refused as a repeat; read back, the task is as wanted."""
+    rec, ctx, t, prior, task = created(world)
+    world.teamwork.complete_task(task)
+    world.zendesk.update_ticket(t, status="solved")
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert (out.error, out.counts) == (None, {"completed": 1})
+    assert world.teamwork.task(task)["status"] == "completed" and world.check() == []
+
+
+def test_a_task_deleted_in_teamwork_is_made_again_when_its_ticket_changes(world):
+    """An update of a deleted task answers 404, or 200 with the deleted task: either way
+    the task is confirmed gone and made again, once."""
+    rec, ctx, t, prior, task = created(world)
+    world.teamwork.delete_task(task)
+    world.zendesk.update_ticket(t, subject="Renamed")
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert out.error is None and out.counts == {"created": 1}
+    [made] = world.tasks_for(t)
+    assert made["id"] != task and out.record.applied.task_id == made["id"]
+    assert world.check() == [] and world.teamwork.most_live_with_one_marker == 1
+
+
+def test_a_tag_made_in_teamwork_after_zdsync_read_the_tags_is_used(world, tmp_path):
+    """Creating a tag whose name exists answers 200 with that tag, or 409: either way
+    the ticket's task gets the one tag of that name."""
+    world.use_routes(tmp_path / "r.toml", '[[route]]\nname = "all"\ntags = true\n')
+    rec, ctx = bound(world)
+    first = world.ticket("First", assignee=world.agents[0], status="open", tags=["vip"])
+    assert rec.reconcile(None, snapshot(world, first), ctx).error is None  # tags read
+    made = world.teamwork.add_tag("billing")  # by someone, after zdsync read the tags
+    t = world.ticket("Second", assignee=world.agents[0], status="open", tags=["billing"])
+    out = rec.reconcile(None, snapshot(world, t), ctx)
+    assert out.error is None
+    assert world.teamwork.task(out.record.applied.task_id)["tags"] == [
+        {"id": made, "type": "tags"}]
+    assert [x["name"] for x in world.teamwork.tags()] == ["vip", "billing"]
+
+
+def test_an_edit_refused_for_another_reason_leaves_a_completed_task_completed(world):
+    """Where an edit of a completed task is refused, zdsync reopens the task to edit it;
+    refused again, the task is completed again before the error is reported."""
+    rec, ctx, t, prior, task = created(world, status="solved")
+    world.zendesk.update_ticket(t, subject="Renamed while solved")
+    world.teamwork.faults.routes = {"/projects/api/v3/tasks/{id}"}
+    world.teamwork.faults.fail_next(2, status=400)  # the PATCH, and the one after a reopen
+    out = rec.reconcile(prior, snapshot(world, t), ctx)
+    assert out.error and "400" in out.error
+    assert world.teamwork.task(task)["status"] == "completed"
+    assert writes(world)[-1] == f"PUT /tasks/{task}/complete.json"
+    world.teamwork.faults.reset()
+    again = rec.reconcile(out.record, snapshot(world, t), ctx)  # observed, then retried
+    assert again.error is None and world.check() == []

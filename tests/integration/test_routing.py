@@ -13,6 +13,8 @@ import pytest
 
 from tests.world import World, make_inproc_world
 
+pytestmark = pytest.mark.usefixtures("teamwork_variants")  # every Teamwork variant
+
 ROUTES = """
 [[route]]
 name = "billing"
@@ -238,3 +240,45 @@ def test_the_rebuild_reads_every_routes_list(routed):
     assert summary.rebuilt and summary.created == 0
     assert {t: w.store().record(t).applied.task_id for t in tickets} == tasks
     assert w.check_routed() == []
+
+
+def _lost_create(w: World, t: int) -> None:
+    """The create's answer is lost: the task is adopted by the search for its link."""
+    w.teamwork.faults.lose_next_creates(1)
+    w.exportable()
+    assert w.run_pass().run().failed == 1
+    w.store().retry_now([t])
+    sync(w)
+    assert "adopted" in " ".join(h["what"] for h in w.store().history(t))
+
+
+def _redis_lost(w: World, t: int) -> None:
+    """Redis comes back empty: the rebuild reads the task back from Teamwork."""
+    sync(w)
+    w.store().r.flushall()
+    w.store().set_mappings(w.mappings)
+
+
+@pytest.mark.parametrize("known_by", [_lost_create, _redis_lost], ids=["adopted", "rebuilt"])
+@pytest.mark.parametrize("move", ["within the project", "from another project"])
+def test_a_task_known_only_by_observing_it_moves_when_its_route_changes(routed, known_by,
+                                                                        move):
+    """Issue 17, measured: Teamwork's task names its list only as ``tasklist: {id, type}``
+    and carries no ``projectId`` (the SDK's Task). A task zdsync knows by reading it back
+    (adopted after a lost create answer, or rebuilt after Redis lost its writes) never
+    moved when its ticket changed route: read without a list, it was taken to be in
+    ``[teamwork]``'s list, where the ticket's new route wanted it."""
+    w = routed
+    within = move == "within the project"
+    w.teamwork.add_tasklist(w.project, "Billing")  # the lost create is the task's
+    t = w.ticket("Printer", assignee=w.agents[0], status="open",
+                 **({"tags": ["billing"]} if within else {"brand_id": 7}))
+    known_by(w, t)
+    [task] = w.tasks_for(t, everywhere=True)
+    assert task["tasklistId"] == (list_named(w, "Billing") if within else w.eu_list)
+    w.zendesk.update_ticket(t, **({"tags": []} if within else {"brand_id": 1}))  # -> rest
+    sync(w)
+    assert w.store().record(t).applied.task_id == task["id"]
+    assert w.teamwork.task(task["id"])["tasklistId"] == w.tasklist
+    assert w.check_routed() == []
+    assert w.teamwork.most_live_with_one_marker == 1

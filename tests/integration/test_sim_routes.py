@@ -89,8 +89,11 @@ def test_tasks_carry_priority_due_date_and_tags(tw):
     assert (task["priority"], task["dueDate"], task["tags"]) == (
         "high", "2026-12-01", [{"id": vip_id, "type": "tags"}])
     patched = http.patch(f"{V3}/tasks/{task['id']}.json", json={"task": {
-        "priority": "none", "dueAt": None, "tagIds": []}}).json()["task"]
-    assert (patched["priority"], patched["dueDate"], patched["tags"]) == ("none", None, [])
+        "priority": None, "dueAt": None, "tagIds": []}}).json()["task"]
+    assert (patched["priority"], patched["dueDate"], patched["tags"]) == (None, None, [])
+    # Was accepted: Teamwork's MCP server refuses "none" (null clears a priority)
+    assert http.patch(f"{V3}/tasks/{task['id']}.json", json={"task": {
+        "priority": "none"}}).status_code == 400
     assert http.patch(f"{V3}/tasks/{task['id']}.json", json={"task": {
         "tagIds": [12345]}}).status_code == 400  # only tags that exist
     assert http.patch(f"{V3}/tasks/{task['id']}.json", json={"task": {
@@ -106,12 +109,16 @@ def test_a_task_moves_within_its_project_by_patch_and_across_projects_by_v1_move
     task = tw.create_task(first, "T", "Zendesk ticket: x")
     http = tw_http(tw)
     moved = http.patch(f"{V3}/tasks/{task}.json", json={"task": {"tasklistId": second}})
-    assert moved.json()["task"]["tasklistId"] == second
+    assert moved.json()["task"]["tasklist"] == {"id": second, "type": "tasklists"}
     refused = http.patch(f"{V3}/tasks/{task}.json", json={"task": {"tasklistId": abroad}})
-    assert refused.status_code == 400  # PATCH stays within the project (reference §4.2)
+    # Was 400: v3 answers 422 for another project's list (Teamwork/twapi-go-sdk AGENTS.md)
+    assert refused.status_code == 422
     answer = http.put(f"https://sim.teamwork.com/tasks/{task}/move.json",
                       json={"taskListId": abroad})
-    assert answer.status_code == 200 and answer.json() == {"STATUS": "OK"}
+    # Was {"STATUS": "OK"} alone: the v1 move names what it moved
+    assert answer.status_code == 200 and answer.json() == {
+        "affectedTaskIds": str(task), "affectedTaskListIds": f"{second},{abroad}",
+        "STATUS": "OK"}
     assert (tw.task(task)["tasklistId"], tw.task(task)["projectId"]) == (abroad, other)
     assert http.put(f"https://sim.teamwork.com/tasks/{task}/move.json",
                     json={"taskListId": 999}).status_code == 404

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.conftest import rotation
 from zdsync.sim.base import Clock
-from zdsync.sim.teamwork import RATE_LIMIT_TEXT, TeamworkSim
+from zdsync.sim.teamwork import RATE_LIMIT_TEXT, VARIANTS, TeamworkSim, Variants
+from zdsync.sim.teamwork.variants import every_value
 
 TOKEN = "tw-secret"
 V3 = "/projects/api/v3"
@@ -72,11 +76,14 @@ def test_create_task_shape_and_errors(tw: TeamworkSim, http: requests.Session,
     assert answer.status_code == 201
     task = answer.json()["task"]
     assert isinstance(task["id"], int)
-    assert {k: task[k] for k in ("name", "description", "status", "tasklistId", "assignees",
+    # the SDK's Task: the list as a relationship, no flat tasklistId, no projectId
+    assert {k: task[k] for k in ("name", "description", "status", "tasklist", "assignees",
                                  "completedAt", "deletedAt")} == {
         "name": "#1 Printer", "description": "body", "status": "new",
-        "tasklistId": setup["tasklist"], "assignees": [{"id": setup["alice"], "type": "users"}],
+        "tasklist": {"id": setup["tasklist"], "type": "tasklists"},
+        "assignees": [{"id": setup["alice"], "type": "users"}],
         "completedAt": None, "deletedAt": None}
+    assert "tasklistId" not in task and "projectId" not in task
     assert task["createdAt"] == task["updatedAt"] == "2023-11-14T22:13:20Z"
 
     missing = create(http, tw, setup["tasklist"], None)
@@ -144,20 +151,25 @@ def test_complete_and_uncomplete_are_v1_and_idempotent(
     assert gone.status_code == 404 and gone.json()["STATUS"] == "Error"
 
 
-def test_delete_then_get_and_delete_again_are_404_without_body(
+def test_a_deleted_task_answers_200_unless_hide_deleted_and_delete_again_is_404(
         tw: TeamworkSim, http: requests.Session, setup: dict[str, int]) -> None:
+    """Was: a GET of a deleted task answered 404 by default. Teamwork answers 200 with
+    the deleted task unless ``hideDeleted=true`` (Teamwork/mcp pull request #533)."""
     tid = create(http, tw, setup["tasklist"]).json()["task"]["id"]
     url = f"{tw.url}{V3}/tasks/{tid}.json"
     assert http.get(url).json()["task"]["id"] == tid
     deleted = http.delete(url)
     assert deleted.status_code == 204 and deleted.content == b""
-    for answer in (http.get(url), http.delete(url), http.delete(f"{tw.url}{V3}/tasks/7.json")):
+    shown = http.get(url)
+    assert shown.status_code == 200
+    assert shown.json()["task"]["status"] == "deleted" and shown.json()["task"]["deletedAt"]
+    for answer in (http.get(url, params={"hideDeleted": "true"}), http.delete(url),
+                   http.delete(f"{tw.url}{V3}/tasks/7.json"),
+                   http.get(f"{tw.url}{V3}/tasks/7.json")):
         assert answer.status_code == 404 and answer.content == b""
     trashed = tw.task(tid)
     assert trashed["status"] == "deleted" and trashed["deletedAt"]
     assert tw.tasks() == [] and [t["id"] for t in tw.tasks(include_deleted=True)] == [tid]
-    tw.get_deleted_returns_404 = False  # the other behaviour §7.1 allows
-    assert http.get(url).json()["task"]["status"] == "deleted"
 
 
 def test_list_search_completed_deleted_and_paging(tw: TeamworkSim, http: requests.Session,
@@ -359,3 +371,109 @@ def test_the_client_sees_tasks_and_lists_someone_completed(
     assert [t.id for t in client.find_ticket_tasks(tl, link)] == [task]
     assert set(client.tasks_by_ids([task])) == {task}
     assert [t.id for t in client.tasklists(setup["project"], "Zendesk tickets")] == [tl]
+
+
+# -- variants: every answer Teamwork might give where nobody outside knows ---------------
+
+
+def variant_sim(clock: Clock, **chosen: str) -> TeamworkSim:
+    return TeamworkSim(TOKEN, clock, variants=Variants(**chosen)).start()
+
+
+@pytest.mark.parametrize("flat", ["absent", "present"])
+def test_flat_tasklist_id_beside_the_relationship_only_under_its_variant(
+        clock: Clock, http: requests.Session, flat: str) -> None:
+    with variant_sim(clock, flat_tasklist_id=flat) as sim:
+        tasklist = sim.add_tasklist(sim.add_project("P"), "L")
+        task = create(http, sim, tasklist).json()["task"]
+        assert task["tasklist"] == {"id": tasklist, "type": "tasklists"}
+        assert ("tasklistId" in task) == (flat == "present") and "projectId" not in task
+        assert sim.task(task["id"])["tasklistId"] == tasklist  # the tests' view knows
+
+
+@pytest.mark.parametrize("answer", ["404", "200"])
+def test_an_update_of_a_deleted_task(clock: Clock, http: requests.Session, answer: str) -> None:
+    with variant_sim(clock, update_deleted=answer) as sim:
+        tid = sim.create_task(sim.add_tasklist(sim.add_project("P"), "L"), "T")
+        sim.delete_task(tid)
+        for method in ("PATCH", "PUT"):
+            got = http.request(method, f"{sim.url}{V3}/tasks/{tid}.json",
+                               json={"task": {"name": "new"}})
+            assert got.status_code == int(answer)
+            if answer == "200":  # says it is deleted, and changed nothing
+                assert got.json()["task"]["status"] == "deleted"
+        assert sim.task(tid)["name"] == "T"
+
+
+@pytest.mark.parametrize("edits", ["accepted", "refused"])
+def test_edits_and_moves_of_a_completed_task(clock: Clock, http: requests.Session,
+                                             edits: str) -> None:
+    with variant_sim(clock, completed_edits=edits) as sim:
+        project = sim.add_project("P")
+        first, second = sim.add_tasklist(project, "A"), sim.add_tasklist(project, "B")
+        tid = sim.create_task(first, "T")
+        sim.complete_task(tid)
+        patched = http.patch(f"{sim.url}{V3}/tasks/{tid}.json", json={"task": {"name": "new"}})
+        moved = http.put(f"{sim.url}/tasks/{tid}/move.json", json={"taskListId": second})
+        if edits == "refused":
+            assert (patched.status_code, moved.status_code) == (400, 400)
+            assert patched.json()["errors"][0]["code"] == "task_completed"
+            assert (sim.task(tid)["name"], sim.task(tid)["tasklistId"]) == ("T", first)
+            sim.uncomplete_task(tid)  # reopened, the same edit is taken
+            assert http.patch(f"{sim.url}{V3}/tasks/{tid}.json",
+                              json={"task": {"name": "new"}}).status_code == 200
+        else:
+            assert (patched.status_code, moved.status_code) == (200, 200)
+            assert sim.task(tid)["tasklistId"] == second
+        assert sim.task(tid)["name"] == "new"
+
+
+@pytest.mark.parametrize("repeat", ["idempotent", "refused"])
+def test_complete_and_uncomplete_repeated(clock: Clock, http: requests.Session,
+                                          repeat: str) -> None:
+    with variant_sim(clock, repeat_state=repeat) as sim:
+        tid = sim.create_task(sim.add_tasklist(sim.add_project("P"), "L"), "T")
+        url = f"{sim.url}/tasks/{tid}"
+        first_open = http.put(f"{url}/uncomplete.json")
+        assert http.put(f"{url}/complete.json").status_code == 200
+        again = http.put(f"{url}/complete.json")
+        assert sim.task(tid)["status"] == "completed"
+        expected = 200 if repeat == "idempotent" else 400
+        assert (first_open.status_code, again.status_code) == (expected, expected)
+        if repeat == "refused":
+            assert again.json()["STATUS"] == "Error"
+
+
+@pytest.mark.parametrize("existing", ["returned", "409"])
+def test_creating_a_tag_whose_name_exists(clock: Clock, http: requests.Session,
+                                          existing: str) -> None:
+    with variant_sim(clock, existing_tag=existing) as sim:
+        made = sim.add_tag("VIP")
+        again = http.post(f"{sim.url}{V3}/tags.json", json={"tag": {"name": "vip"}})
+        if existing == "returned":
+            assert (again.status_code, again.json()["tag"]["id"]) == (200, made)
+        else:
+            assert again.status_code == 409 and again.json()["errors"]
+        assert [t["id"] for t in sim.tags()] == [made]
+
+
+def test_variants_are_listed_in_one_place_and_checked() -> None:
+    sets = every_value()
+    for name, values in VARIANTS.items():  # every value is in one of the fewest sets
+        assert {getattr(v, name) for v in sets} == set(values)
+    assert sets[0] == Variants()
+    assert Variants.parse(["existing_tag=409"]) == Variants(existing_tag="409")
+    assert str(Variants(existing_tag="409")) == "existing_tag=409"
+    for bad in (["existing_tag=maybe"], ["nope=1"], ["existing_tag"]):
+        with pytest.raises(ValueError, match=r"existing_tag|name=value"):
+            Variants.parse(bad)
+
+
+@pytest.mark.parametrize("module", ["tests/e2e/test_e2e.py", "tests/e2e/test_daemon.py"])
+def test_the_rotated_e2e_modules_run_under_every_variant_set(module: str) -> None:
+    """Each e2e module runs each test under one variant set (``rotated_teamwork_variants``):
+    between them its tests must take every set, in every CI run."""
+    tree = ast.parse((Path(__file__).parents[2] / module).read_text())
+    tests = [n.name for n in tree.body
+             if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+    assert {rotation(f"{module}::{name}") for name in tests} == set(range(len(every_value())))

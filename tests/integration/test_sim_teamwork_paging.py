@@ -11,18 +11,18 @@ import pytest
 import requests
 
 from zdsync.sim.base import Clock, iso_utc
-from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.teamwork import VARIANTS, TeamworkSim, Variants
 
 TOKEN = "tw-secret"
 V3 = "/projects/api/v3"
 START = 1_700_000_000
 
 
-@pytest.fixture(params=[False, True], ids=["exclusive", "inclusive"])
+@pytest.fixture(params=VARIANTS["updated_after"])
 def tw(request: pytest.FixtureRequest) -> Iterator[TeamworkSim]:
     clock = Clock(frozen=True, start=float(START))
     with TeamworkSim(TOKEN, clock, listing_cap=5,
-                     updated_after_inclusive=request.param) as sim:
+                     variants=Variants(updated_after=request.param)) as sim:
         yield sim
 
 

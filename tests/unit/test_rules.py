@@ -233,6 +233,10 @@ def test_the_plan_is_the_fewest_writes_for_every_pair_of_snapshots():
         expected = _minimum_writes(stored if applied is not None else None, new)
         assert len(actions) == expected, (stored, new, actions)
         assert len({a.kind for a in actions}) == len(actions)  # never two of one kind
+        # reopen before an edit, complete after it: right whether or not Teamwork lets a
+        # completed task be edited
+        kinds = [a.kind for a in actions]
+        assert Kind.REOPEN not in kinds[1:] and Kind.COMPLETE not in kinds[:-1], kinds
         # and applying them reaches what the new snapshot implies
         reached = record.applied
         for action in actions:

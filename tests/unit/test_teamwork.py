@@ -8,7 +8,13 @@ import pytest
 import requests
 
 from zdsync.config import Secret, TeamworkSettings
-from zdsync.errors import AmbiguousWrite, PermanentError, RetryableError, Unauthorized
+from zdsync.errors import (
+    AmbiguousWrite,
+    NotFound,
+    PermanentError,
+    RetryableError,
+    Unauthorized,
+)
 from zdsync.metrics import Metrics
 from zdsync.teamwork import TeamworkClient, ratelimit_wait_seconds
 
@@ -27,9 +33,18 @@ def client():
 
 
 def task_json(tid=5, name="[ZD#1] a", assignees=(7,), status="new"):
+    """A v3 task as the official SDK's ``Task`` has it: the list as a relationship, no
+    ``projectId`` (Teamwork/twapi-go-sdk ``projects/task.go``)."""
     return {"task": {"id": tid, "name": name, "description": "d", "status": status,
-                     "tasklistId": 3, "assignees": [{"id": a, "type": "users"}
-                                                    for a in assignees]}}
+                     "tasklist": {"id": 3, "type": "tasklists"},
+                     "assignees": [{"id": a, "type": "users"} for a in assignees]}}
+
+
+@pytest.fixture(autouse=True)
+def tasklist_3(requests_mock):
+    """Task list 3 is in project 1: what the client reads a task's project through."""
+    requests_mock.get(V3 + "/tasklists/3.json",
+                      json={"tasklist": {"id": 3, "name": "Zendesk", "projectId": 1}})
 
 
 def test_create_sends_v3_body_and_reads_task(client, requests_mock):
@@ -99,10 +114,78 @@ def test_delete_404_means_already_gone(client, requests_mock):
 
 
 def test_get_missing_or_deleted_is_none(client, requests_mock):
+    """Deleted: a 404 (asked with hideDeleted), ``status: "deleted"``, or a ``deletedAt``
+    (a deleted task answers 200 unless hidden: Teamwork/mcp pull request #533)."""
     requests_mock.get(V3 + "/tasks/5.json", status_code=404)
     requests_mock.get(V3 + "/tasks/6.json", json=task_json(6, status="deleted"))
+    stamped = task_json(7)
+    stamped["task"]["deletedAt"] = "2026-12-01T10:00:00Z"
+    requests_mock.get(V3 + "/tasks/7.json", json=stamped)
+    requests_mock.get(V3 + "/tasks/8.json", json=task_json(8))
     assert client.get_task(5) is None
     assert client.get_task(6) is None
+    assert client.get_task(7) is None
+    assert client.get_task(8).id == 8
+    reads = [r for r in requests_mock.request_history if "/tasks/" in r.path]
+    assert all(r.qs["hidedeleted"] == ["true"] for r in reads)
+
+
+@pytest.mark.parametrize("spelling", [
+    {"tasklist": {"id": 3, "type": "tasklists"}},  # the SDK's relationship
+    {"tasklistId": 3},  # the 2021 spec's flat field
+    {"tasklistId": "3", "tasklist": {"id": 3, "type": "tasklists"}},  # both
+])
+def test_the_list_from_either_spelling_and_the_project_through_the_list_once(
+        client, requests_mock, spelling):
+    for tid in (5, 6):
+        requests_mock.get(f"{V3}/tasks/{tid}.json", json={"task": {
+            "id": tid, "name": "n", "description": "", "status": "new", **spelling}})
+    first, second = client.get_task(5), client.get_task(6)
+    assert (first.tasklist_id, second.tasklist_id) == (3, 3)
+    assert first.project_id is None  # the answer does not say: the list does
+    assert [client.project_of_list(t.tasklist_id) for t in (first, second)] == [1, 1]
+    lists_read = [r for r in requests_mock.request_history if r.path.endswith("lists/3.json")]
+    assert len(lists_read) == 1  # remembered: no extra request per ticket
+    client.forget_list(3)
+    assert client.project_of_list(3) == 1
+    assert requests_mock.call_count == 4
+
+
+def test_a_project_in_the_answer_or_the_list_listing_costs_no_read(client, requests_mock):
+    requests_mock.get(V3 + "/tasks/5.json", json={"task": {
+        "id": 5, "name": "n", "status": "new", "tasklistId": 3, "projectId": 2}})
+    requests_mock.get(V3 + "/projects/1/tasklists.json", json={
+        "tasklists": [{"id": 4, "name": "B", "project": {"id": 1, "type": "projects"}}],
+        "meta": {"page": {"hasMore": False}}})
+    assert client.get_task(5).project_id == 2
+    client.tasklists(1)
+    assert client.project_of_list(4) == 1
+    assert [r.path for r in requests_mock.request_history] == [
+        "/projects/api/v3/tasks/5.json", "/projects/api/v3/projects/1/tasklists.json"]
+
+
+@pytest.mark.parametrize("unset", [None, "", "none"])
+def test_an_unset_priority_reads_as_none_and_none_is_sent_as_null(client, requests_mock,
+                                                                   unset):
+    answer = task_json()
+    answer["task"]["priority"] = unset
+    requests_mock.get(V3 + "/tasks/5.json", json=answer)
+    requests_mock.patch(V3 + "/tasks/5.json", json=answer)
+    assert client.get_task(5).priority == "none"
+    client.update_task(5, priority="none")
+    assert requests_mock.last_request.json()["task"] == {"priority": None}
+    client.update_task(5, priority="high")
+    assert requests_mock.last_request.json()["task"] == {"priority": "high"}
+
+
+def test_an_update_answered_with_a_deleted_task_is_not_found(client, requests_mock):
+    """Whether an update of a deleted task answers 404 or 200 is unknown: a 200 whose task
+    says it is deleted is the same news."""
+    requests_mock.patch(V3 + "/tasks/6.json", json=task_json(6, status="deleted"))
+    with pytest.raises(NotFound):
+        client.update_task(6, name="new")
+    requests_mock.patch(V3 + "/tasks/5.json", status_code=200, text="")
+    client.update_task(5, name="new")  # an answer without a body is fine
 
 
 def test_find_ticket_tasks_pages_and_matches_exactly(client, requests_mock):
@@ -116,9 +199,11 @@ def test_find_ticket_tasks_pages_and_matches_exactly(client, requests_mock):
                   "meta": {"page": {"hasMore": False}}}}])
     found = client.find_ticket_tasks(3, link)
     assert [t.id for t in found] == [1, 3]
-    first = requests_mock.request_history[0].qs
+    assert {t.tasklist_id for t in found} == {3}  # listed from list 3
+    first, second = (r.qs for r in requests_mock.request_history
+                     if r.path.endswith("/tasks.json"))
     assert first["searchterm"] == ["12"] and first["includecompletedtasks"] == ["true"]
-    assert requests_mock.request_history[1].qs["page"] == ["2"]
+    assert second["page"] == ["2"]
 
 
 def test_tasklist_create_reads_upper_case_string_id(client, requests_mock):

@@ -13,7 +13,7 @@ from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.base import Clock
 from zdsync.sim.seed import seed_teamwork, seed_zendesk
 from zdsync.sim.server import SimServer
-from zdsync.sim.teamwork import TeamworkSim
+from zdsync.sim.teamwork import VARIANTS, TeamworkSim, Variants
 from zdsync.sim.teamwork.service import LISTING_CAP
 from zdsync.sim.zendesk import ZendeskSim
 
@@ -97,14 +97,25 @@ def zendesk_command(port: int, host: str, email: str, token: str, export_limit: 
               help="Records one listing answers, its pages together (Teamwork: 50,000).")
 @click.option("--updated-after", type=click.Choice(["exclusive", "inclusive"]),
               default="exclusive", show_default=True,
-              help="Whether a task listing's updatedAfter keeps tasks updated at that second.")
+              help="Whether a task listing's updatedAfter keeps tasks updated at that second "
+                   "(the variant updated_after).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME=VALUE",
+              help="How to answer where Teamwork's answer is unknown (repeatable): "
+                   + "; ".join(f"{name}={'|'.join(values)}"
+                               for name, values in VARIANTS.items()) + ".")
 def teamwork_command(port: int, host: str, token: str, rate_limit: int, seed_data: bool,
-                     seed: int, listing_cap: int, updated_after: str) -> None:
+                     seed: int, listing_cap: int, updated_after: str,
+                     variants: tuple[str, ...]) -> None:
     """Serve the Teamwork Projects API simulator."""
+    try:
+        chosen = Variants.parse((f"updated_after={updated_after}", *variants))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--variant") from None
     server = TeamworkSim(token, Clock(), rate_limit, seed=seed, listing_cap=listing_cap,
-                         updated_after_inclusive=updated_after == "inclusive")
+                         variants=chosen)
     click.echo("Teamwork simulator")
-    lines = [f"  auth:     {token}:X  (Basic auth; token as user name)"]
+    lines = [f"  auth:     {token}:X  (Basic auth; token as user name)",
+             f"  variants: {chosen}"]
     if seed_data:
         world = seed_teamwork(server)
         lines.append(f"  project:  {world.project}; task list {world.tasklist}")

@@ -341,7 +341,8 @@ def check_routed(zendesk: ZendeskSim, teamwork: TeamworkSim, *,
             want_list = lists.get((project, tasklist_name))
         seen: list[tuple[str, Any, Any]] = [("wrong_list", task["tasklistId"], want_list)]
         if route.get("priority"):
-            seen.append(("wrong_priority", task["priority"],
+            # Teamwork shows an unset priority as null ("" and "none" also seen)
+            seen.append(("wrong_priority", task["priority"] or "none",
                          PRIORITY.get(data.get("priority") or "", "none")))
         if route.get("due_date"):
             seen.append(("wrong_due_date", task["dueDate"] or "", due_date(data)))

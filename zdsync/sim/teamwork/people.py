@@ -1,7 +1,7 @@
 """Projects and the people on them, and the people and project endpoints.
 
-A person must be on a task's project to be assigned to it (§4.2); the integration user is
-on every project.
+A person must be on a task's project to be assigned to it (the SDK's
+``checkInvalidusers``); the integration user is on every project.
 """
 
 from __future__ import annotations

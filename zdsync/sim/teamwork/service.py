@@ -2,8 +2,7 @@
 
 The resource modules beside this one (people, task lists, tags, tasks) each add their
 Python API, routes and handlers to :class:`TeamworkService`; ``__init__.py`` composes them
-into ``TeamworkSim``. Section numbers (§n) are those of the Teamwork API reference
-(teamwork-api.md).
+into ``TeamworkSim``. docs/simulators.md names each behaviour's public source.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from zdsync.sim.base import (
     text_response,
 )
 from zdsync.sim.server import Route, SimServer
+from zdsync.sim.teamwork.variants import Variants
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500
@@ -50,13 +50,12 @@ class TeamworkService(SimServer):
 
     def __init__(self, api_token: str = "sim-teamwork-token", clock: Clock | None = None,
                  rate_limit_per_minute: int = 150, *, seed: int = 0,
-                 get_deleted_returns_404: bool = True, listing_cap: int = LISTING_CAP,
-                 updated_after_inclusive: bool = False) -> None:
+                 listing_cap: int = LISTING_CAP, variants: Variants | None = None) -> None:
         super().__init__(clock, seed=seed)
         self.api_token = api_token
-        self.get_deleted_returns_404 = get_deleted_returns_404
         self.listing_cap = listing_cap
-        self.updated_after_inclusive = updated_after_inclusive
+        self.variants = variants or Variants()
+        """How it answers where Teamwork's answer is unknown (``variants.VARIANTS``)."""
         self.limiter = RateLimiter(rate_limit_per_minute, self.clock,
                                    lockout_seconds=LOCKOUT_SECONDS)
         self._people: dict[int, dict[str, Any]] = {}
@@ -73,6 +72,11 @@ class TeamworkService(SimServer):
         (zdsync writes the ticket link there): above 1 means a duplicate existed, however
         briefly, even if it was deleted later."""
         self.me_id = self.add_person("Sync", "Bot", "zdsync-bot@example.com", is_admin=True)
+
+    @property
+    def updated_after_inclusive(self) -> bool:
+        """Whether a task listing's ``updatedAfter`` keeps tasks updated at that second."""
+        return self.variants.updated_after == "inclusive"
 
     def _next(self, kind: str) -> int:
         value = self._ids[kind]
@@ -153,7 +157,7 @@ class TeamworkService(SimServer):
 
     @staticmethod
     def _shown(key: str, record: dict[str, Any] | None) -> Response:
-        """A v3 GET of one record: it under ``key``, or 404 without a body (§11)."""
+        """A v3 GET of one record: it under ``key``, or 404 without a body (the v3 spec)."""
         if record is None:
             return empty_response(404)
         return json_response(200, {key: dict(record)})

@@ -1,8 +1,8 @@
 """Every HTTP write to a task: v3 create, update and delete; v1 complete, uncomplete, move.
 
-Most of it is what a body may say (§3, §4.2, §12): names, priorities, due dates, tags, and
-assignees, whom Teamwork silently drops when they are not on the project unless the body
-asks it to refuse them.
+Most of it is what a body may say (Teamwork/twapi-go-sdk ``projects/task.go``): names,
+priorities, due dates, tags, and assignees, whom Teamwork silently drops when they are not
+on the project unless the body asks it to refuse them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from zdsync.sim.server import route
 from zdsync.sim.teamwork.service import V3, Matched
 from zdsync.sim.teamwork.tasks import Tasks
 
-PRIORITIES = (None, "none", "low", "medium", "high")
+PRIORITIES = (None, "low", "medium", "high")
+"""What a write may set: Teamwork's MCP server (Teamwork/mcp ``internal/twprojects/tasks.go``)
+accepts these, ``null`` clearing; it refuses ``"none"``, which the SDK's comment allows."""
 
 
 class TaskWrites(Tasks):
@@ -29,7 +31,7 @@ class TaskWrites(Tasks):
     def _task_body(self, request: Request) -> tuple[dict[str, Any], bool] | Response:
         """The ``task`` object of a v3 create or update body, and whether its
         ``taskOptions.checkInvalidusers`` asks to refuse people who cannot be assigned
-        rather than drop them (§4.2)."""
+        rather than drop them (the SDK)."""
         body = self._body(request)
         if isinstance(body, Response):
             return body
@@ -41,7 +43,8 @@ class TaskWrites(Tasks):
 
     def _assignees(self, value: Any, project_id: int, check: bool,
                    current: list[int]) -> list[int] | Response:
-        """Parse ``assignees``: ``null`` keeps, empty arrays = "Anyone" (§4.2)."""
+        """Parse ``assignees``: ``null`` keeps, empty arrays = "Anyone" (Teamwork/mcp
+        ``internal/twprojects/tasks.go``)."""
         if value is None:
             return current
         if not isinstance(value, dict):
@@ -70,7 +73,7 @@ class TaskWrites(Tasks):
 
     def _dates_and_tags(self, fields: dict[str, Any]) -> dict[str, Any] | Response:
         """``dueAt`` (``YYYY-MM-DD``; null clears it) and ``tagIds`` (ids of existing
-        tags; the list replaces the task's tags) of a create or update body (§3, §12)."""
+        tags; the list replaces the task's tags) of a create or update body."""
         out: dict[str, Any] = {}
         if "dueAt" in fields:
             due = fields["dueAt"]
@@ -122,7 +125,13 @@ class TaskWrites(Tasks):
     def _http_update_task(self, request: Request, m: Matched) -> Response:
         task = self._live_task(m)
         if task is None:
+            gone = self._tasks.get(int(m["id"]))
+            if gone is not None and self.variants.update_deleted == "200":
+                return json_response(200, {"task": self._public_task(gone), "included": {}})
             return empty_response(404)
+        refused = self._refused_while_completed(task)
+        if refused is not None:
+            return refused
         parsed = self._task_body(request)
         if isinstance(parsed, Response):
             return parsed
@@ -142,13 +151,15 @@ class TaskWrites(Tasks):
                 return self._v3_error(400, "Invalid priority", "unknown priority")
             changes["priority"] = fields["priority"]
         if fields.get("status") is not None and fields["status"] not in ("new", "active"):
-            # §4.2: v3 status cannot complete a task; only new/active were accepted.
+            # v3 status cannot complete a task; only new/active were accepted (Vizioz/Teamwork-MCP
+            # Todo.md).
             return self._v3_error(400, "Invalid status",
                                   f"status {fields['status']!r} cannot be set here")
         if fields.get("tasklistId") is not None:
             target = self._tasklists.get(fields["tasklistId"])
             if target is None or target["projectId"] != self._project_of(task):
-                return self._v3_error(400, "Invalid tasklistId",
+                # 422 (Teamwork/twapi-go-sdk AGENTS.md: v3 cannot move across projects)
+                return self._v3_error(422, "Invalid tasklistId",
                                       "the task list must be in the same project")
             changes["tasklistId"] = target["id"]
         extra = self._dates_and_tags(fields)
@@ -174,29 +185,49 @@ class TaskWrites(Tasks):
         self._delete(task)
         return empty_response(204)
 
-    def _v1_state(self, m: Matched, change: Callable[[dict[str, Any]], None]) -> Response:
+    def _refused_while_completed(self, task: dict[str, Any]) -> Response | None:
+        """Under ``completed_edits=refused``, an edit of a completed task is refused until
+        it is reopened (v1 needs that; whether v3 does is unknown)."""
+        if task["status"] == "completed" and self.variants.completed_edits == "refused":
+            return self._v3_error(400, "Task completed", "reopen the task to edit it",
+                                  "task_completed")
+        return None
+
+    def _v1_state(self, m: Matched, change: Callable[[dict[str, Any]], None],
+                  already: str) -> Response:
+        """A v1 complete or uncomplete; on a task already in that state (``already``:
+        "completed" or "open") it is harmless, or refused under ``repeat_state=refused``."""
         task = self._live_task(m)
         if task is None:
             return self._v1_error(404, "Not found")
+        is_completed = task["status"] == "completed"
+        if self.variants.repeat_state == "refused" and is_completed == (already == "completed"):
+            return self._v1_error(400, f"Task is already {already}")
         change(task)
         return json_response(200, {"STATUS": "OK"})
 
     @route("PUT", "/tasks/{id}/complete")
     def _http_complete(self, request: Request, m: Matched) -> Response:
-        return self._v1_state(m, self._complete)
+        return self._v1_state(m, self._complete, "completed")
 
     @route("PUT", "/tasks/{id}/uncomplete")
     def _http_uncomplete(self, request: Request, m: Matched) -> Response:
-        return self._v1_state(m, self._uncomplete)
+        return self._v1_state(m, self._uncomplete, "open")
 
     @route("PUT", "/tasks/{id}/move")
     def _http_move(self, request: Request, m: Matched) -> Response:
         """v1 ``PUT /tasks/{id}/move.json`` ``{"taskListId": N}`` (no wrapper): moves the task
-        to a list of any project (§4.2). **Choice:** answers 200 ``{"STATUS": "OK"}`` like the
-        other v1 task actions; an unknown list is 404, a missing ``taskListId`` 422."""
+        to a list of any project, answering ``{"affectedTaskIds", "affectedTaskListIds",
+        "STATUS": "OK"}`` (Teamwork/twapi-go-sdk ``AGENTS.md``). **Choice:** the ids as
+        comma-separated strings (v1's create answers ``"affectedTaskIds": "13233455"``),
+        the lists being the one left and the one entered; an unknown list is 404, a
+        missing ``taskListId`` 422. A completed task is an edit like any other
+        (``completed_edits``)."""
         task = self._live_task(m)
         if task is None:
             return self._v1_error(404, "Not found")
+        if self._refused_while_completed(task) is not None:
+            return self._v1_error(400, "Task is completed: reopen it first")
         target_id = self._v1_field(request, "taskListId")
         if isinstance(target_id, str) and target_id.isdigit():
             target_id = int(target_id)
@@ -205,7 +236,11 @@ class TaskWrites(Tasks):
         target = self._tasklists.get(target_id)
         if target is None or target["status"] == "deleted":
             return self._v1_error(404, "Task list not found")
-        if task["tasklistId"] != target_id:
+        left = task["tasklistId"]
+        if left != target_id:
             task["tasklistId"] = target_id
             self._touch(task)
-        return json_response(200, {"STATUS": "OK"})
+        return json_response(200, {"affectedTaskIds": str(task["id"]),
+                                   "affectedTaskListIds": ",".join(
+                                       str(t) for t in dict.fromkeys((left, target_id))),
+                                   "STATUS": "OK"})

@@ -56,14 +56,16 @@ class Tasks(TeamworkService):
             self._delete(self._tasks[task_id])
 
     def task(self, task_id: int) -> dict[str, Any]:
-        """A task's v3 JSON, deleted ones included; ``KeyError`` if unknown."""
+        """A task's v3 JSON, deleted ones included, with where it is (``tasklistId`` and
+        ``projectId``, for tests and the judge, whatever the HTTP answers carry);
+        ``KeyError`` if unknown."""
         with self.lock:
-            return self._public_task(self._tasks[task_id])
+            return self._inspected(self._tasks[task_id])
 
     def tasks(self, include_deleted: bool = False,
               tasklist_id: int | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [self._public_task(t) for _, t in sorted(self._tasks.items())
+            return [self._inspected(t) for _, t in sorted(self._tasks.items())
                     if (include_deleted or t["status"] != "deleted")
                     and (tasklist_id is None or t["tasklistId"] == tasklist_id)]
 
@@ -131,14 +133,18 @@ class Tasks(TeamworkService):
     def _project_of(self, task: dict[str, Any]) -> int:
         return int(self._tasklists[task["tasklistId"]]["projectId"])
 
+    def _inspected(self, task: dict[str, Any]) -> dict[str, Any]:
+        return {**self._public_task(task), "tasklistId": task["tasklistId"],
+                "projectId": self._project_of(task)}
+
     def _public_task(self, task: dict[str, Any]) -> dict[str, Any]:
-        tasklist = self._tasklists[task["tasklistId"]]
-        return {
+        """A task as v3 answers it: the SDK's ``Task`` (Teamwork/twapi-go-sdk
+        ``projects/task.go``) names its list as a relationship and has no ``projectId``;
+        the flat ``tasklistId`` comes beside it only under that variant."""
+        shown = {
             "id": task["id"], "name": task["name"], "description": task["description"],
             "descriptionContentType": "TEXT", "status": task["status"],
-            "tasklistId": task["tasklistId"],
             "tasklist": {"id": task["tasklistId"], "type": "tasklists"},
-            "projectId": tasklist["projectId"],
             "assignees": [{"id": a, "type": "users"} for a in task["assignees"]],
             "priority": task["priority"], "progress": 0, "parentTask": None,
             "tags": [{"id": t, "type": "tags"} for t in task["tagIds"]],
@@ -148,11 +154,17 @@ class Tasks(TeamworkService):
             "completedAt": task["completedAt"], "completedBy": task["completedBy"],
             "deletedAt": task["deletedAt"], "deletedBy": task["deletedBy"],
         }
+        if self.variants.flat_tasklist_id == "present":
+            shown["tasklistId"] = task["tasklistId"]
+        return shown
 
     @route("GET", f"{V3}/tasks/{{id}}")
     def _http_get_task(self, request: Request, m: Matched) -> Response:
+        """A deleted task answers 200 with ``status: "deleted"`` unless ``hideDeleted=true``
+        (Teamwork/mcp pull request #533); a missing one 404 without a body."""
         task = self._tasks.get(int(m["id"]))
-        if task is None or (task["status"] == "deleted" and self.get_deleted_returns_404):
+        if task is None or (task["status"] == "deleted"
+                            and truthy(request.arg("hideDeleted"))):
             return empty_response(404)
         return json_response(200, {"task": self._public_task(task), "included": {}})
 
@@ -205,8 +217,8 @@ class Tasks(TeamworkService):
         return epoch_of_iso(raw)
 
     def _updated_since(self, task: dict[str, Any], after: int) -> bool:
-        """Whether ``updatedAfter`` keeps ``task``: later than ``after``, or (the
-        ``updated_after_inclusive`` variant) at that second too."""
+        """Whether ``updatedAfter`` keeps ``task``: later than ``after``, or (variant
+        ``updated_after=inclusive``) at that second too."""
         stamp = epoch_of_iso(task["updatedAt"])
         return stamp >= after if self.updated_after_inclusive else stamp > after
 
