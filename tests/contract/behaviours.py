@@ -222,7 +222,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "teamwork.rate_limit": Behaviour(
         "teamwork", "Throttling is 429 (v1 may say 400 with x-ratelimit-remaining 0) "
         "until x-ratelimit-reset, about 60 s.", "teamwork.py ratelimit_wait_seconds",
-        (TW_SPEC_V1, TW_ERRORS, TW_PHP_CLIENT)),
+        (TW_SPEC_V1, TW_ERRORS, TW_PHP_CLIENT),
+        checked_by=("tests/unit/test_teamwork.py::test_ratelimit_wait",)),
 }
 
 Test = TypeVar("Test", bound=Callable[..., object])
