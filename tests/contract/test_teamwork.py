@@ -20,7 +20,8 @@ from zdsync.tasks import Task, TaskList
 from zdsync.teamwork import TeamworkClient
 from zdsync.times import epoch_of, epoch_or_none
 
-V3 = TEAMWORK + "/projects/api/v3"
+V3_PATH = "/projects/api/v3"
+V3 = TEAMWORK + V3_PATH
 
 
 def sdk_task(**fields: Any) -> dict[str, Any]:
@@ -39,6 +40,13 @@ def sdk_task(**fields: Any) -> dict[str, Any]:
     }
 
 
+def sdk_tasklist(**fields: Any) -> dict[str, Any]:
+    """A v3 task list with the fields of the SDK's ``Tasklist`` (projects/tasklist.go)."""
+    return {"id": 2952529, "name": "My List", "description": "",
+            "project": {"id": 967489, "type": "projects"}, "milestone": None,
+            "createdAt": None, "updatedAt": None, "status": "new", **fields}
+
+
 def listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     """A one-page v3 listing, in the envelope the recorded v3 listing has."""
     meta = recordings.teamwork("projects_api_v3_customfields.json")["meta"]
@@ -52,8 +60,8 @@ def test_the_recorded_v3_listing_is_read_whole_and_ends(teamwork: TeamworkClient
     body = recordings.teamwork("projects_api_v3_customfields.json")
     assert body["meta"]["page"]["hasMore"] is False
     requests_mock.get(V3 + "/customfields.json", json=body)
-    read = list(teamwork._pages(V3.removeprefix(TEAMWORK) + "/customfields.json",
-                                "customfields", {}))  # the paging every listing runs
+    # _pages: the paging every listing of the client runs
+    read = list(teamwork._pages(V3_PATH + "/customfields.json", "customfields", {}))
     assert read == body["customfields"]
     assert requests_mock.call_count == 1
     assert requests_mock.last_request.qs["page"] == ["1"]
@@ -65,7 +73,7 @@ def test_a_recorded_envelope_saying_more_is_read_on(teamwork: TeamworkClient,
     body = recordings.teamwork("projects_api_v3_customfields.json")
     first = {**body, "meta": {"page": {**body["meta"]["page"], "hasMore": True}}}
     requests_mock.get(V3 + "/customfields.json", [{"json": first}, {"json": body}])
-    read = list(teamwork._pages("/projects/api/v3/customfields.json", "customfields", {}))
+    read = list(teamwork._pages(V3_PATH + "/customfields.json", "customfields", {}))
     assert len(read) == 2 * len(body["customfields"])
     assert [r.qs["page"] for r in requests_mock.request_history] == [["1"], ["2"]]
 
@@ -124,9 +132,7 @@ def test_the_recorded_v1_task_list_names_its_project_as_a_string() -> None:
 @covers("teamwork.tasklist.project")
 def test_documented_v3_task_list_names_its_project_as_a_relationship(
         teamwork: TeamworkClient, requests_mock: Any) -> None:
-    tasklist = {"id": 2952529, "name": "My List ", "description": "",
-                "project": {"id": 967489, "type": "projects"}, "milestone": None,
-                "createdAt": None, "updatedAt": None, "status": "completed"}
+    tasklist = sdk_tasklist(name="My List ", status="completed")
     requests_mock.get(V3 + "/tasklists/2952529.json", json={"tasklist": tasklist})
     assert teamwork.tasklist(2952529) == TaskList(2952529, "My List", 967489, "completed")
 
@@ -140,6 +146,8 @@ def test_documented_v3_task_reads_its_list_people_and_tags(
     the list must be read either way."""
     task = sdk_task(**({"tasklistId": 2952529} if flat else {}))
     requests_mock.get(V3 + "/tasks/5001.json", json={"task": task, "included": {}})
+    # The project is the list's: a client may read the list to learn it.
+    requests_mock.get(V3 + "/tasklists/2952529.json", json={"tasklist": sdk_tasklist()})
     read = teamwork.get_task(5001)
     assert read is not None
     assert (read.id, read.tasklist_id, read.assignee, read.tag_ids) == (
