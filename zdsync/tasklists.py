@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from zdsync import defaults
 from zdsync.config import BY_DEST, Settings, TeamworkSettings
-from zdsync.errors import ConfigError
+from zdsync.errors import ConfigError, RetryableError
 from zdsync.routes import Route, Routing
 from zdsync.store import Store
 from zdsync.teamwork import TeamworkClient
@@ -73,7 +73,13 @@ class TaskLists:
         if self._wrong is not None \
                 and self.clock() - self._wrong[0] < defaults.UNKNOWN_NAME_REREAD_SECONDS:
             raise ConfigError(self._wrong[1])
-        problems = place_problems(self.teamwork, self.settings.teamwork)
+        try:
+            problems = place_problems(self.teamwork, self.settings.teamwork)
+        except RetryableError as exc:
+            # An outage says nothing about the settings: work on as before (each ticket
+            # fails, is retried and counted) and ask again on the next pass.
+            log.warning("could not verify teamwork.project_id / tasklist_id yet: %s", exc)
+            return
         if problems:
             self._wrong = (self.clock(), problems)
             raise ConfigError(problems)

@@ -411,3 +411,21 @@ def test_failed_attempts_reach_the_ticket_history(env, world):
     shown = CliRunner().invoke(main, ["tickets", "show", str(later)], env=env)
     assert f"history ({len(history)}, newest first):" in shown.stdout
     assert "failed: teamwork: PUT" in shown.stdout
+
+
+def test_an_unreachable_teamwork_is_no_config_error_and_stops_no_ticket(env, world):
+    """An outage says nothing about the project id: the pass works on as before outages
+    were checked for (each ticket fails and waits in the retry set, counted), and the
+    project is verified on a later pass."""
+    store = world.store()
+    t = world.ticket("a", assignee=world.agents[0])
+    world.exportable()
+    world.teamwork.faults.set(error_rate=1.0, error_statuses=(503,))
+    p = world.run_pass()
+    summary = p.run()
+    assert not summary.error and summary.failed == 1
+    assert store.due_retries(10**12) == [t]
+    world.teamwork.faults.reset()
+    store.retry_now([t])
+    assert world.run_pass().run().created == 1
+    assert len(world.live_tasks()) == 1
