@@ -234,7 +234,13 @@ def route_place(client: Any, route: Route, store: Store | None) -> Check:
 
 
 def mappings(store: Store) -> Check:
-    count = len(store.mappings())
+    pairs, held = store.mappings_and_hold()
+    count = len(pairs)
+    if held:
+        return Check("agent mappings", FAIL, f"lost from Redis ({count} stored since): "
+                     "tasks keep the assignees Teamwork holds until they are restored",
+                     "zdsync users import FILE (and set [users] file so that they come "
+                     "back on their own next time)")
     if not count:
         return Check("agent mappings", WARN, "none: every task goes to Anyone",
                      "zdsync users auto (match by e-mail), or zdsync users add / import")

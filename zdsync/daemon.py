@@ -316,6 +316,9 @@ class Daemon:
         if current is not None and current.rebuilding:
             problems.append("rebuilding the ticket->task links from Teamwork (Redis had "
                             "lost the state)")
+        if self.leader and self.services.reconciler.mappings_held:
+            problems.append("agent mappings lost from Redis: tasks keep their assignees "
+                            "until they are restored (zdsync users import)")
         if self.leader:
             window = 3 * self.settings.sync.interval + defaults.HEALTH_MARGIN_SECONDS
             now = time.time()

@@ -80,12 +80,18 @@ REBUILD_REPLAY_MARGIN_SECONDS = 3600
 """After a state rebuild, the export replays from this long before zdsync's most recent
 write in Teamwork: the export position trails its writes by a pass or so; replays are
 harmless, missed changes are not."""
+CURSOR_RECOVERY_MARGIN_SECONDS = 3600
+"""When the cursor alone was lost, the export replays from this long before the position
+the records hold (``recovery.resume_position``)."""
 REBUILD_BATCH_TICKETS = 100
 """Tickets a rebuild reads and reconciles together: one ``show_many`` request."""
 
 # Bookkeeping
 HISTORY_LENGTH = 50
 """Actions remembered per ticket for ``zdsync tickets show``."""
+HISTORY_TTL_SECONDS = 30 * 86400
+"""How long a ticket's history is kept after its last action: a ticket nobody changes
+for a month costs its record only (``volatile-*`` eviction may take it sooner)."""
 
 # Routes and templates
 TEMPLATE_DATA_TTL_SECONDS = 3600.0

@@ -7,9 +7,12 @@ end
 if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
   return -2
 end
+if ARGV[3] ~= '' and redis.call('hget', KEYS[2], '@store') ~= ARGV[3] then
+  return -3
+end
 local stored = 0
-local n = tonumber(ARGV[3])
-for i = 4, 3 + 4 * n, 4 do
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 4 * n, 4 do
   local id, gts, uat, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local newer = true
   local old = redis.call('hget', KEYS[2], id)
@@ -31,7 +34,7 @@ for i = 4, 3 + 4 * n, 4 do
     stored = stored + 1
   end
 end
-for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
+for _, op in ipairs(cjson.decode(ARGV[5 + 4 * n])) do
   if op[1] == 'zremif' then
     local score = redis.call('zscore', op[2], op[3])
     if score and tonumber(score) == tonumber(op[4]) then
@@ -43,8 +46,9 @@ for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
 end
 return stored
 """
-"""Every write of the sync state: refused (-1) unless the lease token still holds, or
-(-2) when run on another Redis process than the one the writer read from; stores each
+"""Every write of the sync state: refused (-1) unless the lease token still holds, (-2)
+when run on another Redis process than the one the writer read from, or (-3) when the
+records no longer carry the store identity the writer read (Redis lost them); stores each
 record only if its snapshot is not older than the stored one; then runs the ops
 (``zremif`` removes a member only if its score is unchanged)."""
 
@@ -74,7 +78,7 @@ return removed
 UNMAP = """
 if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
   redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-  if redis.call('del', KEYS[3]) == 1 then
+  if redis.call('hdel', KEYS[1], '@held') == 1 then
     redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
   end
   return 1
@@ -85,17 +89,23 @@ return 0
 list every agent (ARGV[3]) for it too."""
 
 SET_MAPPINGS = """
+local identity = redis.call('get', KEYS[3])
+if identity and redis.call('hexists', KEYS[1], '@store') == 0 then
+  redis.call('hset', KEYS[1], '@store', identity)
+end
 redis.call('hset', KEYS[1], unpack(ARGV, 3))
 for i = 3, #ARGV, 2 do
   redis.call('zadd', KEYS[2], ARGV[1], ARGV[i])
 end
-if redis.call('del', KEYS[3]) == 1 then
+if redis.call('hdel', KEYS[1], '@held') == 1 then
   redis.call('zadd', KEYS[2], ARGV[1], ARGV[2])
 end
 return 1
 """
 """Store mappings and list their agents for re-planning; if that ends a hold of assignees,
-list every agent (ARGV[2]) for it too. ARGV: time, the every-agent marker, then pairs."""
+list every agent (ARGV[2]) for it too. ARGV: time, the every-agent marker, then pairs.
+Mappings stored by hand after ``users`` was lost restore it: the store's identity
+(KEYS[3]) marks it again, so no pass holds assignees for their loss any more."""
 
 RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then

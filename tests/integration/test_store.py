@@ -9,7 +9,7 @@ import pytest
 from zdsync.backoff import retry_delay
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
-from zdsync.queues import EVERY_AGENT
+from zdsync.queues import EVERY_AGENT, HELD
 from zdsync.rules import Applied, Record, Ticket
 from zdsync.store import Fence, NodeChanged, Store
 
@@ -131,7 +131,7 @@ def test_mappings_mark_agents_for_replanning(store, lease):
 def test_merge_mappings_changes_only_what_differs_and_ends_a_hold(store, lease, redis_client):
     store.set_mappings({10: 100, 11: 110})
     store.write(lease.token, ops=store.dequeue_ops("remap", store.remapped()))
-    redis_client.set("t:users:held", "1")
+    redis_client.hset("t:users", HELD, "1")  # the mappings were lost once
     assert store.mappings_and_hold() == ({10: 100, 11: 110}, True)
     assert store.merge_mappings({10: 100, 11: 111, 12: 120}) == 2
     assert store.mappings() == {10: 100, 11: 111, 12: 120}
