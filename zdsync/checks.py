@@ -14,7 +14,7 @@ import redis
 import requests
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zdsync import defaults
+from zdsync import defaults, eviction
 from zdsync.config import BY_DEST, Settings, load
 from zdsync.connection import connect, sentinel_kwargs
 from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
@@ -233,6 +233,18 @@ def route_place(client: Any, route: Route, store: Store | None) -> Check:
                  if check.state == OK else check.detail, check.hint)
 
 
+def eviction_policy(store: Store) -> Check:
+    name = "Redis eviction"
+    policy = eviction.read_policy(store.r)
+    if policy is None:
+        return Check(name, WARN, "maxmemory-policy could not be read (CONFIG GET refused)",
+                     "make sure it is noeviction (or volatile-*) in the service's settings")
+    why = eviction.problem(policy)
+    if why is not None:
+        return Check(name, FAIL, why, eviction.FIX)
+    return Check(name, OK, f"maxmemory-policy {policy}: zdsync's state is never evicted")
+
+
 def mappings(store: Store) -> Check:
     pairs, held = store.mappings_and_hold()
     count = len(pairs)
@@ -279,5 +291,5 @@ def run(config_path: str | None, options: Mapping[str, Any],
                           else Check("task list", SKIP, "skipped: the project is not usable"))
             checks += [route_place(teamwork, route, store) for route in settings.routes]
     if store is not None:
-        checks.append(mappings(store))
+        checks += [eviction_policy(store), mappings(store)]
     return checks
