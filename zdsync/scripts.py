@@ -18,9 +18,16 @@ for i = 5, 4 + 4 * n, 4 do
   local old = redis.call('hget', KEYS[2], id)
   if old then
     local ok, prior = pcall(cjson.decode, old)
+    local ogts, ouat
     if ok and type(prior) == 'table' and type(prior.ticket) == 'table' then
-      local ogts = tonumber(prior.ticket.generated_timestamp) or 0
-      local ouat = prior.ticket.updated_at
+      ogts, ouat = prior.ticket.generated_timestamp, prior.ticket.updated_at
+    elseif ok and type(prior) == 'table' and prior[1] ~= nil then
+      ogts, ouat = prior[8], prior[7]
+    else
+      ok = false
+    end
+    if ok then
+      ogts = tonumber(ogts) or 0
       if type(ouat) ~= 'string' then ouat = '' end
       if gts > 0 and ogts > 0 then
         newer = gts > ogts or (gts == ogts and uat >= ouat)
@@ -49,7 +56,8 @@ return stored
 """Every write of the sync state: refused (-1) unless the lease token still holds, (-2)
 when run on another Redis process than the one the writer read from, or (-3) when the
 records no longer carry the store identity the writer read (Redis lost them); stores each
-record only if its snapshot is not older than the stored one; then runs the ops
+record only if its snapshot is not older than the stored one (either form of record:
+``packing``); then runs the ops
 (``zremif`` removes a member only if its score is unchanged)."""
 
 ENQUEUE_WEBHOOK = """

@@ -39,9 +39,10 @@ from zdsync.config import RedisSettings
 from zdsync.connection import Replication, connect
 from zdsync.errors import Interrupted, LeaseLost
 from zdsync.lease import SyncLock
+from zdsync.packing import pack, unpack
 from zdsync.queues import HELD, MARK, Mappings, Op, Queues, RetrySet
-from zdsync.rules import MalformedTicket, Record
-from zdsync.times import iso_utc
+from zdsync.rules import MalformedTicket, Record, Ticket
+from zdsync.times import epoch_or_none, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ KEYS: dict[str, Key] = {
                       "from one (a shorter backoff)"),
     "history:{id}": Key("list", False, "harmless: what tickets show lists; bounded, and "
                         "expires (HISTORY_TTL_SECONDS)"),
+    "gone:{n}": Key("hash", False, "harmless: tombstones of closed and deleted tickets "
+                    "(tombstone_ops); without one, a replayed snapshot older than the close "
+                    "is reconciled as it is, and the close that follows it undoes that"),
     "tasklist:{p}:{n}": Key("string", False, "harmless: resolved again from Teamwork"),
     "lock:sync": Key("string", False, "harmless: the holder's next fenced write fails and "
                      "its pass stops; whoever takes the lease goes on (it has a TTL)"),
@@ -152,7 +156,7 @@ class RedisFull(redis.RedisError):
 
 
 def record_json(record: Record) -> str:
-    return json.dumps(record.to_json(), separators=(",", ":"))
+    return pack(record)
 
 
 class Store(Mappings, RetrySet, Queues):
@@ -345,16 +349,51 @@ class Store(Mappings, RetrySet, Queues):
     # -- records -----------------------------------------------------------------------
 
     def records(self, ticket_ids: Iterable[int]) -> dict[int, Record]:
-        """The stored records of these tickets, in one round trip."""
+        """The stored records of these tickets (a tombstone as a record of its version
+        only: ``tombstone_ops``), in one round trip."""
         ids = list(dict.fromkeys(ticket_ids))
         if not ids:
             return {}
+        buckets: dict[int, list[int]] = {}
+        for tid in ids:
+            buckets.setdefault(tid // defaults.TOMBSTONE_BUCKET_TICKETS, []).append(tid)
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.key("tickets"), ids)
+            for bucket, members in buckets.items():
+                pipe.hmget(self.key("gone", bucket),
+                           [t % defaults.TOMBSTONE_BUCKET_TICKETS for t in members])
+            raws, *graves = pipe.execute()
+        versions = {tid: version for members, found in zip(buckets.values(), graves,
+                                                           strict=True)
+                    for tid, version in zip(members, found, strict=True) if version}
         out = {}
-        for tid, raw in zip(ids, self.r.hmget(self.key("tickets"), ids), strict=True):
+        for tid, raw in zip(ids, raws, strict=True):
             record = self._parse(tid, raw)
+            if record is None and tid in versions:
+                record = Record(Ticket(tid, "closed", generated_timestamp=int(versions[tid])))
             if record is not None:
                 out[tid] = record
         return out
+
+    def tombstone_ops(self, record: Record) -> list[Op] | None:
+        """Replace a record by a tombstone, when its ticket is closed or deleted and has no
+        task (none in flight, no retry due): the record goes, its version stays, a few
+        bytes in a hash of ``TOMBSTONE_BUCKET_TICKETS`` tickets, so that a replay of an
+        older snapshot still changes nothing (``rules.is_stale``). None: keep the record.
+
+        Tombstones are never removed: the export is never rewound past one on its own
+        (``REWIND_HORIZON_SECONDS``), but ``zdsync cursor reset`` can go back further,
+        and at ~12 B each they cost less than deciding when one may go."""
+        if (record.ticket.status not in ("closed", "deleted") or record.in_flight
+                or record.failed or record.applied.task_id is not None):
+            return None
+        version = record.ticket.generated_timestamp or epoch_or_none(record.ticket.updated_at)
+        if not version:
+            return None
+        tid = record.ticket.id
+        return [["hdel", self.key("tickets"), str(tid)],
+                ["hset", self.key("gone", tid // defaults.TOMBSTONE_BUCKET_TICKETS),
+                 str(tid % defaults.TOMBSTONE_BUCKET_TICKETS), str(version)]]
 
     def record(self, ticket_id: int) -> Record | None:
         return self.records([ticket_id]).get(ticket_id)
@@ -364,7 +403,7 @@ class Store(Mappings, RetrySet, Queues):
         if raw is None:
             return None
         try:
-            return Record.from_json(json.loads(raw))
+            return unpack(ticket_id, raw)
         except (ValueError, KeyError, TypeError, MalformedTicket) as exc:
             log.error("ticket %s: stored record unreadable (%s); treating as new", ticket_id, exc)
             return None

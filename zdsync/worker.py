@@ -260,8 +260,14 @@ class Worker:
             ops += self.store.dequeue_ops(name, unit.data)
         for tid, lines in self.dirty_history.items():
             ops += self.store.history_ops(tid, lines, now)
-        self.store.write(self.fence, list(self.dirty.values()), ops,
-                         replicate=unit.kind == "page")
+        records = []
+        for record in self.dirty.values():
+            buried = self.store.tombstone_ops(record)
+            if buried is None:
+                records.append(record)
+            else:
+                ops += buried
+        self.store.write(self.fence, records, ops, replicate=unit.kind == "page")
         self.dirty.clear()
         self.dirty_history.clear()
 

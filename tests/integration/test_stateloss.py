@@ -228,3 +228,54 @@ def test_resume_position_takes_the_saved_position_and_stops_at_in_flight():
                                     None, None, now) == 7_000_000 - margin
     assert recovery.resume_position([rec(1, 9_000_000)], None, 8_999_999, now) == 8_999_999
     assert recovery.resume_position([], None, None, now) == now - 90  # no record: now
+
+
+# -- bounded state -------------------------------------------------------------------------
+
+
+def test_a_closed_ticket_leaves_a_tombstone_and_a_replay_changes_nothing(world):
+    """Closed, its task deleted: its record goes, a tombstone of a few bytes stays; the
+    export rewound past its whole life (cursor reset) writes nothing to Teamwork."""
+    tickets = [world.ticket(f"T{n}", assignee=world.agents[0], status="open")
+               for n in range(40)]
+    start = int(world.clock.now()) - 120
+    world.exportable()
+    world.run_pass().run()
+    store = world.store()
+    keys_before = sum(store.r.memory_usage(k, samples=0) for k in store.r.scan_iter("sl:*")
+                      if ":history:" not in k)
+    for t in tickets:
+        world.zendesk.update_ticket(t, status="solved")
+        world.zendesk.update_ticket(t, status="closed")
+    world.exportable()
+    world.run_pass().run()
+    assert world.live_tasks() == [] and world.check() == []
+    assert store.r.hlen("sl:tickets") == 2  # only its marks: @store, @position
+    keys_after = sum(store.r.memory_usage(k, samples=0) for k in store.r.scan_iter("sl:*")
+                     if ":history:" not in k)
+    assert keys_after < keys_before - 40 * 200  # each record gave way to a tombstone
+    store.restart_export(world._lease.token, start)  # the operator rewinds by hand
+    writes = len(world.teamwork.log.entries())
+    world.run_pass().run()
+    assert [e.method for e in world.teamwork.log.entries()[writes:]
+            if e.method != "GET"] == []
+    assert world.live_tasks() == []
+
+
+def test_state_stays_flat_over_churn_of_the_same_tickets(world):
+    tickets = [world.ticket(f"T{n}", assignee=world.agents[0], status="open")
+               for n in range(30)]
+    world.exportable()
+    world.run_pass().run()
+    store = world.store()
+    sizes = []
+    for round_ in range(4):
+        for t in tickets:
+            world.zendesk.update_ticket(t, subject=f"T{t} round {round_}",
+                                        assignee_id=world.agents[round_ % 2])
+        world.exportable()
+        world.run_pass().run()
+        sizes.append((store.r.hlen("sl:tickets"),
+                      store.r.memory_usage("sl:tickets", samples=0)))
+    assert len(set(sizes)) <= 2 and sizes[-1][0] == 32  # 30 records and the two marks
+    assert world.check() == []
