@@ -159,6 +159,11 @@ def record_json(record: Record) -> str:
     return pack(record)
 
 
+def is_tombstone(record: Record) -> bool:
+    """A record ``Store.records`` made of a tombstone (real snapshots have ``updated_at``)."""
+    return not record.ticket.updated_at and record.applied.task_id is None
+
+
 class Store(Mappings, RetrySet, Queues):
     """The records, the cursor, the lease and what says whether the state can be trusted;
     mappings, retries and queues come from ``queues``."""

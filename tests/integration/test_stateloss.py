@@ -17,7 +17,7 @@ from zdsync.metrics import Metrics
 from zdsync.rules import IN_FLIGHT_WRITE, Record, Ticket
 from zdsync.sim.activity import ActivityGenerator
 from zdsync.sim.consistency import assignee
-from zdsync.store import KEYS, MARKED, Store
+from zdsync.store import KEYS, MARKED, Store, is_tombstone
 
 
 @pytest.fixture
@@ -251,6 +251,7 @@ def test_a_closed_ticket_leaves_a_tombstone_and_a_replay_changes_nothing(world):
     world.run_pass().run()
     assert world.live_tasks() == [] and world.check() == []
     assert store.r.hlen("sl:tickets") == 2  # only its marks: @store, @position
+    assert all(is_tombstone(store.record(t)) for t in tickets)
     keys_after = sum(store.r.memory_usage(k, samples=0) for k in store.r.scan_iter("sl:*")
                      if ":history:" not in k)
     assert keys_after < keys_before - 40 * 200  # each record gave way to a tombstone

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from zdsync import defaults
 from zdsync.cli import output
 from zdsync.cli.context import (
     EXIT_OK,
@@ -17,6 +18,7 @@ from zdsync.cli.context import (
     sync_lock,
 )
 from zdsync.rules import KNOWN_STATUSES, who
+from zdsync.store import is_tombstone
 from zdsync.times import for_people as _utc
 
 
@@ -74,7 +76,12 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     finding, retry, history = seen.finding, seen.retry, seen.history
     routing = services.settings.routing()
     t, a = record.ticket, record.applied
-    click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
+    if is_tombstone(record):
+        click.echo(f"ticket {t.id}: closed or deleted, its task gone; only a tombstone is "
+                   f"kept (version {t.generated_timestamp}), so that older snapshots change "
+                   "nothing")
+    else:
+        click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
     click.echo(f"  Zendesk assignee {t.assignee_id or '-'}, submitter {t.submitter_id or '-'}"
                f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
     if routing.explicit:
@@ -112,7 +119,9 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     if retry:
         click.echo(f"retry: attempt {retry.attempts} failed ({retry.error}); next try "
                    f"{_utc(retry.next_at)}")
-    click.echo(f"history ({len(history)}, newest first):")
+    click.echo(f"history ({len(history)}, newest first; the last "
+               f"{defaults.HISTORY_LENGTH} actions, kept "
+               f"{defaults.HISTORY_TTL_SECONDS // 86400} days after the last):")
     for entry in history:
         click.echo(f"  {_utc(entry.get('at'))}  {entry.get('what')}")
     if task_error:
