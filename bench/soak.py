@@ -493,17 +493,24 @@ def scenario_redis_empty(w: World) -> None:
         if w.users_file is None:
             # The mappings went with Redis: an operator imports them again once zdsync has
             # rebuilt its links (meanwhile tasks keep their assignees, and churn goes on).
-            def rebuilt() -> bool:
-                w.watch()
-                with contextlib.suppress(redis.RedisError):
-                    return bool(w.store.r.exists(w.prefix + "identity"))
-                return False
-
-            poll(rebuilt, 60, "the state rebuild")
-            w.pause(0.5, 3.0)
-            w.store.set_mappings(w.mappings)
-            w.counts.notes.append("mappings imported again after the rebuild")
+            reimport(w, lambda: bool(w.store.r.exists(w.prefix + "identity")),
+                     "the state rebuild")
     w.pause(3.0, 5.0)
+
+
+def reimport(w: World, ready: Callable[[], bool], what: str) -> None:
+    """What an operator does once zdsync says the mappings are lost (``ready``): import
+    them again, a moment later."""
+    def seen() -> bool:
+        w.watch()
+        with contextlib.suppress(redis.RedisError):
+            return ready()
+        return False
+
+    poll(seen, 60, what)
+    w.pause(0.5, 3.0)
+    w.store.set_mappings(w.mappings)
+    w.counts.notes.append(f"mappings imported again after {what}")
 
 
 def scenario_replicas_kill(w: World) -> None:
@@ -565,19 +572,8 @@ def scenario_keys_lost(w: World) -> None:
         gone = delete_keys(w, names)
         w.counts.key_losses += 1
         w.counts.notes.append(f"deleted {', '.join(names)} ({gone} keys) at {how}")
-        if "users" in names:
-            # No [users] file: zdsync holds the assignees and says so; an operator imports
-            # the mappings again once it has (meanwhile churn goes on).
-            def held() -> bool:
-                w.watch()
-                with contextlib.suppress(redis.RedisError):
-                    return w.store.mappings_and_hold()[1]
-                return False
-
-            poll(held, 60, "the mappings' loss to be seen")
-            w.pause(0.5, 3.0)
-            w.store.set_mappings(w.mappings)
-            w.counts.notes.append("mappings imported again")
+        if "users" in names:  # no [users] file: zdsync holds the assignees and says so
+            reimport(w, lambda: w.store.mappings_and_hold()[1], "the mappings' loss was seen")
     w.pause(3.0, 5.0)
 
 
