@@ -269,6 +269,8 @@ def run(config_path: str | None, options: Mapping[str, Any],
     if local is not None:
         redis_check, store = redis_reachable(local)
         checks.append(redis_check)
+        if store is not None:
+            checks.append(eviction_policy(store))
     else:
         checks.append(Check("Redis", SKIP, "skipped: the Redis settings are invalid (see "
                             "above)"))
@@ -291,5 +293,5 @@ def run(config_path: str | None, options: Mapping[str, Any],
                           else Check("task list", SKIP, "skipped: the project is not usable"))
             checks += [route_place(teamwork, route, store) for route in settings.routes]
     if store is not None:
-        checks += [eviction_policy(store), mappings(store)]
+        checks.append(mappings(store))
     return checks

@@ -816,7 +816,7 @@ def test_every_exit_1_ends_with_one_line_that_says_why(env, world, ids):
                                       "fixes it"
     result = run({**env, "TEAMWORK_API_TOKEN": "revoked"}, "check", "--json")
     assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
-    assert last_error_line(result) == "zdsync: 1 of 7 check(s) failed: Teamwork credentials"
+    assert last_error_line(result) == "zdsync: 1 of 8 check(s) failed: Teamwork credentials"
     world.teamwork.faults.set(routes={"/projects/api/v3/tasks/{id}"}, error_rate=1.0,
                               error_statuses=[503])
     result = run(env, "tickets", "show", str(t), "--json")

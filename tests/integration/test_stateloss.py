@@ -202,6 +202,7 @@ def test_the_mappings_lost_without_a_file_hold_assignees_and_say_so(world, tmp_p
 def test_the_retry_set_lost_retries_what_the_records_say_failed(world):
     world.run_pass().run()  # the first start's (empty) rebuild
     t = world.ticket("Printer", assignee=world.agents[0], status="open")
+    world.teamwork.faults.set(routes={"POST /projects/api/v3/tasklists/{id}/tasks"})
     world.teamwork.faults.fail_next(40, status=500)
     world.exportable()
     world.run_pass().run()

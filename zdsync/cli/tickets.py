@@ -7,7 +7,6 @@ import time
 
 import click
 
-from zdsync import defaults
 from zdsync.cli import output
 from zdsync.cli.context import (
     EXIT_OK,
@@ -119,9 +118,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     if retry:
         click.echo(f"retry: attempt {retry.attempts} failed ({retry.error}); next try "
                    f"{_utc(retry.next_at)}")
-    click.echo(f"history ({len(history)}, newest first; the last "
-               f"{defaults.HISTORY_LENGTH} actions, kept "
-               f"{defaults.HISTORY_TTL_SECONDS // 86400} days after the last):")
+    click.echo(f"history ({len(history)}, newest first):")
     for entry in history:
         click.echo(f"  {_utc(entry.get('at'))}  {entry.get('what')}")
     if task_error:
