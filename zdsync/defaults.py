@@ -83,9 +83,9 @@ harmless, missed changes are not."""
 CURSOR_RECOVERY_MARGIN_SECONDS = 3600
 """When the cursor alone was lost, the export replays from this long before the position
 the records hold (``recovery.resume_position``)."""
-REWIND_HORIZON_SECONDS = 3600
-"""The furthest the export is ever moved back on its own, behind where it had got to: the
-larger of ``CURSOR_RECOVERY_MARGIN_SECONDS`` and ``REBUILD_REPLAY_MARGIN_SECONDS``.
+REWIND_HORIZON_SECONDS = max(REBUILD_REPLAY_MARGIN_SECONDS, CURSOR_RECOVERY_MARGIN_SECONDS)
+"""The furthest the export is ever moved back on its own, behind where it had got to (one of
+the two margins above, after a loss).
 ``zdsync cursor reset`` by hand can move it further; the tombstones of closed tickets
 (``Store.tombstone_ops``) are kept for good, so even then a replay changes nothing."""
 REBUILD_BATCH_TICKETS = 100

@@ -7,8 +7,8 @@ seconds when that is exact, and the task title without the subject it repeats
 (``SUBJECT``). Layout:
 
     [1, status, subject, assignee_id, submitter_id, tags, updated_at,
-     generated_timestamp, {ticket extras}, task_id, title, assignee, completed,
-     in_flight, {applied extras, route, failed}]
+     generated_timestamp, {ticket extras}, task_id, title, assignee,
+     {completed, in_flight, applied extras, route, failed}]
 
 trailing empty values left out. ``scripts.WRITE`` reads ``updated_at`` and
 ``generated_timestamp`` at their places (7 and 8, counting from 1). Records stored
@@ -26,11 +26,12 @@ from zdsync.times import epoch_or_none, iso_utc
 VERSION = 1
 TICKET = ("status", "subject", "assignee_id", "submitter_id", "tags", "updated_at",
           "generated_timestamp")
-APPLIED = ("task_id", "title", "assignee", "completed", "in_flight")
+APPLIED = ("task_id", "title", "assignee")
 SHORT = {"requester_id": "r", "group_id": "g", "brand_id": "b", "ticket_form_id": "f",
          "organization_id": "o", "priority": "p", "type": "y", "due_at": "d",
          "created_at": "c", "via": "v", "tasklist_id": "L", "project_id": "P",
-         "due_date": "D", "tags": "T", "description": "H", "route": "R", "failed": "F"}
+         "due_date": "D", "tags": "T", "description": "H", "route": "R", "failed": "F",
+         "completed": "C", "in_flight": "I"}
 """The letter each optional field is stored under (a ticket's lower case, the task's upper
 case, or ``priority`` would name two fields)."""
 LONG = {v: k for k, v in SHORT.items()}
@@ -48,7 +49,9 @@ def pack(record: Record) -> str:
         data["title"] = [title]  # as it is: the marker is its own
     elif title and subject and SUBJECT not in subject and subject in title:
         data["title"] = title.replace(subject, SUBJECT, 1)
-    data["completed"] = 1 if data.get("completed") else None
+    for flag in ("completed", "in_flight"):
+        if not data.get(flag):
+            data.pop(flag, None)
     if "via" in ticket:
         ticket["via"] = ticket["via"]["channel"]
     created = ticket.get("created_at")
@@ -75,13 +78,14 @@ def unpack(ticket_id: int, raw: str) -> Record:
         ticket["created_at"] = iso_utc(ticket["created_at"])
     if "via" in ticket:
         ticket["via"] = {"channel": ticket["via"]}
-    applied = dict(zip(APPLIED, row[9:14], strict=True))
+    end = 9 + len(APPLIED)
+    applied = dict(zip(APPLIED, row[9:end], strict=True))
     subject = ticket.get("subject")
     if isinstance(applied["title"], list):
         applied["title"] = applied["title"][0]
     elif applied["title"] and subject:
         applied["title"] = applied["title"].replace(SUBJECT, subject, 1)
-    return Record.from_json({"ticket": ticket, **applied, **_long(row[14])})
+    return Record.from_json({"ticket": ticket, **applied, **_long(row[end])})
 
 
 def _short(fields: dict[str, Any]) -> dict[str, Any]:
