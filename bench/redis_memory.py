@@ -1,6 +1,6 @@
-"""Redis bytes per ticket: open, closed, and over churn of the same tickets, printed.
+"""Redis bytes per ticket: open, closed, and over churn of tickets that come and go, printed.
 
-    .venv/bin/python bench/redis_memory.py            # about a minute on 2 cores
+    .venv/bin/python bench/redis_memory.py            # about two minutes on 2 cores
     .venv/bin/python bench/redis_memory.py --tickets 500   # a smoke run
 
 Against the simulators in process and a private redis-server on a free port. Memory is
@@ -71,7 +71,7 @@ def per_ticket(world: World, base: tuple[int, int], n: int) -> tuple[float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tickets", type=int, default=3000)
+    parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=4, help="churn rounds (step 5)")
     parser.add_argument("--stats", action="store_true", help="print MEMORY STATS")
     args = parser.parse_args()

@@ -102,8 +102,8 @@ def recover(p: Pass, lost: frozenset[str]) -> None:
     if "tickets" in lost:
         from zdsync.rebuild import rebuild
 
-        rebuild(p, lost=True, identity=p.identity, keep_cursor="retry" not in lost)
-        p.summary.rebuilt = True
+        report = rebuild(p, lost=True, identity=p.identity, keep_cursor="retry" not in lost)
+        p.summary.rebuilt = bool(report.linked)
 
 
 def _mappings(p: Pass) -> list[Op]:

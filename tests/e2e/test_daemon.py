@@ -674,6 +674,38 @@ def test_sentinel_failover_loses_no_write_and_duplicates_no_task(sentinel_cluste
         assert problems == [], daemon.output()[-8000:]
 
 
+def test_mappings_lost_under_a_running_daemon_hold_assignees_and_fail_readyz(world, spawn):
+    """Only the mappings' key deleted, no [users] file: the daemon says so (ERROR line,
+    metrics, /readyz), tasks keep their people while their tickets change; once the
+    mappings are imported again it is ready, and every task is as the rules say."""
+    tickets = make_tickets(world, 4, "Held")
+    world.exportable()
+    daemon = spawn(world)
+    wait_until(lambda: diff(world) == [], 20, "the first tickets")
+    assert daemon.value("zdsync_redis_eviction_unsafe") == 0  # the suite's noeviction
+    people = {t: [a["id"] for a in world.tasks_for(t)[0]["assignees"]] for t in tickets}
+    world.store().r.delete(world.prefix + "users")
+    for t in tickets:
+        world.zendesk.update_ticket(t, subject=f"Held {t}, renamed")
+    world.exportable()
+    problems = wait_until(
+        lambda: [p for p in requests.get(daemon.probe_url + "/readyz", timeout=5).json()[
+            "problems"] if "mappings lost" in p], 20, "/readyz to name the lost mappings")
+    print(f"/readyz with the mappings lost: {problems}")
+    assert daemon.value("zdsync_agent_mappings_held") == 1
+    assert daemon.value("zdsync_state_losses_total", key="users") == 1
+    wait_until(lambda: all(world.tasks_for(t)[0]["name"].endswith("renamed")
+                           for t in tickets), 20, "the renames")
+    assert {t: [a["id"] for a in world.tasks_for(t)[0]["assignees"]]
+            for t in tickets} == people  # nobody stripped to Anyone
+    assert "STATE LOSS: the agent mappings were lost" in daemon.output()
+    world.store().set_mappings(world.mappings)  # zdsync users import
+    wait_until(lambda: requests.get(daemon.probe_url + "/readyz", timeout=5).status_code
+               == 200, 20, "ready again")
+    wait_until(lambda: diff(world) == [], 20, "every task as the rules say")
+    assert daemon.value("zdsync_agent_mappings_held") == 0
+
+
 def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):
     """In-process: webhook work that is told to stop leaves the queued ids for the next
     leader; once it may work, the ticket gets its task and the id is unqueued."""
