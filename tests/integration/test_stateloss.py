@@ -10,9 +10,11 @@ import random
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from tests.world import World, make_inproc_world
+from tests.world import World, make_inproc_world, reachable
 from zdsync import recovery
+from zdsync.cli import main
 from zdsync.metrics import Metrics
 from zdsync.rules import IN_FLIGHT_WRITE, Record, Ticket
 from zdsync.sim.activity import ActivityGenerator
@@ -152,6 +154,9 @@ def test_the_cursor_lost_resumes_where_the_records_prove_safe(world):
     assert [a["id"] for a in task["assignees"]] == [world.mappings[world.agents[1]]]
     assert metrics.state_losses.labels("cursor")._value.get() == 1
     assert "cursor" in world.store().losses()
+    with reachable(world):
+        shown = CliRunner().invoke(main, ["cursor", "show"], env=world.env())
+    assert "lost:" in shown.stdout and "the key 'cursor'" in shown.stdout, shown.output
 
 
 def test_the_records_lost_rebuild_and_keep_the_rest(world):

@@ -58,6 +58,9 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
             f"{rebuilt.get('tasks')} task(s) in Teamwork (duplicates deleted: "
             f"{rebuilt.get('duplicates')}) {why}" if why else
             "none needed: a first start (no task in Teamwork links a ticket)"))
+    for name, at in sorted(losses.items(), key=lambda item: item[1]):
+        click.echo(f"lost:      {_utc(at)}: Redis had lost the key {name!r}; repaired from "
+                   "what survived (docs/design.md, \"When Redis loses its data\")")
 
 
 def _rebuild_reason(rebuilt: dict[str, str]) -> str:
