@@ -96,7 +96,10 @@ def recover(p: Pass, lost: frozenset[str]) -> None:
         ops += _retries(p, records, now)
     if "cursor" in lost and "tickets" not in lost:
         ops += _cursor(p, records, now)
-    ops += store.mark_ops(p.identity or "", lost - {"tickets"})
+    # With the records lost, the rebuild marks every key once it is done: if it fails
+    # half-way, the next pass finds the same keys lost and repairs them all again.
+    if "tickets" not in lost:
+        ops += store.mark_ops(p.identity or "", lost)
     ops.append(store.note_losses(lost, now))
     store.write(p.fence, ops=ops)
     if "tickets" in lost:

@@ -28,6 +28,7 @@ def world(redis_client) -> World:
 
 
 def matching(world: World, name: str) -> list[str]:
+    """The Redis keys of one entry of ``KEYS`` (a ``{x}`` part: every key it stands for)."""
     if "{" not in name:
         return [world.prefix + name]
     head = name.split("{")[0]
