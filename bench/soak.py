@@ -19,7 +19,7 @@ Every seed is a fresh world: a private Redis, both simulators served over HTTP i
 process (their clock time-lapsed 60x, as in ``zdsync demo``, so Zendesk's "last minute is
 not exported" rule costs a second; both rate limits set high so they never dominate), a
 fresh key prefix, and ``ActivityGenerator`` churning tickets in a thread while daemons
-work. The seed picks one scenario (``seed % 6``) and the chaos in it:
+work. The seed picks one scenario (``seed % 7``) and the chaos in it:
 
 - ``kill``: one daemon, SIGKILLed several times and restarted at once;
 - ``redis-aof``: Redis (append-only file, fsync every second) killed and restarted with
@@ -27,7 +27,10 @@ work. The seed picks one scenario (``seed % 6``) and the chaos in it:
 - ``redis-empty-file`` / ``redis-empty``: Redis restarted empty, with a ``[users] file``,
   or without one (an operator then imports the mappings again once the rebuild is done);
 - ``replicas-kill``: two replicas, the leader SIGKILLed (and restarted as a standby);
-- ``replicas-freeze``: two replicas, the leader frozen (SIGSTOP) for 2.5 lease lifetimes.
+- ``replicas-freeze``: two replicas, the leader frozen (SIGSTOP) for 2.5 lease lifetimes;
+- ``keys-lost``: one daemon; several times, a random few of the kinds of key in
+  ``store.KEYS`` are deleted under it (as ``allkeys-*`` eviction or a mistaken ``DEL``
+  would); when the mappings went, an operator imports them again once zdsync said so.
 
 Kills and freezes land at a random moment, while a Teamwork write is on the wire, or
 right after Teamwork executed one (before the daemon hears back). Then the churn stops,
@@ -73,10 +76,10 @@ from zdsync.sim.base import Clock, Request, Response
 from zdsync.sim.consistency import Difference, check
 from zdsync.sim.teamwork import VARIANTS, TeamworkSim, Variants
 from zdsync.sim.zendesk import ZendeskSim
-from zdsync.store import Store
+from zdsync.store import KEYS, Store
 
 SCENARIOS = ("kill", "redis-aof", "redis-empty-file", "redis-empty", "replicas-kill",
-             "replicas-freeze")
+             "replicas-freeze", "keys-lost")
 TIME_LAPSE = 60.0
 """Simulated seconds per wall second: a change is exportable a wall second after it."""
 SIM_RATE_LIMIT = 100_000
@@ -93,7 +96,7 @@ MOMENTS = ("any", "write sent", "write done", "create sent", "create done")
 """When to strike: any time; as a Teamwork write (or a task create) reaches the simulator,
 so it lands after the blow; or once Teamwork executed it, before the daemon hears back."""
 RECOVERIES = ("adopted the task found", "Teamwork holds no task", "deleted duplicate task",
-              "STATE REBUILD", "Redis restarted or failed over")
+              "STATE REBUILD", "Redis restarted or failed over", "STATE LOSS")
 """Log lines that show the chaos hit a window zdsync had to recover from."""
 
 
@@ -194,6 +197,7 @@ class Counts:
     kills: int = 0  # daemon SIGKILLs
     freezes: int = 0
     redis_restarts: int = 0
+    key_losses: int = 0  # times some kinds of key were deleted under a daemon
     starts: int = 0  # daemon processes started
     crashes: list[str] = field(default_factory=list)  # daemons that ended on their own
     notes: list[str] = field(default_factory=list)
@@ -489,17 +493,24 @@ def scenario_redis_empty(w: World) -> None:
         if w.users_file is None:
             # The mappings went with Redis: an operator imports them again once zdsync has
             # rebuilt its links (meanwhile tasks keep their assignees, and churn goes on).
-            def rebuilt() -> bool:
-                w.watch()
-                with contextlib.suppress(redis.RedisError):
-                    return bool(w.store.r.exists(w.prefix + "identity"))
-                return False
-
-            poll(rebuilt, 60, "the state rebuild")
-            w.pause(0.5, 3.0)
-            w.store.set_mappings(w.mappings)
-            w.counts.notes.append("mappings imported again after the rebuild")
+            reimport(w, lambda: bool(w.store.r.exists(w.prefix + "identity")),
+                     "the state rebuild")
     w.pause(3.0, 5.0)
+
+
+def reimport(w: World, ready: Callable[[], bool], what: str) -> None:
+    """What an operator does once zdsync says the mappings are lost (``ready``): import
+    them again, a moment later."""
+    def seen() -> bool:
+        w.watch()
+        with contextlib.suppress(redis.RedisError):
+            return ready()
+        return False
+
+    poll(seen, 60, what)
+    w.pause(0.5, 3.0)
+    w.store.set_mappings(w.mappings)
+    w.counts.notes.append(f"mappings imported again after {what}")
 
 
 def scenario_replicas_kill(w: World) -> None:
@@ -537,10 +548,40 @@ def scenario_replicas_freeze(w: World) -> None:
     w.pause(2.0, 4.0)
 
 
+def delete_keys(w: World, names: list[str]) -> int:
+    """Delete every key of these kinds (``store.KEYS`` names; ``{x}`` parts: all of them)."""
+    keys: list[str] = []
+    for name in names:
+        if "{" in name:
+            head = w.prefix + name.split("{")[0]
+            depth = (w.prefix + name).count(":")
+            keys += [k for k in w.store.r.scan_iter(match=head + "*", count=1000)
+                     if k.count(":") == depth]
+        else:
+            keys.append(w.prefix + name)
+    return int(w.store.r.delete(*keys)) if keys else 0
+
+
+def scenario_keys_lost(w: World) -> None:
+    w.spawn()
+    warm_up(w)
+    for _ in range(w.rng.randint(2, 4)):
+        w.pause(1.0, 4.0)
+        names = w.rng.sample(sorted(KEYS), w.rng.randint(1, 4))
+        how = w.moment()
+        gone = delete_keys(w, names)
+        w.counts.key_losses += 1
+        w.counts.notes.append(f"deleted {', '.join(names)} ({gone} keys) at {how}")
+        if "users" in names:  # no [users] file: zdsync holds the assignees and says so
+            reimport(w, lambda: w.store.mappings_and_hold()[1], "the mappings' loss was seen")
+    w.pause(3.0, 5.0)
+
+
 RUNNERS: dict[str, Callable[[World], None]] = {
     "kill": scenario_kill, "redis-aof": scenario_redis_aof,
     "redis-empty-file": scenario_redis_empty, "redis-empty": scenario_redis_empty,
     "replicas-kill": scenario_replicas_kill, "replicas-freeze": scenario_replicas_freeze,
+    "keys-lost": scenario_keys_lost,
 }
 
 
@@ -713,7 +754,8 @@ def line_for(r: Result) -> str:
     c = r.counts
     converged = "never" if r.converge_seconds is None else f"{r.converge_seconds:5.1f} s"
     text = (f"seed {r.seed:4d}  {r.scenario:17s} kills {c.kills} freezes {c.freezes} "
-            f"redis {c.redis_restarts} starts {c.starts}  tickets {r.tickets:3d}  "
+            f"redis {c.redis_restarts} losses {c.key_losses} starts {c.starts}  "
+            f"tickets {r.tickets:3d}  "
             f"duplicates {r.duplicates} (most live {r.most_live})  wrong {r.wrong_tickets}  "
             f"converged {converged}  recoveries {sum(r.recoveries.values())}")
     if c.crashes:
@@ -732,6 +774,7 @@ def summary(results: list[Result], elapsed: float) -> list[str]:
         f"chaos: {sum(r.counts.kills for r in results)} daemon kills, "
         f"{sum(r.counts.freezes for r in results)} freezes, "
         f"{sum(r.counts.redis_restarts for r in results)} Redis restarts, "
+        f"{sum(r.counts.key_losses for r in results)} losses of keys, "
         f"{sum(r.counts.starts for r in results)} daemon starts",
         f"duplicates ever: {sum(r.duplicates for r in results)} ticket(s) "
         f"(seeds {[r.seed for r in results if r.duplicates] or 'none'})",

@@ -14,7 +14,7 @@ import redis
 import requests
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zdsync import defaults
+from zdsync import defaults, eviction
 from zdsync.config import BY_DEST, Settings, load
 from zdsync.connection import connect, sentinel_kwargs
 from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
@@ -233,8 +233,26 @@ def route_place(client: Any, route: Route, store: Store | None) -> Check:
                  if check.state == OK else check.detail, check.hint)
 
 
+def eviction_policy(store: Store) -> Check:
+    name = "Redis eviction"
+    policy = eviction.read_policy(store.r)
+    if policy is None:
+        return Check(name, WARN, "maxmemory-policy could not be read (CONFIG GET refused)",
+                     "make sure it is noeviction (or volatile-*) in the service's settings")
+    why = eviction.problem(policy)
+    if why is not None:
+        return Check(name, FAIL, why, eviction.FIX)
+    return Check(name, OK, f"maxmemory-policy {policy}: zdsync's state is never evicted")
+
+
 def mappings(store: Store) -> Check:
-    count = len(store.mappings())
+    pairs, held = store.mappings_and_hold()
+    count = len(pairs)
+    if held:
+        return Check("agent mappings", FAIL, f"lost from Redis ({count} stored since): "
+                     "tasks keep the assignees Teamwork holds until they are restored",
+                     "zdsync users import FILE (and set [users] file so that they come "
+                     "back on their own next time)")
     if not count:
         return Check("agent mappings", WARN, "none: every task goes to Anyone",
                      "zdsync users auto (match by e-mail), or zdsync users add / import")
@@ -251,6 +269,8 @@ def run(config_path: str | None, options: Mapping[str, Any],
     if local is not None:
         redis_check, store = redis_reachable(local)
         checks.append(redis_check)
+        if store is not None:
+            checks.append(eviction_policy(store))
     else:
         checks.append(Check("Redis", SKIP, "skipped: the Redis settings are invalid (see "
                             "above)"))

@@ -39,7 +39,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from zdsync import defaults
+from zdsync import defaults, eviction
 from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import BY_DEST, Settings
 from zdsync.connection import Probe, connect
@@ -235,6 +235,7 @@ class Daemon:
                 self.store.replication.follow_master()
                 if self.reload_users.is_set():
                     self.load_users_file()
+                    eviction.check(self.store.r, self.metrics)
                     self.reload_users.clear()
                 if time.monotonic() >= next_elect or (self.lock and self.lock.lost.is_set()):
                     self._elect()
@@ -316,6 +317,9 @@ class Daemon:
         if current is not None and current.rebuilding:
             problems.append("rebuilding the ticket->task links from Teamwork (Redis had "
                             "lost the state)")
+        if self.leader and self.services.reconciler.mappings_held:
+            problems.append("agent mappings lost from Redis: tasks keep their assignees "
+                            "until they are restored (zdsync users import)")
         if self.leader:
             window = 3 * self.settings.sync.interval + defaults.HEALTH_MARGIN_SECONDS
             now = time.time()

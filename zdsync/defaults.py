@@ -80,12 +80,26 @@ REBUILD_REPLAY_MARGIN_SECONDS = 3600
 """After a state rebuild, the export replays from this long before zdsync's most recent
 write in Teamwork: the export position trails its writes by a pass or so; replays are
 harmless, missed changes are not."""
+CURSOR_RECOVERY_MARGIN_SECONDS = 3600
+"""When the cursor alone was lost, the export replays from this long before the position
+the records hold (``recovery.resume_position``)."""
+REWIND_HORIZON_SECONDS = max(REBUILD_REPLAY_MARGIN_SECONDS, CURSOR_RECOVERY_MARGIN_SECONDS)
+"""The furthest the export is ever moved back on its own, behind where it had got to (one of
+the two margins above, after a loss).
+``zdsync cursor reset`` by hand can move it further; the tombstones of closed tickets
+(``Store.tombstone_ops``) are kept for good, so even then a replay changes nothing."""
 REBUILD_BATCH_TICKETS = 100
 """Tickets a rebuild reads and reconciles together: one ``show_many`` request."""
 
 # Bookkeeping
+TOMBSTONE_BUCKET_TICKETS = 128
+"""Tickets whose tombstones share one hash (``gone:{n}``): at most Redis's
+``hash-max-listpack-entries`` (128 by default), so each hash stays a compact listpack."""
 HISTORY_LENGTH = 50
 """Actions remembered per ticket for ``zdsync tickets show``."""
+HISTORY_TTL_SECONDS = 30 * 86400
+"""How long a ticket's history is kept after its last action: a ticket nobody changes
+for a month costs its record only (``volatile-*`` eviction may take it sooner)."""
 
 # Routes and templates
 TEMPLATE_DATA_TTL_SECONDS = 3600.0

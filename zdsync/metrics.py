@@ -55,6 +55,16 @@ class Metrics:
                                       "Times the ticket->task links were rebuilt from Teamwork "
                                       "because Redis came back empty or is another store.",
                                       registry=r)
+        self.state_losses = Counter("zdsync_state_losses_total",
+                                    "Keys found lost (evicted, deleted) and repaired, by key.",
+                                    ["key"], registry=r)
+        self.mappings_held = Gauge("zdsync_agent_mappings_held",
+                                   "1 while tasks keep their assignees because the agent "
+                                   "mappings were lost.", registry=r)
+        self.eviction_unsafe = Gauge("zdsync_redis_eviction_unsafe",
+                                     "1 when Redis's maxmemory-policy can evict zdsync's keys "
+                                     "(allkeys-*), 0 when not, -1 when it could not be read.",
+                                     registry=r)
         self.scheduler_events = Counter("zdsync_scheduler_events_total",
                                         "Scheduler events: missed, error, max_instances.",
                                         ["event"], registry=r)

@@ -157,8 +157,7 @@ class Pass:
         first when the store has lost them (whoever asked for the work)."""
         self.reconciler.lists.verify()
         state = self.store.check_state(self.lease.token, update=not self.dry_run)
-        self.fence = self.worker.fence = Fence(self.lease.token, state.node)
-        self.reconciler.bind(self.lease, self.fence)
+        self._pin(Fence(self.lease.token, state.node))
         self.started_in_doubt = state.restarted or self.store.replication.in_doubt()
         lost = state.identity is None
         if rebuild_if_lost and (lost or (self.expected_identity is not None
@@ -169,9 +168,21 @@ class Pass:
             self.summary.rebuilt = bool(report.linked) and not self.dry_run
         else:
             self.identity = state.identity
+            if rebuild_if_lost and state.lost:
+                from zdsync.recovery import recover
+
+                recover(self, state.lost)
+        if self.identity and not self.dry_run:  # a write finds records lost under it
+            self._pin(Fence(self.lease.token, state.node, self.identity))
         mappings, held = self.store.mappings_and_hold()
+        self.reconciler.mappings_held = held
+        self.metrics.mappings_held.set(int(held))
         self.worker.ctx = Context(mappings, hold_assignees=held, doubt=self.in_doubt,
                                   dry_run=self.dry_run)
+
+    def _pin(self, fence: Fence) -> None:
+        self.fence = self.worker.fence = fence
+        self.reconciler.bind(self.lease, fence)
 
     def in_doubt(self) -> bool:
         return self.started_in_doubt or self.store.replication.in_doubt()

@@ -21,6 +21,15 @@ Op = list[str]
 """One Redis command for ``Store.write``: ``["hset", key, field, value]``; the extra
 ``["zremif", key, member, score]`` removes a member only if its score is still ``score``."""
 
+MARK = "@store"
+"""The hash field that holds the store identity in a key whose loss matters (a sorted
+set holds ``@<identity>`` as a member, scored +inf): never a ticket or user id, and
+skipped by every reader (``store.KEYS``)."""
+
+HELD = "@held"
+"""A field of ``users``: set while tasks keep the assignees Teamwork holds, because the
+agent mappings were lost; it goes when a mapping is stored again (and with ``users``)."""
+
 EVERY_AGENT = 0
 """Listed in ``remap`` when a hold of assignees ends: every task is re-planned (Zendesk
 user ids are positive, so 0 names no agent)."""
@@ -50,15 +59,13 @@ class Mappings(KeySpace):
     """Zendesk agent -> Teamwork person, and the agents whose tasks wait to be re-planned."""
 
     def mappings(self) -> dict[int, int]:
-        return {int(k): int(v) for k, v in self.r.hgetall(self.key("users")).items()}
+        return self.mappings_and_hold()[0]
 
     def mappings_and_hold(self) -> tuple[dict[int, int], bool]:
-        """The mappings, and whether assignees are held (see ``users:held``): one trip."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key("users"))
-            pipe.exists(self.key("users", "held"))
-            users, held = pipe.execute()
-        return {int(k): int(v) for k, v in users.items()}, bool(held)
+        """The mappings, and whether assignees are held (``HELD``): one round trip."""
+        users = self.r.hgetall(self.key("users"))
+        return ({int(k): int(v) for k, v in users.items() if not k.startswith("@")},
+                HELD in users)
 
     def set_mappings(self, pairs: Mapping[int, int]) -> None:
         """Store mappings and mark the agents for re-planning of their open tickets. A
@@ -70,7 +77,7 @@ class Mappings(KeySpace):
         for zendesk_user, person in pairs.items():
             args += [str(zendesk_user), str(person)]
         self.r.register_script(scripts.SET_MAPPINGS)(
-            keys=[self.key("users"), self.key("remap"), self.key("users", "held")], args=args)
+            keys=[self.key("users"), self.key("remap"), self.key("identity")], args=args)
 
     def merge_mappings(self, pairs: Mapping[int, int]) -> int:
         """Store those of ``pairs`` that differ from what is stored (a ``[users] file``
@@ -83,14 +90,14 @@ class Mappings(KeySpace):
     def remove_mapping(self, zendesk_user_id: int) -> bool:
         """Forget a mapping (False, and nothing written, when there was none)."""
         return bool(self.r.register_script(scripts.UNMAP)(
-            keys=[self.key("users"), self.key("remap"), self.key("users", "held")],
+            keys=[self.key("users"), self.key("remap")],
             args=[str(zendesk_user_id), repr(time.time()), str(EVERY_AGENT)]))
 
     def remapped(self) -> list[tuple[int, float]]:
         """(agent, when) for agents whose mapping changed and whose tickets wait to be
         re-planned. They stay listed until unlisted by ``dequeue_ops("remap", ...)``."""
-        return [(int(a), s) for a, s in self.r.zrange(self.key("remap"), 0, -1,
-                                                      withscores=True)]
+        return [(int(a), s) for a, s in self.r.zrangebyscore(
+            self.key("remap"), "-inf", "(+inf", withscores=True)]
 
 
 class RetrySet(KeySpace):
@@ -124,7 +131,7 @@ class RetrySet(KeySpace):
                                                      start=0, num=limit)]
 
     def retries(self) -> list[RetryEntry]:
-        scored = self.r.zrange(self.key("retry"), 0, -1, withscores=True)
+        scored = self.r.zrangebyscore(self.key("retry"), "-inf", "(+inf", withscores=True)
         if not scored:
             return []
         infos = self.r.hmget(self.key("retry:info"), [t for t, _ in scored])
@@ -136,7 +143,7 @@ class RetrySet(KeySpace):
         return out
 
     def retry_depth(self) -> int:
-        return int(self.r.zcard(self.key("retry")))
+        return int(self.r.zcount(self.key("retry"), "-inf", "(+inf"))
 
     def retry_now(self, ticket_ids: Iterable[int]) -> int:
         ids = [str(t) for t in ticket_ids]
@@ -178,8 +185,8 @@ class Queues(KeySpace):
     def suspects(self, limit: int = 1000) -> list[tuple[int, float]]:
         """(ticket id, score) of the reported tickets, oldest first; they stay listed
         until ``dequeue_ops("suspect", ...)`` after they were observed."""
-        return [(int(t), s) for t, s in self.r.zrange(self.key("suspect"), 0, limit - 1,
-                                                      withscores=True)]
+        return [(int(t), s) for t, s in self.r.zrangebyscore(
+            self.key("suspect"), "-inf", "(+inf", start=0, num=limit, withscores=True)]
 
     def enqueue_webhook(self, ticket_id: int, event_id: str | None,
                         now: float | None = None) -> bool:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from zdsync import defaults
 from zdsync.agents import read_mappings_file
 from zdsync.errors import ApiError
+from zdsync.queues import HELD
 from zdsync.reconciler import Context
 from zdsync.rules import linked_ticket_id
 from zdsync.tasks import Task
@@ -87,17 +88,23 @@ def replay_from(tasks: Iterable[Task], integration_user: int | None,
     return max(position, start_time) if start_time else position
 
 
-def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
+def rebuild(p: Pass, *, lost: bool = True, asked: bool = False,
+            identity: str | None = None, keep_cursor: bool = True) -> Report:
     """Rebuild the links in ``p``'s store from Teamwork (see the module docstring).
 
     Only a rebuild that finds links Redis had lost is an incident (logged at ERROR,
     counted in ``zdsync_state_rebuilds_total``): one that finds none is a first start, a
-    dry run changes nothing, and ``asked`` (``zdsync recover``) is the operator's own."""
+    dry run changes nothing, and ``asked`` (``zdsync recover``) is the operator's own.
+    ``identity``: the store's, kept (only the records were lost: ``recovery``); else a
+    new one is written. ``keep_cursor`` False: the cursor cannot be trusted (the records
+    and the retry set were lost together: failed tickets are unknown), the export
+    replays as after an empty Redis."""
     reconciler, store = p.reconciler, p.store
     settings = reconciler.settings
     teamwork = reconciler.teamwork
     log.info("%s: reading Teamwork for the tasks zdsync made before anything is "
-             "created", "Redis holds no zdsync state (empty, or a first start)" if lost
+             "created", "Redis lost the ticket records, and kept the rest" if identity
+             else "Redis holds no zdsync state (empty, or a first start)" if lost
              else "rebuilding the links" + ("" if asked else " (Redis holds another store)"))
     p.rebuilding = True
     started = time.monotonic()
@@ -127,8 +134,8 @@ def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
             changed = store.merge_mappings(read_mappings_file(settings.users.file))
             log.info("rebuild: %d agent mapping(s) restored from %s", changed,
                      settings.users.file)
-        mappings = store.mappings()
-        held = not mappings and any(t.assignees for t in tasks)
+        mappings, held = store.mappings_and_hold()
+        held = held or (not mappings and any(t.assignees for t in tasks))
         if held:
             log.warning("rebuild: no agent mappings are stored and no [users] file has any: "
                         "tasks keep the assignees Teamwork holds until mappings are stored "
@@ -141,13 +148,14 @@ def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
             p.worker.enqueue(unit, [Item(t, fresh=True, observed=report.linked[t], units=[unit])
                                      for t in ids[start:start + defaults.REBUILD_BATCH_TICKETS]])
             p.worker.drain()
-        report.start_position = _start_position(p, tasks)
+        report.start_position = _start_position(p, tasks, keep_cursor)
         if not p.dry_run:
             ops = []
             if report.start_position is not None:
-                ops += store.cursor_ops(None, report.start_position, p.clock())
+                ops += [["hdel", store.key("cursor"), "cursor"],
+                        *store.cursor_ops(None, report.start_position, p.clock())]
             if held:
-                ops.append(["set", store.key("users", "held"), "1"])
+                ops.append(["hset", store.key("users"), HELD, "1"])
             reason = ("asked" if asked else "lost" if report.linked and lost
                       else "another store" if report.linked else "first start")
             ops.append(["hset", store.key("rebuilt"), "at", repr(time.time()), "reason", reason,
@@ -155,7 +163,7 @@ def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
                         "duplicates", str(report.duplicates),
                         "seconds", f"{time.monotonic() - started:.1f}"])
             store.write(p.fence, ops=ops)
-            p.identity = store.claim_identity(p.fence)
+            p.identity = store.claim_identity(p.fence, identity)
             log.log(logging.WARNING if incident else logging.INFO,
                     "rebuild done in %.1f s: %d ticket(s) linked again%s",
                     time.monotonic() - started, len(report.linked),
@@ -166,11 +174,11 @@ def rebuild(p: Pass, *, lost: bool = True, asked: bool = False) -> Report:
         p.rebuilding = False
 
 
-def _start_position(p: Pass, tasks: list[Task]) -> int | None:
-    """The export position to resume from, when the store has neither cursor nor one and
-    zdsync had made tasks (else the first export starts as usual)."""
+def _start_position(p: Pass, tasks: list[Task], keep_cursor: bool) -> int | None:
+    """The export position to resume from, when the store has neither cursor nor one (or
+    not one to trust) and zdsync had made tasks (else the export goes on as usual)."""
     state = p.store.cursor()
-    if state.cursor or state.position or not tasks:
+    if (keep_cursor and (state.cursor or state.position)) or not tasks:
         return None
     start_time = p.reconciler.settings.sync.start_time
     try:

@@ -96,6 +96,7 @@ class Reconciler:
         self.fence = Fence("")
         self.progress_at = clock()  # last time a ticket was finished: for health checks
         self.last_success_at: float | None = None
+        self.mappings_held = False  # the last pass found the agent mappings lost
         self.routing = settings.routing()
         self.lists = TaskLists(settings, store, teamwork, self.routing)
         self.names: ZendeskNames | None = None  # set by use_zendesk (the pass's client)

@@ -138,12 +138,16 @@ class Record:
     Teamwork may hold more than ``applied`` says, so the task is observed before planning.
     ``"create"`` means a create may have landed unrecorded: the task list is searched for
     the ticket's link. ``"write"``: the recorded task may have changed; it is read.
+
+    ``failed``: the ticket's last attempt failed (it is in the retry set): if the retry
+    set is lost, the records say which tickets to retry.
     """
 
     ticket: Ticket
     applied: Applied = field(default_factory=Applied)
     in_flight: str | None = None
     route: str | None = None  # the route the ticket matched (None: none, or no routes)
+    failed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         a = self.applied
@@ -161,6 +165,8 @@ class Record:
                 data[key] = list(value) if key == "tags" else value
         if self.route is not None:
             data["route"] = self.route
+        if self.failed:
+            data["failed"] = True
         return data
 
     @classmethod
@@ -187,6 +193,7 @@ class Record:
             ),
             in_flight=in_flight,
             route=data.get("route"),
+            failed=bool(data.get("failed")),
         )
 
 

@@ -7,17 +7,27 @@ end
 if ARGV[2] ~= '' and string.match(redis.call('info', 'server'), 'run_id:(%w+)') ~= ARGV[2] then
   return -2
 end
+if ARGV[3] ~= '' and redis.call('hget', KEYS[2], '@store') ~= ARGV[3] then
+  return -3
+end
 local stored = 0
-local n = tonumber(ARGV[3])
-for i = 4, 3 + 4 * n, 4 do
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 4 * n, 4 do
   local id, gts, uat, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local newer = true
   local old = redis.call('hget', KEYS[2], id)
   if old then
     local ok, prior = pcall(cjson.decode, old)
+    local ogts, ouat
     if ok and type(prior) == 'table' and type(prior.ticket) == 'table' then
-      local ogts = tonumber(prior.ticket.generated_timestamp) or 0
-      local ouat = prior.ticket.updated_at
+      ogts, ouat = prior.ticket.generated_timestamp, prior.ticket.updated_at
+    elseif ok and type(prior) == 'table' and prior[1] ~= nil then
+      ogts, ouat = prior[8], prior[7]
+    else
+      ok = false
+    end
+    if ok then
+      ogts = tonumber(ogts) or 0
       if type(ouat) ~= 'string' then ouat = '' end
       if gts > 0 and ogts > 0 then
         newer = gts > ogts or (gts == ogts and uat >= ouat)
@@ -31,7 +41,7 @@ for i = 4, 3 + 4 * n, 4 do
     stored = stored + 1
   end
 end
-for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
+for _, op in ipairs(cjson.decode(ARGV[5 + 4 * n])) do
   if op[1] == 'zremif' then
     local score = redis.call('zscore', op[2], op[3])
     if score and tonumber(score) == tonumber(op[4]) then
@@ -43,9 +53,11 @@ for _, op in ipairs(cjson.decode(ARGV[4 + 4 * n])) do
 end
 return stored
 """
-"""Every write of the sync state: refused (-1) unless the lease token still holds, or
-(-2) when run on another Redis process than the one the writer read from; stores each
-record only if its snapshot is not older than the stored one; then runs the ops
+"""Every write of the sync state: refused (-1) unless the lease token still holds, (-2)
+when run on another Redis process than the one the writer read from, or (-3) when the
+records no longer carry the store identity the writer read (Redis lost them); stores each
+record only if its snapshot is not older than the stored one (either form of record:
+``packing``); then runs the ops
 (``zremif`` removes a member only if its score is unchanged)."""
 
 ENQUEUE_WEBHOOK = """
@@ -74,7 +86,7 @@ return removed
 UNMAP = """
 if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then
   redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-  if redis.call('del', KEYS[3]) == 1 then
+  if redis.call('hdel', KEYS[1], '@held') == 1 then
     redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
   end
   return 1
@@ -85,17 +97,23 @@ return 0
 list every agent (ARGV[3]) for it too."""
 
 SET_MAPPINGS = """
+local identity = redis.call('get', KEYS[3])
+if identity and redis.call('hexists', KEYS[1], '@store') == 0 then
+  redis.call('hset', KEYS[1], '@store', identity)
+end
 redis.call('hset', KEYS[1], unpack(ARGV, 3))
 for i = 3, #ARGV, 2 do
   redis.call('zadd', KEYS[2], ARGV[1], ARGV[i])
 end
-if redis.call('del', KEYS[3]) == 1 then
+if redis.call('hdel', KEYS[1], '@held') == 1 then
   redis.call('zadd', KEYS[2], ARGV[1], ARGV[2])
 end
 return 1
 """
 """Store mappings and list their agents for re-planning; if that ends a hold of assignees,
-list every agent (ARGV[2]) for it too. ARGV: time, the every-agent marker, then pairs."""
+list every agent (ARGV[2]) for it too. ARGV: time, the every-agent marker, then pairs.
+Mappings stored by hand after ``users`` was lost restore it: the store's identity
+(KEYS[3]) marks it again, so no pass holds assignees for their loss any more."""
 
 RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then

@@ -247,6 +247,10 @@ class Worker:
             return
         now = self.clock()
         succeeded = unit.succeeded if unit.kind not in ("remap", "repair") else []
+        for tid in unit.failed:
+            self._flag(tid, failed=True)
+        for tid in succeeded:
+            self._flag(tid, failed=False)
         ops = self.store.retry_ops(unit.failed, succeeded, now)
         if unit.kind == "page":
             after_cursor, position = unit.data
@@ -256,10 +260,23 @@ class Worker:
             ops += self.store.dequeue_ops(name, unit.data)
         for tid, lines in self.dirty_history.items():
             ops += self.store.history_ops(tid, lines, now)
-        self.store.write(self.fence, list(self.dirty.values()), ops,
-                         replicate=unit.kind == "page")
+        records = []
+        for record in self.dirty.values():
+            buried = self.store.tombstone_ops(record)
+            if buried is None:
+                records.append(record)
+            else:
+                ops += buried
+        self.store.write(self.fence, records, ops, replicate=unit.kind == "page")
         self.dirty.clear()
         self.dirty_history.clear()
+
+    def _flag(self, ticket_id: int, *, failed: bool) -> None:
+        """Say in the ticket's record whether it waits in the retry set (the records are
+        what the retry set is rebuilt from if it is lost)."""
+        record = self.cache.get(ticket_id)
+        if record is not None and record.failed != failed:
+            self.cache[ticket_id] = self.dirty[ticket_id] = replace(record, failed=failed)
 
     def flush(self) -> None:
         """Store the records waiting for a commit (on shutdown: they save re-observing)."""

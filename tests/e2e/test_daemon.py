@@ -249,14 +249,21 @@ def test_health_and_metrics_against_a_running_daemon(spawn):
 
             local = LocalRedis(port=local.port).start()  # Redis back (empty) on its port
             back = time.monotonic()
-            wait_until(lambda: daemon.get("/readyz").status_code == 200, 15, "/readyz 200")
+
+            def only_the_mappings() -> bool:  # they went with the data: no [users] file
+                problems = daemon.get("/readyz").json()["problems"]
+                return bool(problems) and all("mappings lost" in p for p in problems)
+
+            wait_until(only_the_mappings, 15, "/readyz to name only the lost mappings")
             ready = time.monotonic() - back
+            world.store().set_mappings(world.mappings)  # zdsync users import
+            wait_until(lambda: daemon.get("/readyz").status_code == 200, 15, "/readyz 200")
             # The lease went with the old data: the daemon takes it again and passes resume.
             passes = daemon.passes()
             wait_until(lambda: daemon.leader() == 1.0 and daemon.passes() > passes, 20,
                        "leadership and a successful pass after the outage")
-            print(f"Redis back: /readyz 200 after {ready:.2f} s, leader with a successful "
-                  f"pass after {time.monotonic() - back:.2f} s")
+            print(f"Redis back: /readyz ready but for the mappings after {ready:.2f} s, "
+                  f"leader with a successful pass after {time.monotonic() - back:.2f} s")
             assert daemon.proc.poll() is None
             assert daemon.get("/healthz").status_code == 200
     finally:
@@ -672,6 +679,38 @@ def test_sentinel_failover_loses_no_write_and_duplicates_no_task(sentinel_cluste
             problems.append(f"first pass on the new master {run['new_master_after']:.1f} s "
                             "after the failover")
         assert problems == [], daemon.output()[-8000:]
+
+
+def test_mappings_lost_under_a_running_daemon_hold_assignees_and_fail_readyz(world, spawn):
+    """Only the mappings' key deleted, no [users] file: the daemon says so (ERROR line,
+    metrics, /readyz), tasks keep their people while their tickets change; once the
+    mappings are imported again it is ready, and every task is as the rules say."""
+    tickets = make_tickets(world, 4, "Held")
+    world.exportable()
+    daemon = spawn(world)
+    wait_until(lambda: diff(world) == [], 20, "the first tickets")
+    assert daemon.value("zdsync_redis_eviction_unsafe") == 0  # the suite's noeviction
+    people = {t: [a["id"] for a in world.tasks_for(t)[0]["assignees"]] for t in tickets}
+    world.store().r.delete(world.prefix + "users")
+    for t in tickets:
+        world.zendesk.update_ticket(t, subject=f"Held {t}, renamed")
+    world.exportable()
+    problems = wait_until(
+        lambda: [p for p in requests.get(daemon.probe_url + "/readyz", timeout=5).json()[
+            "problems"] if "mappings lost" in p], 20, "/readyz to name the lost mappings")
+    print(f"/readyz with the mappings lost: {problems}")
+    assert daemon.value("zdsync_agent_mappings_held") == 1
+    assert daemon.value("zdsync_state_losses_total", key="users") == 1
+    wait_until(lambda: all(world.tasks_for(t)[0]["name"].endswith("renamed")
+                           for t in tickets), 20, "the renames")
+    assert {t: [a["id"] for a in world.tasks_for(t)[0]["assignees"]]
+            for t in tickets} == people  # nobody stripped to Anyone
+    assert "STATE LOSS: the agent mappings were lost" in daemon.output()
+    world.store().set_mappings(world.mappings)  # zdsync users import
+    wait_until(lambda: requests.get(daemon.probe_url + "/readyz", timeout=5).status_code
+               == 200, 20, "ready again")
+    wait_until(lambda: diff(world) == [], 20, "every task as the rules say")
+    assert daemon.value("zdsync_agent_mappings_held") == 0
 
 
 def test_webhook_ids_are_kept_when_the_leader_stops_before_handling_them(world):

@@ -9,8 +9,8 @@ import pytest
 from zdsync.backoff import retry_delay
 from zdsync.errors import LeaseLost
 from zdsync.lease import SyncLock
-from zdsync.queues import EVERY_AGENT
-from zdsync.rules import Applied, Record, Ticket
+from zdsync.queues import EVERY_AGENT, HELD
+from zdsync.rules import Applied, Record, Ticket, is_stale
 from zdsync.store import Fence, NodeChanged, Store
 
 
@@ -41,9 +41,28 @@ def test_records_round_trip_in_one_round_trip(store, lease, redis_client):
     assert store.write(lease.token, [rec(1, 11), rec(2, in_flight="write")]) == 2
     before = calls(redis_client, "hmget")
     got = store.records([1, 2, 3, 1])
-    assert calls(redis_client, "hmget") - before == 1
+    assert calls(redis_client, "hmget") - before == 2  # records, tombstones: one pipeline
     assert got == {1: rec(1, 11), 2: rec(2, in_flight="write")}
     assert set(redis_client.keys("*")) <= {"t:tickets", "t:lock:sync"}  # under the prefix
+
+
+def test_a_closed_ticket_without_task_leaves_a_tombstone_that_turns_old_snapshots_away(
+        store, lease, redis_client):
+    closed = rec(5, status="closed", gts=200)
+    assert store.tombstone_ops(rec(5, 55, status="closed")) is None  # it has a task
+    assert store.tombstone_ops(rec(5, status="open")) is None
+    assert store.tombstone_ops(rec(5, status="deleted", gts=0,
+                                   in_flight="write")) is None
+    store.write(lease.token, [rec(5, 55, gts=150)])
+    store.write(lease.token, ops=store.tombstone_ops(closed))
+    assert redis_client.hget("t:tickets", "5") is None
+    [tomb] = store.records([5]).values()
+    assert tomb.ticket.generated_timestamp == 200 and tomb.applied.task_id is None
+    assert is_stale(rec(5, gts=150).ticket, tomb) and not is_stale(rec(5, gts=201).ticket, tomb)
+    gone = redis_client.memory_usage("t:gone:0")
+    for tid in range(6, 128):
+        store.write(lease.token, ops=store.tombstone_ops(rec(tid, status="closed", gts=2**31)))
+    assert (redis_client.memory_usage("t:gone:0") - gone) / 122 < 16  # bytes a tombstone
 
 
 def test_unreadable_record_is_treated_as_new(store, redis_client):
@@ -131,7 +150,7 @@ def test_mappings_mark_agents_for_replanning(store, lease):
 def test_merge_mappings_changes_only_what_differs_and_ends_a_hold(store, lease, redis_client):
     store.set_mappings({10: 100, 11: 110})
     store.write(lease.token, ops=store.dequeue_ops("remap", store.remapped()))
-    redis_client.set("t:users:held", "1")
+    redis_client.hset("t:users", HELD, "1")  # the mappings were lost once
     assert store.mappings_and_hold() == ({10: 100, 11: 110}, True)
     assert store.merge_mappings({10: 100, 11: 111, 12: 120}) == 2
     assert store.mappings() == {10: 100, 11: 111, 12: 120}

@@ -26,6 +26,7 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
     state = store.cursor()
     last = store.last_pass()
     rebuilt = store.last_rebuild()
+    losses = store.losses()
     now = time.time()
     lag = None if state.position is None else max(0.0, now - state.position)
     if as_json:
@@ -33,7 +34,7 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
                "position_utc": None if state.position is None else _utc(state.position),
                "behind_seconds": None if lag is None else round(lag),
                "updated": state.updated, "last_pass": output.numbers(last) or None,
-               "last_rebuild": output.numbers(rebuilt) or None})
+               "last_rebuild": output.numbers(rebuilt) or None, "losses": losses or None})
         return
     if state.position is None:
         click.echo("position:  none yet: the first pass starts at sync.start_time (default: "
@@ -57,6 +58,9 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
             f"{rebuilt.get('tasks')} task(s) in Teamwork (duplicates deleted: "
             f"{rebuilt.get('duplicates')}) {why}" if why else
             "none needed: a first start (no task in Teamwork links a ticket)"))
+    for name, at in sorted(losses.items(), key=lambda item: item[1]):
+        click.echo(f"lost:      {_utc(at)}: Redis had lost the key {name!r}; repaired from "
+                   "what survived (docs/design.md, \"When Redis loses its data\")")
 
 
 def _rebuild_reason(rebuilt: dict[str, str]) -> str:

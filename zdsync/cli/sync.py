@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 import redis
 
+from zdsync import eviction
 from zdsync.cli import output
 from zdsync.cli.context import EXIT_OK, Context, fail, load_users_file, sync_lock
 from zdsync.cli.progress import Progress
@@ -52,6 +53,7 @@ def sync(ctx: Context, once: bool, dry_run: bool, quiet: bool, as_json: bool) ->
         try:
             if not dry_run:
                 load_users_file(ctx, store)
+                eviction.check(store.r, metrics)
             p = ctx.services(metrics).new_pass(lock, dry_run=dry_run, on_progress=progress)
             summary = p.run()
         except redis.RedisError as exc:

@@ -17,6 +17,7 @@ from zdsync.cli.context import (
     sync_lock,
 )
 from zdsync.rules import KNOWN_STATUSES, who
+from zdsync.store import is_tombstone
 from zdsync.times import for_people as _utc
 
 
@@ -74,7 +75,12 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
     finding, retry, history = seen.finding, seen.retry, seen.history
     routing = services.settings.routing()
     t, a = record.ticket, record.applied
-    click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
+    if is_tombstone(record):
+        click.echo(f"ticket {t.id}: closed or deleted, its task gone; only a tombstone is "
+                   f"kept (version {t.generated_timestamp}), so that older snapshots change "
+                   "nothing")
+    else:
+        click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
     click.echo(f"  Zendesk assignee {t.assignee_id or '-'}, submitter {t.submitter_id or '-'}"
                f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
     if routing.explicit:
