@@ -815,7 +815,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=50, help="how many seeds (default 50)")
     parser.add_argument("--first-seed", type=int, default=1, help="first seed (default 1)")
     parser.add_argument("--scenario", choices=SCENARIOS,
-                        help="run every seed in this scenario instead of seed %% 6")
+                        help="run every seed in this scenario instead of seed %% 7")
     parser.add_argument("--tickets", type=int, default=50,
                         help="tickets per seed, at most (default 50)")
     parser.add_argument("--converge-timeout", type=float, default=90.0,
