@@ -238,8 +238,8 @@ def explain(exc: BaseException, settings: RedisSettings) -> Failure:
                 if failure.misconfigured:
                     return _scrubbed(failure, settings)
         return _scrubbed(Failure(
-            f"no Sentinel of {_named('redis_sentinel_hosts')} names a master "
-            f"{settings.sentinel_master!r} ({exc}); check {_named('redis_sentinel_master')}",
+            f"no Sentinel knows a master named {settings.sentinel_master!r} ({exc}); check "
+            f"{_named('redis_sentinel_master', 'redis_sentinel_hosts')}",
             False), settings)
     return _scrubbed(_classify(exc, _data_role(settings)), settings)
 
