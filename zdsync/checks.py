@@ -133,6 +133,9 @@ def zendesk_admin(client: Any, settings: Settings) -> Check:
     token_hint = (f"check the e-mail and token ({_how('zendesk_email')}; "
                   f"{_how('zendesk_api_token')}) and that token access is enabled in "
                   "Admin Center > Apps and integrations > Zendesk API")
+    if z.oauth_token:
+        token_hint = (f"check the OAuth token ({_how('zendesk_oauth_token')}): it must be "
+                      "current and of an admin, with the read and write scopes")
     try:
         me = client.me()
     except ApiError as exc:
@@ -154,7 +157,7 @@ def teamwork_identity(client: Any, settings: Settings) -> Check:
         detail, hint = _unreachable("Teamwork", exc, t.base_url, "teamwork_domain")
         return Check("Teamwork credentials", FAIL, detail,
                      hint or f"check the token of the integration user "
-                     f"({_how('teamwork_api_token')})")
+                     f"({_how('teamwork_oauth_token' if t.oauth_token else 'teamwork_api_token')})")
     return Check("Teamwork credentials", OK, f"{me.display or '?'} <{me.email or '?'}>, "
                  f"person {me.id}")
 
