@@ -21,7 +21,7 @@ from zdsync.routes import Route
 from zdsync.store import Store
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
-_FIX_SETTING = "fix the setting named above"
+_FIX_SETTING = "fix the setting named above, then run zdsync check again"
 MARKS = {OK: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
 
 
@@ -101,8 +101,7 @@ def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
     except redis.RedisError as exc:
         failure = explain(exc, r)
         return Check("Redis", FAIL, failure.text,
-                     _FIX_SETTING if failure.misconfigured
-                     else "start Redis, or point zdsync at it"), None
+                     _FIX_SETTING if failure.misconfigured else ""), None
     db = node_kwargs(r).get("db", 0)
     check = Check("Redis", OK, f"{where_} answers ({facts}; db {db}, key prefix "
                   f"{r.key_prefix!r})")

@@ -459,8 +459,8 @@ def _one_token(service: str, api_token: Secret | None, oauth_token: Secret | Non
         return [f"{service}.api_token and {service}.oauth_token are both set: use one (unset "
                 f"{api.env} or {oauth.env})"]
     if not api_token and not oauth_token:
-        return [f"{service}.api_token or {service}.oauth_token is required: "
-                f"{api.how_to_set()}; or {oauth.how_to_set()}"]
+        return [f"{service}.api_token is required (or {service}.oauth_token): "
+                f"{api.how_to_set()} (or {oauth.env} for an OAuth token)"]
     return []
 
 

@@ -4,6 +4,7 @@ can be wrong giving one line that names the setting to fix, never a secret."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from tests.tls import DATA_LOGIN
 from zdsync.cli import main
 from zdsync.config import load
 from zdsync.connection import Probe, connect, explain
-from zdsync.localredis import free_port
+from zdsync.localredis import LocalRedis, Tls, free_port
 from zdsync.store import Store
 
 USER, PASSWORD = DATA_LOGIN
@@ -61,6 +62,31 @@ def test_users_add_and_sync_use_the_separate_tls_settings(cli_world, tls_redis, 
         assert data.exists("tls:cursor")
     finally:
         tls_redis.client().flushall()
+
+
+LEAST_PRIVILEGE = ("on >pw resetkeys ~zdsync:* resetchannels -@all +@read +@write +@scripting "
+                   "+@connection +info")
+"""The README's ACL rules of a user that may do no more than zdsync needs."""
+
+
+def test_the_readme_least_privilege_acl_user_is_enough(cli_world, certificates):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"ACL SETUSER zdsync {LEAST_PRIVILEGE.replace('>pw', '>PASSWORD')}" in readme
+    tls = Tls(certificates.server, certificates.server_key, certificates.ca)
+    admin = ("admin", "admin-pw")
+    with LocalRedis(tls=tls, login=admin, conf=[
+            "user default off", f"user {admin[0]} on >{admin[1]} ~* &* +@all",
+            f"user zdsync {LEAST_PRIVILEGE}"]) as server:
+        env = cli_world.env(REDIS_URL=url(server, password="pw"),
+                            REDIS_SSL_CA_CERTS=certificates.ca, REDIS_KEY_PREFIX="zdsync:")
+        agent, person = next(iter(cli_world.mappings.items()))
+        cli_world.ticket("Least privilege", assignee=agent, status="open")
+        cli_world.exportable()
+        for args in (["check"], ["users", "add", str(agent), str(person)], ["sync"],
+                     ["tickets", "list"], ["cursor", "show"]):
+            result = run(env, *args)
+            assert result.exit_code == 0, (args, result.output)
+        assert "tasks created 1" in run(env, "cursor", "show").output
 
 
 def test_mutual_tls(mtls_redis, certificates):

@@ -62,7 +62,7 @@ def test_every_problem_reported_at_once_with_how_to_set():
         "zendesk.url from environment variable ZENDESK_URL: expected an http(s) URL",
         "zendesk.email is required: set [zendesk] email in the config file, --zendesk-email, "
         "or ZENDESK_EMAIL",
-        "teamwork.api_token or teamwork.oauth_token is required: set [teamwork] api_token",
+        "teamwork.api_token is required (or teamwork.oauth_token): set [teamwork] api_token",
         "sync.interval from environment variable SYNC_INTERVAL: must be 1 to 86,400 s, got '0'",
         "log.format from environment variable LOG_FORMAT: expected text or json (any case)",
         "sync.title_template is invalid",
@@ -303,7 +303,7 @@ def test_exactly_one_token_per_service():
                 in str(info.value))
     with pytest.raises(ConfigError) as info:
         load(None, {}, oauth)
-    assert ("zendesk.api_token or zendesk.oauth_token is required: set [zendesk] api_token "
-            "in the config file, --zendesk-api-token, or ZENDESK_API_TOKEN; or set [zendesk] "
-            "oauth_token") in str(info.value)
+    assert ("zendesk.api_token is required (or zendesk.oauth_token): set [zendesk] api_token "
+            "in the config file, --zendesk-api-token, or ZENDESK_API_TOKEN (or "
+            "ZENDESK_OAUTH_TOKEN for an OAuth token)") in str(info.value)
     assert "zendesk.email is required" in str(info.value)  # the API token's way needs it
