@@ -139,6 +139,9 @@ class Daemon:
                  self.server.port,
                  self.probe_server.port if self.probe_server else "no separate port",
                  "on" if self.app.secret else "off")
+        problem = self.probe.problem()
+        if problem:  # said once, plainly; /readyz keeps saying it until Redis answers
+            log.error("%s; zdsync keeps trying, unready meanwhile", problem)
         return self
 
     def run(self) -> int:

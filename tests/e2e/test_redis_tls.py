@@ -46,10 +46,11 @@ def test_readyz_names_the_setting_when_redis_refuses_the_certificate(world, spaw
 
     def refused() -> dict | None:
         r = requests.get(daemon.probe_url + "/readyz", timeout=5)
-        return r.json() if r.status_code == 503 and "redis:" in r.text else None
+        return r.json() if r.status_code == 503 and "certificate" in r.text else None
 
     body = wait_until(refused, 30, "/readyz to say why")
     [problem] = [p for p in body["problems"] if p.startswith("redis:")]
     assert "certificate is not trusted" in problem
     assert "redis.ssl_ca_certs (REDIS_SSL_CA_CERTS)" in problem
     assert DATA_LOGIN[1] not in problem and DATA_LOGIN[1] not in daemon.output()
+    assert f"ERROR zdsync.daemon: {problem}; zdsync keeps trying" in daemon.output()
