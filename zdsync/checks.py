@@ -15,7 +15,8 @@ import requests
 
 from zdsync import defaults
 from zdsync.config import BY_DEST, Settings, load
-from zdsync.connection import connect, explain, node_kwargs, sentinel, server_facts, where
+from zdsync.connection import connect, node_kwargs, sentinel, where
+from zdsync.diagnosis import explain, server_facts
 from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
 from zdsync.routes import Route
 from zdsync.store import Store

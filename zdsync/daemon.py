@@ -42,7 +42,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from zdsync import defaults
 from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import BY_DEST, Settings
-from zdsync.connection import Probe, connect
+from zdsync.connection import connect
+from zdsync.diagnosis import Probe
 from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics

@@ -34,7 +34,8 @@ from zdsync.config import (
     TeamworkSettings,
     ZendeskSettings,
 )
-from zdsync.connection import connect, explain, where
+from zdsync.connection import connect, where
+from zdsync.diagnosis import explain
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
 from zdsync.services import services

@@ -1,5 +1,5 @@
 """Which address, login and TLS options each Redis client gets (pure: nothing connects;
-tests/integration/test_connection.py connects them to real TLS servers)."""
+tests/integration/test_diagnosis.py connects them to real TLS servers)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from tests.tls import DATA_LOGIN
 from zdsync.cli import main
 from zdsync.config import load
-from zdsync.connection import Probe, connect, explain
+from zdsync.connection import connect
+from zdsync.diagnosis import Probe, explain
 from zdsync.localredis import LocalRedis, Tls, free_port
 from zdsync.store import Store
 
