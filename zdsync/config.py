@@ -488,17 +488,18 @@ def _tls_problems(r: RedisSettings) -> list[str]:
                         f"{BY_DEST['redis_ssl_ca_certs'].how_to_set()}")
     try:
         if r.ssl_certfile:
-            context.load_cert_chain(r.ssl_certfile, r.ssl_keyfile)
+            # No pass phrase: an encrypted key fails here instead of prompting on a terminal.
+            context.load_cert_chain(r.ssl_certfile, r.ssl_keyfile, password=lambda: b"")
     except (OSError, ssl.SSLError) as exc:
         problems.append(f"redis.ssl_certfile {r.ssl_certfile!r} / redis.ssl_keyfile "
                         f"{r.ssl_keyfile!r} cannot be used ({_file_problem(exc)}): give a PEM "
-                        f"certificate and the private key that belongs to it")
+                        f"certificate and the private key that belongs to it, unencrypted")
     return problems
 
 
 def _file_problem(exc: OSError | ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or "not PEM"
+        return exc.reason or "not PEM, or an encrypted key"
     return exc.strerror or type(exc).__name__
 
 

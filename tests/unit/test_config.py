@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from zdsync.config import OPTIONS, Secret, load, settings_table
 from zdsync.errors import ConfigError
@@ -266,6 +268,11 @@ def test_a_bad_redis_url_is_explained_without_its_password(url, message):
 def test_tls_files_are_checked_before_anything_connects(tmp_path, certificates):
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("not a certificate")
+    encrypted_key = str(tmp_path / "encrypted-key.pem")  # must fail, never prompt
+    key = serialization.load_pem_private_key(Path(certificates.client_key).read_bytes(), None)
+    Path(encrypted_key).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass phrase")))
     cases = [
         ({"REDIS_SSL": "true", "REDIS_SSL_CA_CERTS": str(tmp_path / "missing.pem")},
          "redis.ssl_ca_certs '" + str(tmp_path / "missing.pem") + "' cannot be used (No such"),
@@ -275,6 +282,8 @@ def test_tls_files_are_checked_before_anything_connects(tmp_path, certificates):
          "redis.ssl_keyfile needs redis.ssl_certfile"),
         ({"REDIS_SSL": "true", "REDIS_SSL_CERTFILE": certificates.client,
           "REDIS_SSL_KEYFILE": certificates.server_key}, "KEY_VALUES_MISMATCH"),
+        ({"REDIS_SSL": "true", "REDIS_SSL_CERTFILE": certificates.client,
+          "REDIS_SSL_KEYFILE": encrypted_key}, "not PEM, or an encrypted key"),
         ({"REDIS_SSL_CA_CERTS": certificates.ca},
          "redis.ssl_ca_certs is set but TLS is off: set redis.ssl true"),
     ]
