@@ -102,7 +102,8 @@ def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
     except redis.RedisError as exc:
         failure = explain(exc, r)
         return Check("Redis", FAIL, failure.text,
-                     _FIX_SETTING if failure.misconfigured else ""), None
+                     _FIX_SETTING if failure.misconfigured
+                     else "start Redis, or point zdsync at it (the settings named above)"), None
     db = node_kwargs(r).get("db", 0)
     check = Check("Redis", OK, f"{where_} answers ({facts}; db {db}, key prefix "
                   f"{r.key_prefix!r})")

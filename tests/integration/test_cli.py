@@ -576,7 +576,7 @@ def test_check_bad_configuration_and_redis_down(env, world):
     result = run(bad, "check")
     assert result.exit_code == 2  # a configuration error, as every command exits
     assert "✗ configuration: teamwork.project_id is required" in result.output
-    assert "✗ Redis: Redis at 127.0.0.1:1: no answer" in result.output
+    assert "✗ Redis: Redis at 127.0.0.1:1 does not answer" in result.output
     assert "fix: start Redis" in result.output
     assert "- Zendesk credentials: skipped" in result.output
 
