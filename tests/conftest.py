@@ -1,5 +1,7 @@
 """Shared fixtures: a private redis-server per test session, flushed per test; the
-simulators in process for command-line tests; a Sentinel cluster."""
+simulators in process for command-line tests; a Sentinel cluster; TLS servers with ACL
+users (``tests/tls.py`` makes their certificates), and a Sentinel cluster behind TLS and
+passwords of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from zdsync.localredis import LocalRedis
+from tests.tls import DATA_LOGIN, SENTINEL_PASSWORD, Certificates, acl_conf
+from zdsync.localredis import LocalRedis, Tls
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -84,13 +87,25 @@ def redis_client(redis_server: LocalRedis) -> Iterator[redis.Redis]:
 
 
 class SentinelCluster:
-    """A master, a replica and three Sentinels, all real processes on free ports."""
+    """A master, a replica and three Sentinels, all real processes on free ports. With
+    ``tls``: every process serves TLS only, the data nodes know only the ACL user of
+    ``tests.tls.DATA_LOGIN`` and the Sentinels ask for ``SENTINEL_PASSWORD``."""
 
-    def __init__(self) -> None:
-        self.master = LocalRedis().start()
-        self.replica = LocalRedis(replica_of=("127.0.0.1", self.master.port)).start()
-        self.sentinels = [LocalRedis(sentinel_for=("mymaster", "127.0.0.1", self.master.port))
-                          .start() for _ in range(3)]
+    def __init__(self, tls: Tls | None = None) -> None:
+        data: dict[str, Any] = {}
+        watch: dict[str, Any] = {}
+        if tls:
+            user, password = DATA_LOGIN
+            data = {"tls": tls, "login": DATA_LOGIN,
+                    "conf": [*acl_conf(), f"masteruser {user}", f"masterauth {password}"]}
+            watch = {"tls": tls, "login": (None, SENTINEL_PASSWORD), "conf": [
+                f"requirepass {SENTINEL_PASSWORD}",
+                f"sentinel auth-user mymaster {user}", f"sentinel auth-pass mymaster {password}",
+                f"sentinel sentinel-pass {SENTINEL_PASSWORD}"]}
+        self.master = LocalRedis(**data).start()
+        self.replica = LocalRedis(replica_of=("127.0.0.1", self.master.port), **data).start()
+        self.sentinels = [LocalRedis(sentinel_for=("mymaster", "127.0.0.1", self.master.port),
+                                     **watch).start() for _ in range(3)]
         self.wait_until_ready()
 
     @property
@@ -102,7 +117,7 @@ class SentinelCluster:
             "SENTINEL", "get-master-addr-by-name", "mymaster")
         return int(addr[1])
 
-    def wait_until_ready(self, timeout_seconds: float = 20.0) -> None:
+    def wait_until_ready(self, timeout_seconds: float = 60.0) -> None:
         """Until the replica is in sync and every Sentinel knows the replica and the others."""
         import time
         deadline = time.monotonic() + timeout_seconds
@@ -119,7 +134,7 @@ class SentinelCluster:
             time.sleep(0.2)
         raise RuntimeError("sentinel cluster did not become ready")
 
-    def failover(self, timeout_seconds: float = 20.0) -> int:
+    def failover(self, timeout_seconds: float = 60.0) -> int:
         """SENTINEL FAILOVER; returns the new master's port once Sentinel reports it."""
         import time
         old = self.master_port()
@@ -140,5 +155,50 @@ class SentinelCluster:
 @pytest.fixture
 def sentinel_cluster() -> Iterator[SentinelCluster]:
     cluster = SentinelCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return Certificates(tmp_path_factory.mktemp("tls"))
+
+
+def _tls_server(certs: Certificates, **tls: Any) -> Iterator[LocalRedis]:
+    server = LocalRedis(tls=Tls(**{"cert": certs.server, "key": certs.server_key,
+                                   "ca": certs.ca, **tls}),
+                        login=DATA_LOGIN, conf=acl_conf()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_redis(certificates: Certificates) -> Iterator[LocalRedis]:
+    """TLS only (no plain port), the ``default`` user off, one ACL user: a managed Redis."""
+    yield from _tls_server(certificates)
+
+
+@pytest.fixture(scope="session")
+def mtls_redis(certificates: Certificates) -> Iterator[LocalRedis]:
+    """As ``tls_redis``, and clients must show a certificate signed by the CA."""
+    yield from _tls_server(certificates, auth_clients=True)
+
+
+@pytest.fixture(scope="session")
+def expired_redis(certificates: Certificates) -> Iterator[LocalRedis]:
+    """As ``tls_redis``, with a certificate that expired yesterday."""
+    yield from _tls_server(certificates, cert=certificates.expired, key=certificates.expired_key)
+
+
+@pytest.fixture(scope="session")
+def misnamed_redis(certificates: Certificates) -> Iterator[LocalRedis]:
+    """As ``tls_redis``, with a valid certificate for another host name."""
+    yield from _tls_server(certificates, cert=certificates.misnamed,
+                           key=certificates.misnamed_key)
+
+
+@pytest.fixture
+def tls_sentinel_cluster(certificates: Certificates) -> Iterator[SentinelCluster]:
+    cluster = SentinelCluster(Tls(certificates.server, certificates.server_key, certificates.ca))
     yield cluster
     cluster.stop()

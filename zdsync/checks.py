@@ -12,16 +12,17 @@ from typing import Any
 
 import redis
 import requests
-from redis.sentinel import MasterNotFoundError, Sentinel
 
 from zdsync import defaults, eviction
 from zdsync.config import BY_DEST, Settings, load
-from zdsync.connection import connect, sentinel_kwargs
+from zdsync.connection import connect, node_kwargs, sentinel, where
+from zdsync.diagnosis import explain, server_facts
 from zdsync.errors import ApiError, ConfigError, RetryableError, Unauthorized
 from zdsync.routes import Route
 from zdsync.store import Store
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
+_FIX_SETTING = "fix the setting named above, then run zdsync check again"
 MARKS = {OK: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
 
 
@@ -86,32 +87,38 @@ def configuration(config_path: str | None,
 
 
 def redis_reachable(settings: Settings) -> tuple[Check, Store | None]:
+    """Redis answers, as whom, with TLS or not; else the one setting to fix. With
+    Sentinel, the master they name."""
     r = settings.redis
-    where = (f"the Sentinels {', '.join(f'{h}:{p}' for h, p in r.sentinel_hosts or ())}"
-             if r.use_sentinel else f"Redis at {r.host}:{r.port}")
     try:
+        where_ = where(r)
         if r.use_sentinel:
-            assert r.sentinel_hosts
-            host, port = Sentinel(list(r.sentinel_hosts), sentinel_kwargs=sentinel_kwargs(r)
-                                  ).discover_master(r.sentinel_master)
-            where = f"master {r.sentinel_master!r} at {host}:{port} (found by Sentinel)"
+            host, port = sentinel(r).discover_master(r.sentinel_master)
+            where_ = f"master {r.sentinel_master!r} at {host}:{port} (found by Sentinel)"
         store = Store(connect(r, attempts=0, timeout_seconds=defaults.CHECK_REDIS_TIMEOUT_SECONDS),
                       r.key_prefix)
         store.ping()
-    except redis.AuthenticationError as exc:
-        return Check("Redis", FAIL, f"authentication failed: {exc}",
-                     f"set the password: {_how('redis_password')}"), None
-    except MasterNotFoundError as exc:
-        return Check("Redis", FAIL, f"no Sentinel knows a master: {exc}",
-                     f"check {_how('redis_sentinel_hosts')}, and that the Sentinels monitor "
-                     f"the master named by redis.sentinel_master ({r.sentinel_master!r})"), None
+        facts = server_facts(store.r, r)
     except redis.RedisError as exc:
-        hint = (f"start Redis, or point zdsync at it: {_how('redis_host')}; "
-                f"{_how('redis_port')}")
-        if r.use_sentinel:
-            hint = f"check {_how('redis_sentinel_hosts')}"
-        return Check("Redis", FAIL, f"{where}: no answer ({exc})", hint), None
-    return Check("Redis", OK, f"{where} answers (db {r.db}, key prefix {r.key_prefix!r})"), store
+        failure = explain(exc, r)
+        return Check("Redis", FAIL, failure.text,
+                     _FIX_SETTING if failure.misconfigured
+                     else "start Redis, or point zdsync at it (the settings named above)"), None
+    db = node_kwargs(r).get("db", 0)
+    check = Check("Redis", OK, f"{where_} answers ({facts}; db {db}, key prefix "
+                  f"{r.key_prefix!r})")
+    if r.ssl_cert_reqs == "none" and (r.tls or r.sentinel_ssl):
+        check = Check("Redis", WARN, check.detail + "; its certificate is not checked",
+                      f"set {BY_DEST['redis_ssl_ca_certs'].env} and unset "
+                      f"{BY_DEST['redis_ssl_cert_reqs'].env}")
+    return check, store
+
+
+def misconfigured(results: list[Check]) -> bool:
+    """Exit 2: the configuration is invalid, or Redis refuses what the settings say (a
+    certificate, a login, TLS on or off), as opposed to being away (exit 1)."""
+    return any(c.state == FAIL and (c.name == "configuration" or c.hint == _FIX_SETTING)
+               for c in results)
 
 
 def _unreachable(service: str, exc: ApiError, url: str, dest: str) -> tuple[str, str]:
@@ -127,6 +134,9 @@ def zendesk_admin(client: Any, settings: Settings) -> Check:
     token_hint = (f"check the e-mail and token ({_how('zendesk_email')}; "
                   f"{_how('zendesk_api_token')}) and that token access is enabled in "
                   "Admin Center > Apps and integrations > Zendesk API")
+    if z.oauth_token:
+        token_hint = (f"check the OAuth token ({_how('zendesk_oauth_token')}): it must be "
+                      "current and of an admin, with the read and write scopes")
     try:
         me = client.me()
     except ApiError as exc:
@@ -148,7 +158,7 @@ def teamwork_identity(client: Any, settings: Settings) -> Check:
         detail, hint = _unreachable("Teamwork", exc, t.base_url, "teamwork_domain")
         return Check("Teamwork credentials", FAIL, detail,
                      hint or f"check the token of the integration user "
-                     f"({_how('teamwork_api_token')})")
+                     f"({_how('teamwork_oauth_token' if t.oauth_token else 'teamwork_api_token')})")
     return Check("Teamwork credentials", OK, f"{me.display or '?'} <{me.email or '?'}>, "
                  f"person {me.id}")
 

@@ -9,6 +9,7 @@ before anything touches the network.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -100,6 +101,8 @@ class ZendeskSettings:
         "add-on): export requests are paced under it.",
         defaults.ZENDESK_EXPORT_RATE_LIMIT_PER_MINUTE, low=1, high=1000, unit="requests/minute")
     url: str | None = setting("url", "Base URL override; default https://{subdomain}.zendesk.com.")
+    oauth_token: Secret | None = setting(
+        "secret", "Zendesk OAuth access token (Bearer), instead of email and api_token.")
 
     @property
     def base_url(self) -> str:
@@ -139,6 +142,9 @@ class TeamworkSettings:
         "Records Teamwork answers to one listing, its pages together (50,000 documented): a "
         "task listing that reaches it is read on, ordered by updatedAt, with updatedAfter.",
         defaults.TEAMWORK_LISTING_CAP, low=1, high=10**9, unit="records")
+    oauth_token: Secret | None = setting(
+        "secret", "Teamwork OAuth access token (Bearer) of the integration user, instead of "
+        "api_token.")
 
     @property
     def base_url(self) -> str:
@@ -147,19 +153,56 @@ class TeamworkSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    host: str = setting("str", "Redis host (ignored with Sentinel).", "localhost")
-    port: int = setting("int", "Redis port (ignored with Sentinel).", 6379, low=1, high=65535)
+    url: Secret | None = setting(
+        "redis_url",
+        "Redis URL as managed services hand it out and redis-py reads it: "
+        "redis://[user:password@]host:port/db, rediss://… for TLS, or unix:///path?db=N. "
+        "When set it wins over host, port, db, username and password.")
+    host: str = setting("str", "Redis host (ignored with Sentinel or url).", "localhost")
+    port: int = setting("int", "Redis port (ignored with Sentinel or url).", 6379,
+                        low=1, high=65535)
     db: int = setting(
         "int",
         "Redis database number (the server's `databases` setting says which exist).",
         0, low=0, high=2**31 - 1)
-    password: Secret | None = setting("secret", "Redis password (data nodes and Sentinels).")
+    username: str | None = setting(
+        "str", "ACL user (Redis 6 and later); unset: the default user.")
+    password: Secret | None = setting(
+        "secret", "Password of the data nodes (of username, or of the default user); never "
+        "sent to Sentinels (see sentinel_password).")
+    ssl: bool = setting(
+        "bool", "Talk TLS to Redis (implied by a rediss:// url); with Sentinel, to the master "
+        "the Sentinels name.", False)
+    ssl_ca_certs: str | None = setting(
+        "str", "PEM file of the CA that signed the server's certificate; default: the "
+        "system's trust store.")
+    ssl_certfile: str | None = setting(
+        "str", "PEM client certificate, for a server that requires one (mutual TLS).")
+    ssl_keyfile: str | None = setting(
+        "str", "PEM private key of ssl_certfile (unless that file holds it too).")
+    ssl_cert_reqs: str = setting(
+        "choice", "required: the server's certificate must be trusted and name the host; "
+        "none: not checked at all (logged as a warning; for tests only).",
+        "required", choices=("required", "none"))
     use_sentinel: bool = setting("bool", "Find the master through Redis Sentinel.", False)
     sentinel_hosts: tuple[tuple[str, int], ...] | None = setting(
         "hosts",
         "Sentinels as host:port,host:port.")
     sentinel_master: str = setting("str", "Master name known to the Sentinels.", "mymaster")
+    sentinel_username: str | None = setting(
+        "str", "ACL user of the Sentinels; unset: their default user.")
+    sentinel_password: Secret | None = setting(
+        "secret", "Password of the Sentinels themselves (their requirepass). Unset: none is "
+        "sent; before, password was sent to them too: for that, give both the same value.")
+    sentinel_ssl: bool = setting(
+        "bool", "Talk TLS to the Sentinels (their tls-port), with the ssl_* files above.", False)
     key_prefix: str = setting("str", "Prefix of every key zdsync writes.", "zdsync:")
+
+    @property
+    def tls(self) -> bool:
+        """TLS to the data nodes: ``ssl``, or a ``rediss://`` url."""
+        return self.ssl or (self.url is not None
+                            and self.url.reveal().lower().startswith("rediss://"))
 
 
 @dataclass(frozen=True)
@@ -409,21 +452,73 @@ def _missing(dest: str) -> str:
     return f"{opt.section}.{opt.key} is required: {opt.how_to_set()}"
 
 
+def _one_token(service: str, api_token: Secret | None, oauth_token: Secret | None) -> list[str]:
+    """Exactly one way to authenticate to a service: its API token or an OAuth token."""
+    api, oauth = BY_DEST[f"{service}_api_token"], BY_DEST[f"{service}_oauth_token"]
+    if api_token and oauth_token:
+        return [f"{service}.api_token and {service}.oauth_token are both set: use one (unset "
+                f"{api.env} or {oauth.env})"]
+    if not api_token and not oauth_token:
+        return [f"{service}.api_token is required (or {service}.oauth_token): "
+                f"{api.how_to_set()} (or {oauth.env} for an OAuth token)"]
+    return []
+
+
+def _tls_problems(r: RedisSettings) -> list[str]:
+    """The TLS files must be there and usable, before anything connects: a wrong path or a
+    key that does not fit its certificate is named here, not as a failed handshake."""
+    problems = []
+    files = {"ssl_ca_certs": r.ssl_ca_certs, "ssl_certfile": r.ssl_certfile,
+             "ssl_keyfile": r.ssl_keyfile}
+    given = [key for key, path in files.items() if path]
+    if given and not (r.tls or r.sentinel_ssl):
+        problems.append(f"redis.{given[0]} is set but TLS is off: set redis.ssl true (or use "
+                        f"a rediss:// redis.url, or redis.sentinel_ssl), or unset "
+                        f"{BY_DEST['redis_' + given[0]].env}")
+    if r.ssl_keyfile and not r.ssl_certfile:
+        problems.append(f"redis.ssl_keyfile needs redis.ssl_certfile, the certificate it "
+                        f"belongs to: {BY_DEST['redis_ssl_certfile'].how_to_set()}")
+    context = ssl.create_default_context()
+    try:
+        if r.ssl_ca_certs:
+            context.load_verify_locations(cafile=r.ssl_ca_certs)
+    except (OSError, ssl.SSLError) as exc:
+        problems.append(f"redis.ssl_ca_certs {r.ssl_ca_certs!r} cannot be used "
+                        f"({_file_problem(exc)}): it must be a PEM file of CA certificates: "
+                        f"{BY_DEST['redis_ssl_ca_certs'].how_to_set()}")
+    try:
+        if r.ssl_certfile:
+            # No pass phrase: an encrypted key fails here instead of prompting on a terminal.
+            context.load_cert_chain(r.ssl_certfile, r.ssl_keyfile, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        problems.append(f"redis.ssl_certfile {r.ssl_certfile!r} / redis.ssl_keyfile "
+                        f"{r.ssl_keyfile!r} cannot be used ({_file_problem(exc)}): give a PEM "
+                        f"certificate and the private key that belongs to it, unencrypted")
+    return problems
+
+
+def _file_problem(exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or "not PEM, or an encrypted key"
+    return exc.strerror or type(exc).__name__
+
+
 def _validate(s: Settings, require_services: bool) -> list[str]:
     problems = []
     if require_services:
         if not s.zendesk.url and not s.zendesk.subdomain:
             problems.append(_missing("zendesk_subdomain") + " (or zendesk.url)")
-        for dest, value in (("zendesk_email", s.zendesk.email),
-                            ("zendesk_api_token", s.zendesk.api_token),
-                            ("teamwork_api_token", s.teamwork.api_token),
-                            ("teamwork_project_id", s.teamwork.project_id)):
-            if not value:
-                problems.append(_missing(dest))
+        problems += _one_token("zendesk", s.zendesk.api_token, s.zendesk.oauth_token)
+        problems += _one_token("teamwork", s.teamwork.api_token, s.teamwork.oauth_token)
+        if not s.zendesk.oauth_token and not s.zendesk.email:
+            problems.append(_missing("zendesk_email") + " (unless zendesk.oauth_token is set)")
+        if not s.teamwork.project_id:
+            problems.append(_missing("teamwork_project_id"))
         if not s.teamwork.url and not s.teamwork.domain:
             problems.append(_missing("teamwork_domain") + " (or teamwork.url)")
     if s.redis.use_sentinel and not s.redis.sentinel_hosts:
         problems.append(_missing("redis_sentinel_hosts") + " when redis.use_sentinel is true")
+    problems += _tls_problems(s.redis)
     if s.http.probe_port and s.http.probe_port == s.http.port:
         problems.append(f"http.probe_port must differ from http.port ({s.http.port}), or be "
                         f"0 for no separate probe listener: "

@@ -1,6 +1,10 @@
 """Connecting to Redis, standalone or behind Sentinel, and knowing when its last writes
 may have been lost.
 
+Every client is made by ``connect`` from the settings: a url or host and port, an ACL user,
+TLS (with its CA and client certificate) to the data nodes and, separately, the Sentinels'
+own login and TLS. Why a connection fails is ``diagnosis``'s business.
+
 Redis replication is asynchronous: after a Sentinel failover, or when a write reached no
 replica, what the old master acknowledged may be gone. ``Replication`` notices (the master
 moved, a ``WAIT`` went unanswered, or the store saw Redis's run id change) and says so for a
@@ -10,12 +14,12 @@ while (``in_doubt``); passes then observe Teamwork before trusting a record.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -28,37 +32,93 @@ from zdsync.config import RedisSettings
 log = logging.getLogger(__name__)
 
 
-def sentinel_kwargs(settings: RedisSettings) -> dict[str, Any]:
-    """Options for the connections to the Sentinels themselves (not the data nodes):
-    short timeouts, and the password, which redis-py does not pass on by itself."""
-    kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-    if settings.password:
-        kwargs["password"] = settings.password.reveal()
+def _tls(settings: RedisSettings) -> dict[str, Any]:
+    """redis-py's TLS options from the ``ssl_*`` settings (data nodes and Sentinels alike)."""
+    global _warned_unverified
+    verify = settings.ssl_cert_reqs == "required"
+    if not verify and not _warned_unverified:
+        _warned_unverified = True
+        log.warning("redis.ssl_cert_reqs is none: the Redis server's certificate is not "
+                    "checked, so anyone between zdsync and Redis can read and change its "
+                    "data; set redis.ssl_ca_certs instead")
+    return {"ssl": True, "ssl_cert_reqs": settings.ssl_cert_reqs,
+            "ssl_check_hostname": verify, "ssl_ca_certs": settings.ssl_ca_certs,
+            "ssl_certfile": settings.ssl_certfile, "ssl_keyfile": settings.ssl_keyfile}
+
+
+_warned_unverified = False
+
+
+def node_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    """Where the data node is and how to log in to it: from ``url`` when set (it wins over
+    host, port, db, username and password), else from those settings; TLS when ``ssl`` is
+    on or the url is ``rediss://``. With Sentinel, host and port are ignored."""
+    if settings.url:
+        parsed = parse_url(settings.url.reveal())
+        kwargs = {key: parsed[key] for key in ("host", "port", "db", "username", "password")
+                  if key in parsed}
+        if "path" in parsed:
+            kwargs["unix_socket_path"] = parsed["path"]
+        kwargs.setdefault("port", 6379)
+    else:
+        kwargs = {"host": settings.host, "port": settings.port, "db": settings.db,
+                  "username": settings.username,
+                  "password": settings.password.reveal() if settings.password else None}
+    if settings.tls:
+        kwargs.update(_tls(settings))
     return kwargs
+
+
+def sentinel_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    """Options for the connections to the Sentinels themselves (not the data nodes): short
+    timeouts, and their own user, password and TLS (redis-py passes none on by itself)."""
+    kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0,
+                              "username": settings.sentinel_username}
+    if settings.sentinel_password:
+        kwargs["password"] = settings.sentinel_password.reveal()
+    if settings.sentinel_ssl:
+        kwargs.update(_tls(settings))
+    return kwargs
+
+
+def sentinel(settings: RedisSettings) -> Sentinel:
+    assert settings.sentinel_hosts
+    return Sentinel(list(settings.sentinel_hosts), sentinel_kwargs=sentinel_kwargs(settings))
+
+
+def where(settings: RedisSettings) -> str:
+    """Which Redis the settings name, for messages (never the url's password)."""
+    if settings.use_sentinel:
+        hosts = ", ".join(f"{h}:{p}" for h, p in settings.sentinel_hosts or ())
+        return f"master {settings.sentinel_master!r} of the Sentinels {hosts}"
+    kwargs = node_kwargs(settings)
+    if "unix_socket_path" in kwargs:
+        return f"Redis at {kwargs['unix_socket_path']}"
+    return f"Redis at {kwargs.get('host', 'localhost')}:{kwargs['port']}"
 
 
 def connect(settings: RedisSettings, *, attempts: int = defaults.REDIS_RETRY_ATTEMPTS,
             timeout_seconds: float = defaults.REDIS_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
-    """A client for the configured Redis; Sentinel re-discovers the master on reconnect.
+    """The one way zdsync makes a Redis client, so that the store, the lease, the webhook,
+    the probes, ``check`` and the demo all use the same address, user, password and TLS.
+    Sentinel re-discovers the master on reconnect.
 
     Health probes use ``attempts=0`` and a short timeout: a probe must answer quickly.
     """
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), attempts)
     common: dict[str, Any] = dict(
-        db=settings.db,
-        password=settings.password.reveal() if settings.password else None,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
         decode_responses=True,
     )
+    node = node_kwargs(settings)
     if settings.use_sentinel:
-        assert settings.sentinel_hosts
-        sentinel = Sentinel(list(settings.sentinel_hosts),
-                            sentinel_kwargs=sentinel_kwargs(settings))
-        return sentinel.master_for(settings.sentinel_master, **common)
-    return redis.Redis(host=settings.host, port=settings.port, **common)
+        for key in ("host", "port", "unix_socket_path"):
+            node.pop(key, None)
+        return sentinel(settings).master_for(settings.sentinel_master, **node, **common)
+    return redis.Redis(**node, **common)
 
 
 class Replication:
@@ -110,29 +170,3 @@ class Replication:
         """True for a while after Redis restarted, the master moved, or a write reached no
         replica: a record may be older than what Teamwork holds, or gone."""
         return time.monotonic() < self._doubt_until
-
-
-class Probe:
-    """Whether Redis answers, for /readyz: one ping (no retries, a short timeout) at a
-    time. Probes arriving meanwhile take the last answer instead of queueing behind a hung
-    Redis, so no probe waits longer than one ping."""
-
-    def __init__(self, settings: RedisSettings) -> None:
-        self.client = connect(settings, attempts=0,
-                              timeout_seconds=defaults.PROBE_REDIS_TIMEOUT_SECONDS)
-        self._busy = threading.Lock()
-        self._problem: str | None = "redis: not checked yet"
-
-    def problem(self) -> str | None:
-        """None when Redis answers; else what is wrong, for the probe's answer."""
-        if not self._busy.acquire(blocking=False):
-            return self._problem
-        try:
-            try:
-                self.client.ping()
-                self._problem = None
-            except redis.RedisError as exc:
-                self._problem = f"redis: {type(exc).__name__}"
-            return self._problem
-        finally:
-            self._busy.release()

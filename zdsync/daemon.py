@@ -42,7 +42,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from zdsync import defaults, eviction
 from zdsync.agents import CsvError, read_mappings_file
 from zdsync.config import BY_DEST, Settings
-from zdsync.connection import Probe, connect
+from zdsync.connection import connect
+from zdsync.diagnosis import Probe
 from zdsync.errors import ConfigError, ShuttingDown
 from zdsync.lease import SyncLock
 from zdsync.metrics import Metrics
@@ -139,6 +140,9 @@ class Daemon:
                  self.server.port,
                  self.probe_server.port if self.probe_server else "no separate port",
                  "on" if self.app.secret else "off")
+        problem = self.probe.problem()
+        if problem:  # said once, plainly; /readyz keeps saying it until Redis answers
+            log.error("%s; zdsync keeps trying, unready meanwhile", problem)
         return self
 
     def run(self) -> int:

@@ -34,7 +34,8 @@ from zdsync.config import (
     TeamworkSettings,
     ZendeskSettings,
 )
-from zdsync.connection import connect
+from zdsync.connection import connect, where
+from zdsync.diagnosis import explain
 from zdsync.localredis import LocalRedis, RedisUnavailable
 from zdsync.metrics import Metrics
 from zdsync.services import services
@@ -80,14 +81,17 @@ class TimeLapse:
 
 
 def _redis(settings: RedisSettings, out: TextIO) -> tuple[redis.Redis, LocalRedis | None]:
+    """The configured Redis (its address, login and TLS, as every command uses them) if it
+    answers; one that refuses the settings is reported, not replaced behind the back."""
     client = connect(settings, attempts=0, timeout_seconds=1.0)
     try:
         client.ping()
-        where = "Sentinel" if settings.use_sentinel else f"{settings.host}:{settings.port}"
-        print(f"Redis: using {where} under a private key prefix", file=out)
+        print(f"Redis: using {where(settings)} under a private key prefix", file=out)
         return client, None
-    except redis.RedisError:
-        pass
+    except redis.RedisError as exc:
+        failure = explain(exc, settings)
+        if failure.misconfigured:
+            raise RedisUnavailable(failure.text) from None
     if not LocalRedis.available():
         raise RedisUnavailable(
             "no Redis answers at the configured address and redis-server is not on PATH.\n"

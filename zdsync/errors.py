@@ -45,15 +45,16 @@ class Unauthorized(PermanentError):
 
 
 FIX_FOR_REFUSAL = {
-    ("teamwork", 401): "check teamwork.api_token (TEAMWORK_API_TOKEN): Teamwork does not "
-                       "accept it",
-    ("teamwork", 403): "give the integration user (the owner of teamwork.api_token) "
+    ("teamwork", 401): "check teamwork.api_token (TEAMWORK_API_TOKEN) or teamwork.oauth_token "
+                       "(TEAMWORK_OAUTH_TOKEN): Teamwork does not accept it",
+    ("teamwork", 403): "give the integration user (the owner of the token) "
                        "permission to add, edit, complete and delete tasks in the project "
                        "teamwork.project_id",
     ("zendesk", 401): "check zendesk.email and zendesk.api_token (ZENDESK_EMAIL, "
-                      "ZENDESK_API_TOKEN): Zendesk does not accept them",
-    ("zendesk", 403): "the identity zendesk.email must be an admin: the incremental export "
-                      "is admin-only",
+                      "ZENDESK_API_TOKEN), or zendesk.oauth_token (ZENDESK_OAUTH_TOKEN): "
+                      "Zendesk does not accept them",
+    ("zendesk", 403): "the identity of the token (zendesk.email, or the OAuth token's user) "
+                      "must be an admin: the incremental export is admin-only",
 }
 """What to fix for a 401 or 403, by service: the message of ``Unauthorized``."""
 

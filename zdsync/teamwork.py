@@ -26,7 +26,7 @@ from zdsync.people import Person
 from zdsync.tasks import Task, TaskList
 from zdsync.tickets import NO_PRIORITY
 from zdsync.times import epoch_or_none
-from zdsync.transport import SHAPE_ERRORS, Sleep, Transport, answers
+from zdsync.transport import SHAPE_ERRORS, Sleep, Transport, answers, credentials
 
 V3 = "/projects/api/v3"
 TASKLIST_PAGE_SIZE = 500
@@ -93,13 +93,14 @@ class TeamworkClient:
                  sleep: Sleep = time.sleep, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
-        assert settings.api_token is not None
         self.base_url = settings.base_url
         self.listing_cap = settings.listing_cap
         # 90 %: steadily under the limit, with room for an operator's CLI commands.
         self.pacer = BudgetPacer(settings.rate_limit * defaults.TEAMWORK_PACE_SHARE, clock)
         self.http = Transport(
-            "teamwork", settings.base_url, (settings.api_token.reveal(), "X"),
+            "teamwork", settings.base_url,
+            credentials((settings.api_token.reveal(), "X") if settings.api_token else None,
+                        settings.oauth_token),
             throttle_wait=ratelimit_wait_seconds, metrics=metrics, pacer=self.pacer,
             sleep=sleep, session=session,
         )

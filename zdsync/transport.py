@@ -36,6 +36,7 @@ from zdsync.errors import (
 from zdsync.logs import clip
 from zdsync.metrics import Metrics, status_class
 from zdsync.pacing import Pacer
+from zdsync.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,28 @@ def new_session() -> requests.Session:
     return session
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer {token}``: how both services take an OAuth access token.
+    The token stays a ``Secret`` until the header is written."""
+
+    def __init__(self, token: Secret) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token.reveal()}"
+        return request
+
+
+def credentials(basic: tuple[str, str] | None,
+                oauth_token: Secret | None) -> tuple[str, str] | BearerAuth:
+    """Bearer with an OAuth token, else Basic with the API token (the settings demand
+    exactly one of the two)."""
+    if oauth_token:
+        return BearerAuth(oauth_token)
+    assert basic is not None
+    return basic
+
+
 class Transport:
     """One API's session: base URL, auth, timeouts, retries, pacing and metrics.
 
@@ -152,7 +175,7 @@ class Transport:
         self,
         service: str,
         base_url: str,
-        auth: tuple[str, str],
+        auth: tuple[str, str] | BearerAuth,
         *,
         throttle_wait: Callable[[requests.Response], float | None],
         metrics: Metrics | None = None,

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from zdsync.secret import Secret
 from zdsync.times import epoch_of
@@ -104,6 +104,34 @@ def _parse_url(raw: Any) -> str:
     return text
 
 
+def _parse_redis_url(raw: Any) -> Secret:
+    """A redis://, rediss:// or unix:// URL, kept as a ``Secret`` (it may hold a password);
+    an error shows it with the password masked."""
+    text = str(raw).strip()
+    parts = urlsplit(text)
+    shown = _shown(text.replace(f":{parts.password}@", ":***@") if parts.password else text)
+    scheme = parts.scheme.lower()
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"expected redis://, rediss:// (TLS) or unix://, got {shown}")
+    query = parse_qs(parts.query)
+    path = parts.path.strip("/")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"the port is not a number from 1 to 65535 in {shown}") from None
+    if scheme != "unix" and (not parts.hostname or port == 0):
+        raise ValueError(f"expected a host (and port) after //, got {shown}")
+    if scheme == "unix" and not path:
+        raise ValueError(f"expected the socket's path, unix:///run/redis.sock, got {shown}")
+    db = query.pop("db", [path if scheme != "unix" else ""])[0]
+    if db and not db.isdigit():
+        raise ValueError(f"the database must be a number (…/0), got {shown}")
+    if query:
+        raise ValueError(f"options in the URL ({', '.join(sorted(query))}) are not read: set "
+                         f"them as [redis] settings instead, got {shown}")
+    return Secret(text)
+
+
 def _parse_choice(opt: Option, raw: Any) -> str:
     text = str(raw).strip()
     for choice in opt.choices:
@@ -131,6 +159,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "time": parse_time,
     "hosts": _parse_hosts,
     "url": _parse_url,
+    "redis_url": _parse_redis_url,
 }
 
 

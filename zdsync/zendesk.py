@@ -30,7 +30,7 @@ from zdsync.logs import clip
 from zdsync.metrics import Metrics
 from zdsync.pacing import Pacer
 from zdsync.people import User
-from zdsync.transport import Sleep, Transport, answers
+from zdsync.transport import Sleep, Transport, answers, credentials
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 SHOW_MANY_BATCH = 100
@@ -120,11 +120,11 @@ class ZendeskClient:
                  sleep: Sleep = time.sleep, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """``sleep`` and ``clock`` are injectable so tests can wait in simulated time."""
-        assert settings.api_token is not None and settings.email
         self.base_url = settings.base_url
         self.http = Transport(
             "zendesk", settings.base_url,
-            (f"{settings.email}/token", settings.api_token.reveal()),
+            credentials((f"{settings.email}/token", settings.api_token.reveal())
+                        if settings.api_token else None, settings.oauth_token),
             throttle_wait=retry_after_seconds, metrics=metrics, pacer=Pacer(None, clock),
             sleep=sleep, session=session,
         )
@@ -208,7 +208,7 @@ class ZendeskClient:
         if user.get("id") is None:
             raise Unauthorized("zendesk", "the credentials authenticate nobody (Zendesk "
                                "answered an anonymous user): check zendesk.email and "
-                               "zendesk.api_token", 401)
+                               "zendesk.api_token, or zendesk.oauth_token", 401)
         return User.from_api(user)
 
     @answers

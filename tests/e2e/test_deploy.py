@@ -45,7 +45,9 @@ from zdsync.config import Settings, load
 from zdsync.errors import ConfigError
 from zdsync.localredis import free_port
 
-SECRET_KEYS = ("ZENDESK_API_TOKEN", "TEAMWORK_API_TOKEN", "REDIS_PASSWORD", "WEBHOOK_SECRET")
+SECRET_KEYS = ("ZENDESK_API_TOKEN", "ZENDESK_OAUTH_TOKEN", "TEAMWORK_API_TOKEN",
+               "TEAMWORK_OAUTH_TOKEN", "REDIS_URL", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD",
+               "WEBHOOK_SECRET")
 OVERLAYS = ("standalone", "sentinel")
 SITE_SECRETS = {"ZENDESK_API_TOKEN": "zendesk-token", "TEAMWORK_API_TOKEN": "teamwork-token",
                 "WEBHOOK_SECRET": "webhook-secret"}
@@ -255,6 +257,38 @@ def test_every_reference_resolves(rendered, name):
         assert service_port[endpoint["port"]]["targetPort"] == "probes"
 
 
+def test_the_readme_managed_redis_overlay_renders_and_loads(tmp_path, certificates):
+    """The README's Kustomize lines for a managed Redis, added to a site overlay: valid
+    objects, REDIS_URL from the Secret, the CA from its ConfigMap where REDIS_SSL_CA_CERTS
+    points."""
+    readme = (REPO / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
+               if "a site overlay on a managed Redis" in b]
+    url = "rediss://zdsync:managed-pw@my-cache.example.com:6380/0"
+    site = site_overlay(tmp_path, "standalone", secrets={**SITE_SECRETS, "REDIS_URL": url})
+    (site / "redis-ca.pem").write_bytes(Path(certificates.ca).read_bytes())
+    kustomization = yaml.safe_load((site / "kustomization.yaml").read_text())
+    extra = yaml.safe_load(block)
+    kustomization["configMapGenerator"] += extra["configMapGenerator"]
+    kustomization["patches"] = extra["patches"]
+    (site / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    objects = kustomize(site)
+    for obj in objects:
+        validate(obj)
+    env = environment(objects)
+    ca_path = Path(env["REDIS_SSL_CA_CERTS"])
+    spec = container(objects)
+    mount = next(m for m in spec["volumeMounts"] if m["mountPath"] == str(ca_path.parent))
+    volume = next(v for v in only(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == mount["name"])
+    ca = tmp_path / "mounted-ca.pem"  # what the pod would find at ca_path
+    ca.write_text(named(objects, "ConfigMap", volume["configMap"]["name"])["data"][ca_path.name])
+    settings = load(None, {}, {**env, "ZDSYNC_CONFIG": "", "REDIS_SSL_CA_CERTS": str(ca)},
+                    require_services=False)
+    assert settings.redis.url.reveal() == url and settings.redis.tls
+    assert ca.read_text() == Path(certificates.ca).read_text()
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_rendered_configuration_loads_with_zdsync(rendered, overlay, tmp_path):
     """zdsync's own loader reads the rendered ConfigMap and environment: with the secrets an
@@ -263,6 +297,7 @@ def test_rendered_configuration_loads_with_zdsync(rendered, overlay, tmp_path):
     assert settings.zendesk.api_token.reveal() == SITE_SECRETS["ZENDESK_API_TOKEN"]
     assert settings.webhook.secret.reveal() == SITE_SECRETS["WEBHOOK_SECRET"]
     assert settings.redis.password is None  # an empty value means unset
+    assert settings.redis.url is None and settings.zendesk.oauth_token is None
     assert settings.http.port == 8080
     if overlay == "sentinel":
         assert settings.redis.use_sentinel and len(settings.redis.sentinel_hosts) == 3

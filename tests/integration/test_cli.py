@@ -577,7 +577,7 @@ def test_check_bad_configuration_and_redis_down(env, world):
     result = run(bad, "check")
     assert result.exit_code == 2  # a configuration error, as every command exits
     assert "✗ configuration: teamwork.project_id is required" in result.output
-    assert "✗ Redis: Redis at 127.0.0.1:1: no answer" in result.output
+    assert "✗ Redis: Redis at 127.0.0.1:1 does not answer" in result.output
     assert "fix: start Redis" in result.output
     assert "- Zendesk credentials: skipped" in result.output
 
@@ -875,7 +875,7 @@ def test_check_falls_back_to_ascii_where_the_terminal_cannot_encode(env, world):
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     out = result.stdout.decode("latin-1")
     assert "x configuration: teamwork.project_id is required" in out
-    assert "x Redis: Redis at 127.0.0.1:1: no answer" in out
+    assert "x Redis: Redis at 127.0.0.1:1 does not answer" in out
 
 
 def test_a_redis_that_does_not_answer_fails_a_command_fast_with_a_fix(env, world):
@@ -885,7 +885,7 @@ def test_a_redis_that_does_not_answer_fails_a_command_fast_with_a_fix(env, world
     # is loose for a busy machine).
     assert time.monotonic() - started < 8
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0].startswith("zdsync: Redis at 127.0.0.1:1: no answer")
+    assert result.stderr.splitlines()[0].startswith("zdsync: Redis at 127.0.0.1:1 does not answer")
     assert result.stderr.splitlines()[1].startswith("  fix: start Redis, or point zdsync at it")
 
 

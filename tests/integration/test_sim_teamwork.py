@@ -69,6 +69,16 @@ def test_auth_is_the_token_as_basic_user_name(tw: TeamworkSim) -> None:
     assert me["id"] == tw.me_id
 
 
+def test_an_oauth_token_is_a_bearer_token_of_the_integration_user(tw: TeamworkSim) -> None:
+    def me(header: str) -> requests.Response:
+        return requests.get(f"{tw.url}{V3}/me.json", headers={"Authorization": header})
+
+    assert me(f"Bearer {tw.oauth_token}").json()["person"]["id"] == tw.me_id
+    for header in ("Bearer wrong", f"Bearer {TOKEN}", "Bearer "):
+        answer = me(header)
+        assert answer.status_code == 401 and "x-ratelimit-limit" in answer.headers, header
+
+
 def test_create_task_shape_and_errors(tw: TeamworkSim, http: requests.Session,
                                       setup: dict[str, int]) -> None:
     answer = create(http, tw, setup["tasklist"], "#1 Printer", description="body",

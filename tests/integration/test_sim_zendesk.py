@@ -80,6 +80,15 @@ def test_bad_credentials_get_401(zd: ZendeskSim, auth: tuple[str, str] | None) -
     assert answer.json() == {"error": "Couldn't authenticate you"}
 
 
+def test_an_oauth_token_is_a_bearer_token_of_the_admin(zd: ZendeskSim) -> None:
+    def me(header: str) -> requests.Response:
+        return requests.get(f"{zd.url}/api/v2/users/me.json", headers={"Authorization": header})
+
+    assert me(f"Bearer {zd.oauth_token}").json()["user"]["id"] == zd.admin_id
+    for header in ("Bearer wrong", f"Bearer {TOKEN}", "Bearer ", f"Token {zd.oauth_token}"):
+        assert me(header).status_code == 401, header
+
+
 def test_token_works_with_any_users_email_and_export_is_admin_only(
         zd: ZendeskSim, people: dict[str, int], clock: Clock) -> None:
     agent = requests.Session()

@@ -77,3 +77,22 @@ def test_a_held_lease_is_checked_before_and_as_each_write_leaves_and_never_for_a
     assert len(calls) == writes
     client.complete_task(task)
     assert len(calls) > writes and tw.tasks()[0]["status"] == "completed"
+
+
+def test_check_passes_with_oauth_tokens_instead_of_api_tokens(cli_world):
+    """Both clients send ``Authorization: Bearer`` and both simulators take it; no e-mail
+    is needed for Zendesk then."""
+    from click.testing import CliRunner
+
+    from zdsync.cli import main
+
+    env = cli_world.env(ZENDESK_OAUTH_TOKEN=cli_world.zendesk.oauth_token,
+                        TEAMWORK_OAUTH_TOKEN=cli_world.teamwork.oauth_token)
+    for name in ("ZENDESK_API_TOKEN", "TEAMWORK_API_TOKEN", "ZENDESK_EMAIL"):
+        del env[name]
+    result = CliRunner().invoke(main, ["check"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "✓ Zendesk credentials" in result.output and "✓ Teamwork credentials" in result.output
+    assert cli_world.zendesk.oauth_token not in result.output
+    wrong = CliRunner().invoke(main, ["check"], env={**env, "TEAMWORK_OAUTH_TOKEN": "expired"})
+    assert wrong.exit_code == 1 and "teamwork.oauth_token (TEAMWORK_OAUTH_TOKEN)" in wrong.output

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from zdsync.config import OPTIONS, Secret, load, settings_table
 from zdsync.errors import ConfigError
@@ -62,7 +64,7 @@ def test_every_problem_reported_at_once_with_how_to_set():
         "zendesk.url from environment variable ZENDESK_URL: expected an http(s) URL",
         "zendesk.email is required: set [zendesk] email in the config file, --zendesk-email, "
         "or ZENDESK_EMAIL",
-        "teamwork.api_token is required",
+        "teamwork.api_token is required (or teamwork.oauth_token): set [teamwork] api_token",
         "sync.interval from environment variable SYNC_INTERVAL: must be 1 to 86,400 s, got '0'",
         "log.format from environment variable LOG_FORMAT: expected text or json (any case)",
         "sync.title_template is invalid",
@@ -236,3 +238,81 @@ def test_an_environment_variable_that_overrides_an_option_is_named():
     assert overridden({"redis_port": "6379"}, {"REDIS_PORT": ""}) == []  # unset
     [note] = overridden({"zendesk_api_token": "a"}, {"ZENDESK_API_TOKEN": "s3cret"})
     assert note.startswith("ZENDESK_API_TOKEN in the environment") and "s3cret" not in note
+
+
+# -- Redis: url, TLS files, Sentinel auth; OAuth tokens ------------------------------------
+
+
+def test_the_redis_url_is_a_secret_and_implies_tls():
+    s = load(None, {}, {"REDIS_URL": "rediss://app:url-Secret@cache.example:6380/2"},
+             require_services=False)
+    assert "url-Secret" not in repr(s) and s.redis.tls and not s.redis.ssl
+    assert not load(None, {}, {"REDIS_URL": "redis://h"}, require_services=False).redis.tls
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://h:1", "expected redis://, rediss:// (TLS) or unix://"),
+    ("rediss://u:pw-Hidden@h:99999/0", "the port is not a number"),
+    ("redis://u:pw-Hidden@h/zero", "the database must be a number"),
+    ("redis://u:pw-Hidden@h/0?ssl_cert_reqs=none", "set them as [redis] settings instead"),
+    ("redis://:pw-Hidden@/0", "expected a host"),
+    ("unix://", "expected the socket's path"),
+])
+def test_a_bad_redis_url_is_explained_without_its_password(url, message):
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, {"REDIS_URL": url}, require_services=False)
+    assert message in str(info.value) and "pw-Hidden" not in str(info.value)
+    assert "redis.url from environment variable REDIS_URL" in str(info.value)
+
+
+def test_tls_files_are_checked_before_anything_connects(tmp_path, certificates):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    encrypted_key = str(tmp_path / "encrypted-key.pem")  # must fail, never prompt
+    key = serialization.load_pem_private_key(Path(certificates.client_key).read_bytes(), None)
+    Path(encrypted_key).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass phrase")))
+    cases = [
+        ({"REDIS_SSL": "true", "REDIS_SSL_CA_CERTS": str(tmp_path / "missing.pem")},
+         "redis.ssl_ca_certs '" + str(tmp_path / "missing.pem") + "' cannot be used (No such"),
+        ({"REDIS_SSL": "true", "REDIS_SSL_CA_CERTS": str(not_pem)},
+         "it must be a PEM file of CA certificates"),
+        ({"REDIS_SSL": "true", "REDIS_SSL_KEYFILE": certificates.client_key},
+         "redis.ssl_keyfile needs redis.ssl_certfile"),
+        ({"REDIS_SSL": "true", "REDIS_SSL_CERTFILE": certificates.client,
+          "REDIS_SSL_KEYFILE": certificates.server_key}, "KEY_VALUES_MISMATCH"),
+        ({"REDIS_SSL": "true", "REDIS_SSL_CERTFILE": certificates.client,
+          "REDIS_SSL_KEYFILE": encrypted_key}, "not PEM, or an encrypted key"),
+        ({"REDIS_SSL_CA_CERTS": certificates.ca},
+         "redis.ssl_ca_certs is set but TLS is off: set redis.ssl true"),
+    ]
+    for env, message in cases:
+        with pytest.raises(ConfigError) as info:
+            load(None, {}, env, require_services=False)
+        assert message in str(info.value), env
+    good = {"REDIS_SSL": "true", "REDIS_SSL_CA_CERTS": certificates.ca,
+            "REDIS_SSL_CERTFILE": certificates.client, "REDIS_SSL_KEYFILE": certificates.client_key}
+    assert load(None, {}, good, require_services=False).redis.ssl_certfile == certificates.client
+
+
+def test_exactly_one_token_per_service():
+    oauth = {k: v for k, v in REQUIRED.items() if k not in ("ZENDESK_API_TOKEN",
+                                                              "TEAMWORK_API_TOKEN",
+                                                              "ZENDESK_EMAIL")}
+    s = load(None, {}, {**oauth, "ZENDESK_OAUTH_TOKEN": "zd-oauth-Secret",
+                        "TEAMWORK_OAUTH_TOKEN": "tw-oauth-Secret"})
+    assert s.zendesk.oauth_token.reveal() == "zd-oauth-Secret" and s.zendesk.email is None
+    assert "oauth-Secret" not in repr(s)
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, {**REQUIRED, "ZENDESK_OAUTH_TOKEN": "x", "TEAMWORK_OAUTH_TOKEN": "y"})
+    for service in ("zendesk", "teamwork"):
+        assert (f"{service}.api_token and {service}.oauth_token are both set: use one (unset "
+                f"{service.upper()}_API_TOKEN or {service.upper()}_OAUTH_TOKEN)"
+                in str(info.value))
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, oauth)
+    assert ("zendesk.api_token is required (or zendesk.oauth_token): set [zendesk] api_token "
+            "in the config file, --zendesk-api-token, or ZENDESK_API_TOKEN (or "
+            "ZENDESK_OAUTH_TOKEN for an OAuth token)") in str(info.value)
+    assert "zendesk.email is required" in str(info.value)  # the API token's way needs it

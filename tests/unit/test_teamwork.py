@@ -292,3 +292,12 @@ def test_tasklist_named_is_the_oldest_list_of_exactly_that_name(client, requests
         "meta": {"page": {"hasMore": False}}})
     assert client.tasklist_named(1, "Zendesk") == 7
     assert client.tasklist_named(1, "Zendesk (new)") is None
+
+
+def test_an_oauth_token_is_sent_as_bearer_and_the_api_token_not_at_all(requests_mock):
+    c = TeamworkClient(TeamworkSettings("acme", None, 1, oauth_token=Secret("tw-oauth")),
+                       metrics=Metrics())
+    requests_mock.get(V3 + "/me.json", json={"person": {"id": 7}})
+    assert c.me().id == 7
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer tw-oauth"
+    assert "tw-oauth" not in repr(c) + repr(c.http.session.auth)

@@ -256,3 +256,11 @@ def test_401_and_403_are_unauthorized_and_say_what_to_fix(client, requests_mock,
     assert "tok" not in message.replace("token", "")  # never the secret (nor the body)
     assert info.value.status == status and not isinstance(info.value, RetryableError)
     assert requests_mock.call_count == 1  # not retried
+
+
+def test_an_oauth_token_is_sent_as_bearer_without_an_email(requests_mock):
+    c = ZendeskClient(ZendeskSettings("acme", oauth_token=Secret("zd-oauth")), metrics=Metrics())
+    requests_mock.get(BASE + "/api/v2/users/me.json",
+                      json={"user": {"id": 3, "role": "admin", "email": "a@acme.test"}})
+    assert c.me().id == 3
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer zd-oauth"

@@ -19,13 +19,14 @@ def check(ctx: Context, as_json: bool) -> None:
 
     Configuration, Redis (the master, with Sentinel), Zendesk credentials of an admin,
     Teamwork credentials, the project and the task list. Exit 2 if the configuration is
-    invalid, 1 if another check fails.
+    invalid or Redis refuses the settings (certificate, login, TLS), 1 if another check
+    fails.
     Every check gives up within seconds: no retries, short timeouts.
     """
     results = checks.run(ctx.config_path, ctx.options,
                          lambda settings: ctx.clients(settings))
     failed = [c for c in results if c.state in (checks.FAIL, checks.SKIP)]
-    misconfigured = any(c.name == "configuration" and c.state == checks.FAIL for c in results)
+    misconfigured = checks.misconfigured(results)
     if as_json:
         output.dump_json({"ok": not failed, "checks": [c.as_dict() for c in results]})
     else:

@@ -79,16 +79,19 @@ class Context:
 
     def store(self) -> Store:
         """The Redis store; a Redis that does not answer ends the command (exit 1) within
-        ``CHECK_REDIS_TIMEOUT_SECONDS``, with the fix ``zdsync check`` gives: one quick
-        ping, no retries, before the store (which retries, for the work) is made."""
+        ``CHECK_REDIS_TIMEOUT_SECONDS``, one that refuses the settings (a certificate, a
+        login, TLS on one side only) too (exit 2), with the fix ``zdsync check`` gives: one
+        quick ping, no retries, before the store (which retries, for the work) is made."""
         if self._store is not None:
             return self._store
         settings = self.settings(require_services=False)
         reached, _ = checks.redis_reachable(settings)
         if reached.state == checks.FAIL:
-            fail(f"{reached.detail}\n  fix: {reached.hint}")
+            fail(f"{reached.detail}\n  fix: {reached.hint}",
+                 EXIT_CONFIG if checks.misconfigured([reached]) else EXIT_PARTIAL)
         self._store = Store.from_settings(settings.redis)
         return self._store
+
 
     def clients(self, settings: Settings | None = None) -> tuple[ZendeskClient, TeamworkClient]:
         from zdsync.teamwork import TeamworkClient

@@ -17,7 +17,7 @@ from zdsync.cli.context import Context
 from zdsync.config import OPTIONS, overridden
 
 METAVARS = {"int": "INTEGER", "float": "NUMBER", "time": "TIME", "hosts": "HOST:PORT,...",
-            "url": "URL", "secret": "SECRET", "str": "TEXT"}
+            "url": "URL", "redis_url": "REDIS-URL", "secret": "SECRET", "str": "TEXT"}
 """What ``--help`` shows a setting's value as. The values stay text for ``config.load``,
 which checks them with the same rules as the file's and the environment's and names the
 setting in its error (click's own types would word it differently per source)."""

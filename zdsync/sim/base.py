@@ -101,6 +101,13 @@ class Request:
             raise ValueError("empty body")
         return json.loads(self.body)
 
+    def bearer_token(self) -> str | None:
+        """The token of an ``Authorization: Bearer`` header, else ``None``."""
+        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return value.strip()
+
     def basic_auth(self) -> tuple[str, str] | None:
         """``(user, password)`` from an ``Authorization: Basic`` header, else ``None``."""
         header = self.headers.get("Authorization") or ""

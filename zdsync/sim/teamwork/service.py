@@ -50,9 +50,12 @@ class TeamworkService(SimServer):
 
     def __init__(self, api_token: str = "sim-teamwork-token", clock: Clock | None = None,
                  rate_limit_per_minute: int = 150, *, seed: int = 0,
-                 listing_cap: int = LISTING_CAP, variants: Variants | None = None) -> None:
+                 listing_cap: int = LISTING_CAP, variants: Variants | None = None,
+                 oauth_token: str = "sim-teamwork-oauth") -> None:
         super().__init__(clock, seed=seed)
         self.api_token = api_token
+        self.oauth_token = oauth_token
+        """An OAuth access token of the integration user: ``Authorization: Bearer``."""
         self.listing_cap = listing_cap
         self.variants = variants or Variants()
         """How it answers where Teamwork's answer is unknown (``variants.VARIANTS``)."""
@@ -101,12 +104,15 @@ class TeamworkService(SimServer):
 
     def before(self, request: Request, route: Route | None) -> Response | None:
         creds = request.basic_auth()
-        key = f"user:{creds[0]}" if creds else f"ip:{request.client}"
+        bearer = request.bearer_token()
+        token = bearer if bearer is not None else creds[0] if creds else None
+        key = f"user:{token}" if token is not None else f"ip:{request.client}"
         decision = self.limiter.hit(key)
         request.notes["rate"] = decision
         if not decision.allowed:
             return text_response(429, RATE_LIMIT_TEXT)
-        if creds is None or not hmac.compare_digest(creds[0], self.api_token):
+        expected = self.oauth_token if bearer is not None else self.api_token
+        if token is None or not hmac.compare_digest(token, expected):
             if request.path.startswith(V3):
                 return self._v3_error(401, "Unauthorized", "invalid or missing API token",
                                       "unauthorized")

@@ -63,10 +63,13 @@ class ZendeskService(SimServer):
                  clock: Clock | None = None, export_limit_per_minute: int = 10,
                  subdomain: str = "sim", *, rate_limit_per_minute: int = 700, seed: int = 0,
                  webhook_url: str | None = None, webhook_secret: str | None = None,
-                 omit_cursor_when_empty: bool = False) -> None:
+                 omit_cursor_when_empty: bool = False,
+                 oauth_token: str = "sim-zendesk-oauth") -> None:
         super().__init__(clock, seed=seed)
         self.email = email
         self.api_token = api_token
+        self.oauth_token = oauth_token
+        """An OAuth access token the admin granted: ``Authorization: Bearer``."""
         self.subdomain = subdomain
         self.export_limiter = RateLimiter(export_limit_per_minute, self.clock)
         self.account_limiter = RateLimiter(rate_limit_per_minute, self.clock)
@@ -166,6 +169,12 @@ class ZendeskService(SimServer):
         return json_response(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
     def _authenticate(self, request: Request) -> dict[str, Any] | None:
+        bearer = request.bearer_token()
+        if bearer is not None:
+            if not hmac.compare_digest(bearer, self.oauth_token):
+                return None
+            admin = self._users.get(self.admin_id)
+            return admin if admin is not None and admin["active"] else None
         creds = request.basic_auth()
         if creds is None:
             return None
