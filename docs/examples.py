@@ -96,6 +96,7 @@ def normalise(text: str, redis_port: int) -> str:
     text = re.sub(r"\bRedis \d+\.\d+\.\d+,", f"Redis {SHOWN_REDIS_VERSION},", text)
     text = text.replace(f"{socket.gethostname()}:{os.getpid()}", SHOWN_HOLDER)
     text = re.sub(r"(, (?:success|partial|failed), )\d+\.\d+ s:", r"\g<1>0.01 s:", text)
+    text = re.sub(r'("(?:duration|seconds)": )\d+(?:\.\d+)?', r"\g<1>0.01", text)  # --json
     return re.sub(r"(done in )\d+\.\d+ s", r"\g<1>0.01 s", text)
 
 
@@ -233,6 +234,7 @@ def reference(s: Session) -> None:
         w.advance(2)
         s.run("retries-list", "retries", "list", code=0)
         s.run("cursor-show", "cursor", "show", code=0)
+        s.run("cursor-show-json", "cursor", "show", "--json", code=0)
         s.run("retries-retry-unknown", "retries", "retry", "3", "999", code=1)
         s.run("retries-retry-all", "retries", "retry", "--all", code=0)
         s.run("retries-drop", "retries", "drop", "3", code=0)

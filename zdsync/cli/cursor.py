@@ -34,7 +34,8 @@ def cursor_show(ctx: Context, as_json: bool) -> None:
                "position_utc": None if state.position is None else _utc(state.position),
                "behind_seconds": None if lag is None else round(lag),
                "updated": state.updated, "last_pass": output.numbers(last) or None,
-               "last_rebuild": output.numbers(rebuilt) or None, "losses": losses or None})
+               "last_rebuild": output.numbers(rebuilt) or None,
+               "losses": dict(sorted(losses.items())) or None})
         return
     if state.position is None:
         click.echo("position:  none yet: the first pass starts at sync.start_time (default: "

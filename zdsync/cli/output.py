@@ -65,12 +65,13 @@ _FLOAT = re.compile(r"-?[0-9]{1,30}\.[0-9]*(?:e[+-]?[0-9]{1,3})?")
 
 def numbers(fields: dict[str, str]) -> dict[str, Any]:
     """A Redis hash for ``--json``: the values that are numbers as numbers (Redis keeps
-    only strings), the rest as they are."""
+    only strings), the rest as they are, keys sorted (a hash has no order of its own, and
+    scripts and the generated docs want the same output every time)."""
     def value(text: str) -> Any:
         if _INT.fullmatch(text):
             return int(text)
         return float(text) if _FLOAT.fullmatch(text) else text
-    return {key: value(text) for key, text in fields.items()}
+    return {key: value(fields[key]) for key in sorted(fields)}
 
 
 def dump_json(data: Any) -> None:

@@ -80,7 +80,8 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool) -> None:
                    f"kept (version {t.generated_timestamp}), so that older snapshots change "
                    "nothing")
     else:
-        click.echo(f"ticket {t.id}: {t.status}, subject {t.subject!r}")
+        subject = repr(t.subject) if t.subject else "none"
+        click.echo(f"ticket {t.id}: {t.status}, subject {subject}")
     click.echo(f"  Zendesk assignee {t.assignee_id or '-'}, submitter {t.submitter_id or '-'}"
                f", tags {', '.join(t.tags) or '-'}, updated {t.updated_at or '-'}")
     if routing.explicit:
