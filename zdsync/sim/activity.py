@@ -3,7 +3,7 @@
 Drives the simulator through what a help desk does all day (creates, comments, retitles,
 reassignments between mapped and unmapped agents, solves, reopens, closes, merges,
 deletes) so that the daemon's end state can be checked with :mod:`zdsync.sim.consistency`.
-Only transitions Zendesk allows are made (Zendesk API reference §4.1), so the admin
+Only transitions Zendesk allows are made (docs/simulators.md cites the source), so the admin
 methods never raise; a seed reproduces the same sequence on a fresh simulator.
 """
 

@@ -22,6 +22,6 @@ class ZendeskSim(Export, UsersAndGroups):
     """The Zendesk Support API for one account, in memory.
 
     ``email``/``api_token`` are the admin credentials the daemon is given; the token works
-    with any active user's e-mail, as real API tokens do (§3), so a non-admin identity can
+    with any active user's e-mail, as real API tokens do, so a non-admin identity can
     be exercised by using another user's e-mail with the same token.
     """

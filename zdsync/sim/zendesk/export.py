@@ -1,4 +1,4 @@
-"""The cursor-based incremental ticket export (§1): each ticket's latest version once, in
+"""The cursor-based incremental ticket export: each ticket's latest version once, in
 ascending ``generated_timestamp``, the last minute withheld, admins only, 10 requests a
 minute on top of the account limit.
 """
@@ -17,7 +17,7 @@ from zdsync.sim.zendesk.tickets import Tickets
 
 EXPORT_MAX_PER_PAGE = 1000
 EXPORT_DELAY_SECONDS = 60
-"""Changes younger than this are not exported yet (reference §1.3)."""
+"""Changes younger than this are not exported yet (docs/simulators.md)."""
 _END_SEQ = 2**53  # "after every change of that second" in a cursor position
 _TOO_RECENT = {"error": "StartTimeTooRecent",
                "description": "Too recent start_time. Use a start_time older than 1 minute"}
@@ -51,7 +51,7 @@ class Export(Tickets):
             per_page = min(int(per_page_raw), EXPORT_MAX_PER_PAGE)
         now = int(self.clock.now())
         cutoff = now - EXPORT_DELAY_SECONDS
-        # start_time wins over cursor when both are sent: the pitfall of §8 #2.
+        # start_time wins over cursor when both are sent (docs/simulators.md).
         if start_time is not None:
             if not start_time.lstrip("-").isdigit():
                 return invalid("start_time must be an integer (epoch seconds)")

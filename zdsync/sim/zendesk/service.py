@@ -2,8 +2,7 @@
 
 The modules beside this one (webhooks, tickets, export, users) each add their Python
 API, routes and handlers to :class:`ZendeskService`; ``__init__.py`` composes them into
-``ZendeskSim``. Section numbers (§n) are those of the Zendesk API reference
-(zendesk-api.md).
+``ZendeskSim``. Each behaviour's public source is cited in docs/simulators.md.
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ class ZendeskService(SimServer):
         self.export_limiter = RateLimiter(export_limit_per_minute, self.clock)
         self.account_limiter = RateLimiter(rate_limit_per_minute, self.clock)
         self.omit_cursor_when_empty = omit_cursor_when_empty
-        """Unverified behaviour (§1.5): an empty export page without any cursor."""
+        """Unverified (docs/simulators.md): an empty export page without any cursor."""
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.webhook_deliveries: list[dict[str, Any]] = []

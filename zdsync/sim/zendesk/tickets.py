@@ -1,4 +1,4 @@
-"""Tickets: their lifecycle rules (§4.1), the Python API that drives them as agents and
+"""Tickets: their lifecycle rules, the Python API that drives them as agents and
 end-users would, and show ticket and show_many.
 
 Every change goes through ``_bump``, which gives the ticket its next place in the export,
@@ -19,13 +19,13 @@ from zdsync.sim.zendesk.webhooks import EVENT_FOR_FIELD, Webhooks
 
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 CLOSED_EDITABLE = frozenset({"subject", "tags", "priority"})
-"""What may still change on a closed ticket (reference §4.1)."""
+"""What may still change on a closed ticket."""
 UPDATABLE = frozenset({"subject", "status", "assignee_id", "tags", "priority", "type",
                        "group_id", "requester_id", "brand_id", "ticket_form_id",
                        "organization_id", "due_at"})
 PRIORITIES = (None, "low", "normal", "high", "urgent")
 TYPES = (None, "problem", "incident", "question", "task")
-"""Ticket ``priority`` and ``type`` values (reference §4)."""
+"""Ticket ``priority`` and ``type`` values."""
 MERGE_TAG = "closed_by_merge"
 
 
@@ -81,7 +81,7 @@ class Tickets(Webhooks):
 
     def update_ticket(self, ticket_id: int, *, comment: str | None = None,
                       **fields: Any) -> dict[str, Any]:
-        """Apply an agent's update; lifecycle rules of §4.1 raise ``ValueError``.
+        """Apply an agent's update; lifecycle rules raise ``ValueError``.
 
         ``comment`` adds a comment (changes nothing the sync looks at, but is an event
         and so moves ``updated_at``).
@@ -130,12 +130,12 @@ class Tickets(Webhooks):
             return self._public_ticket(ticket)
 
     def touch(self, ticket_id: int) -> None:
-        """A system update (e.g. SLA metrics): moves ``generated_timestamp`` only (§1.6)."""
+        """A system update (e.g. SLA metrics): moves ``generated_timestamp`` only."""
         with self.lock:
             self._bump(self._live(ticket_id), event=False)
 
     def delete_ticket(self, ticket_id: int) -> None:
-        """Soft-delete: gone for show (404), ``status: "deleted"`` in the export (§1.7)."""
+        """Soft-delete: gone for show (404), ``status: "deleted"`` in the export."""
         with self.lock:
             ticket = self._live(ticket_id)
             self._status_before_delete[ticket_id] = ticket["status"]
@@ -189,7 +189,7 @@ class Tickets(Webhooks):
                      "tags": list(t["tags"])} for _, t in sorted(self._tickets.items())]
 
     def _check_fields(self, fields: dict[str, Any]) -> None:
-        """Values Zendesk refuses (reference §4): unknown priority or type, a group that
+        """Values Zendesk refuses: unknown priority or type, a group that
         does not exist, a ``due_at`` that is not an ISO-8601 UTC time."""
         if fields.get("priority") not in PRIORITIES:
             raise ValueError(f"unknown priority {fields['priority']!r}")

@@ -1,4 +1,4 @@
-"""Event-subscription webhooks (§6.1, §6.3): each ticket event, signed and posted in order
+"""Event-subscription webhooks: each ticket event, signed and posted in order
 by one background thread, best effort, when ``webhook_url`` and ``webhook_secret`` are set.
 """
 
@@ -33,7 +33,7 @@ class Webhooks(ZendeskService):
     """``_emit`` queues an event; ``wait_webhooks`` lets a test wait for the deliveries."""
 
     def _emit(self, ticket: dict[str, Any], kind: str, previous: Any, current: Any) -> None:
-        """Queue a signed event-subscription webhook (§6.1, §6.3); best effort."""
+        """Queue a signed event-subscription webhook; best effort."""
         if not self.webhook_url or not self.webhook_secret:
             return
         event: dict[str, Any] = {"meta": {"sequence": {
